@@ -1,0 +1,6 @@
+//! Pure computations of `shared/spec/analytics.md`: plain structs in, plain
+//! structs out; no database, no web, no async. Accumulators here are
+//! mergeable, so a result can be folded in piece by piece or recomputed whole
+//! and come out the same.
+pub mod moments;
+pub mod nps;

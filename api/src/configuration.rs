@@ -1,0 +1,159 @@
+//! Layered configuration: defaults here, overridden by `GROWTHPOINT_*`
+//! variables and the conventional `DATABASE_URL`, `REDIS_URL`, `SMTP_URL`,
+//! `JWT_SECRET`. With nothing set, everything lives in `./growthpoint-data`.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Serialized};
+use serde::{Deserialize, Serialize};
+
+/// A string that never shows itself in logs or debug output.
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub bind: String,
+    /// Folder of the embedded default: SQLite files, JWT key, email outbox.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// `redis://…` for the job queue; default: SQLite queue in `data_dir`.
+    pub redis_url: Option<String>,
+    /// `smtp://…`; default: `.eml` files in `data_dir/outbox`.
+    pub smtp_url: Option<String>,
+    /// HS256 key; required with PostgreSQL, generated once in `data_dir` otherwise.
+    pub jwt_secret: Option<Secret>,
+    pub jwt_ttl_secs: i64,
+    /// Queue name (Redis key prefix / SQLite queue); tests isolate with it.
+    pub queue_name: String,
+    /// Sign-up and login attempts per IP per minute.
+    pub auth_rate_per_minute: u32,
+    /// Requests per API key per second (burst of twice that).
+    pub api_key_rate_per_second: u32,
+    /// Largest JSON body, bytes.
+    pub body_limit_bytes: usize,
+    /// Largest import body, bytes.
+    pub import_limit_bytes: usize,
+    pub db_max_connections: u32,
+    /// Run the worker inside `serve` (turned off by `--no-worker`).
+    pub run_worker: bool,
+    /// Jobs one worker process runs at once.
+    pub worker_concurrency: usize,
+    /// How often the worker looks for work whose wake-up was lost, ms.
+    pub sweep_interval_ms: u64,
+    /// How often an idle worker polls the queue, ms.
+    pub queue_poll_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./growthpoint-data"),
+            database_url: None,
+            redis_url: None,
+            smtp_url: None,
+            jwt_secret: None,
+            jwt_ttl_secs: 3600,
+            queue_name: "growthpoint-recompute".into(),
+            auth_rate_per_minute: 20,
+            api_key_rate_per_second: 500,
+            body_limit_bytes: 1024 * 1024,
+            import_limit_bytes: 256 * 1024 * 1024,
+            db_max_connections: 16,
+            run_worker: true,
+            worker_concurrency: 2,
+            sweep_interval_ms: 2000,
+            queue_poll_ms: 200,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "SMTP_URL", "JWT_SECRET"]))
+            .merge(Env::prefixed("GROWTHPOINT_"))
+            .extract()
+            .context("while reading configuration")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"))
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("growthpoint.sqlite").display()
+            )
+        })
+    }
+
+    pub fn queue_url(&self) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("queue.sqlite").display()
+        )
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// The JWT key: configured, or generated once and kept in `data_dir`.
+    pub fn jwt_key(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(s) = &self.jwt_secret {
+            if s.expose().len() < 32 {
+                anyhow::bail!("JWT_SECRET must be at least 32 bytes");
+            }
+            return Ok(s.expose().as_bytes().to_vec());
+        }
+        if self.is_postgres() {
+            anyhow::bail!("JWT_SECRET is required with PostgreSQL (shared by every replica)");
+        }
+        let path = self.data_dir.join("jwt.key");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let key = existing.trim();
+            if key.len() >= 64 {
+                return Ok(key.as_bytes().to_vec());
+            }
+        }
+        let key: String = (0..2)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect::<Vec<_>>()
+            .join("");
+        std::fs::write(&path, &key).with_context(|| format!("while writing {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(key.into_bytes())
+    }
+}

@@ -1,0 +1,137 @@
+//! GraphQL at `/graphql`: a thin adapter over the same service calls as REST.
+//! Depth and complexity are limited; lists are paginated like REST.
+mod mutation;
+mod query;
+
+use async_graphql::{EmptySubscription, ErrorExtensions, Schema, SimpleObject};
+use service::page::Page;
+use service::{AppError, RequestCtx, Services};
+
+pub type GpSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+pub const MAX_DEPTH: usize = 10;
+pub const MAX_COMPLEXITY: usize = 1000;
+
+/// The one place the schema is built.
+pub fn build_schema(services: Services) -> GpSchema {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .data(services)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The caller as resolved from the request's bearer token, or why not.
+pub struct Caller(pub Result<RequestCtx, AppError>);
+
+pub(crate) fn caller<'a>(
+    ctx: &async_graphql::Context<'a>,
+) -> async_graphql::Result<&'a RequestCtx> {
+    match ctx.data::<Caller>() {
+        Ok(Caller(Ok(c))) => Ok(c),
+        Ok(Caller(Err(e))) => Err(gql_error(clone_err(e))),
+        Err(_) => Err(gql_error(AppError::Unauthorized(
+            "missing bearer token".into(),
+        ))),
+    }
+}
+
+pub(crate) fn services<'a>(ctx: &async_graphql::Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+fn clone_err(e: &AppError) -> AppError {
+    match e {
+        AppError::Unauthorized(m) => AppError::Unauthorized(m.clone()),
+        AppError::RateLimited { retry_after_secs } => AppError::RateLimited {
+            retry_after_secs: *retry_after_secs,
+        },
+        other => AppError::Unauthorized(other.public_detail()),
+    }
+}
+
+/// `AppError` → a GraphQL error with `extensions.code` (and `fields`).
+pub fn gql_error(e: AppError) -> async_graphql::Error {
+    if let AppError::Unexpected(inner) = &e {
+        tracing::error!(error = %format!("{inner:?}"), "graphql request failed");
+    }
+    let code = e.code().to_uppercase();
+    let fields = match &e {
+        AppError::Validation(errs) => Some(errs.clone()),
+        _ => None,
+    };
+    async_graphql::Error::new(e.public_detail()).extend_with(|_, ext| {
+        ext.set("code", code.clone());
+        if let Some(fields) = &fields {
+            let list: Vec<async_graphql::Value> = fields
+                .iter()
+                .map(|f| {
+                    let mut m = async_graphql::indexmap::IndexMap::new();
+                    m.insert(
+                        async_graphql::Name::new("field"),
+                        async_graphql::Value::from(f.field.clone()),
+                    );
+                    m.insert(
+                        async_graphql::Name::new("message"),
+                        async_graphql::Value::from(f.message.clone()),
+                    );
+                    if let Some(r) = f.row {
+                        m.insert(
+                            async_graphql::Name::new("row"),
+                            async_graphql::Value::from(r as u64),
+                        );
+                    }
+                    async_graphql::Value::Object(m)
+                })
+                .collect();
+            ext.set("fields", async_graphql::Value::List(list));
+        }
+    })
+}
+
+pub(crate) trait OrGql<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> OrGql<T> for Result<T, AppError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(gql_error)
+    }
+}
+
+macro_rules! gql_page {
+    ($($name:ident => $t:ty),* $(,)?) => {
+        $(
+            #[derive(SimpleObject)]
+            pub struct $name {
+                pub items: Vec<$t>,
+                /// Pass as `after` for the next page; null on the last.
+                pub next_cursor: Option<String>,
+            }
+            impl From<Page<$t>> for $name {
+                fn from(p: Page<$t>) -> Self {
+                    Self { items: p.items, next_cursor: p.next_cursor }
+                }
+            }
+        )*
+    };
+}
+
+gql_page!(
+    ClientPage => service::clients::ClientView,
+    ApiKeyPage => service::api_keys::ApiKeyView,
+    MemberPage => service::members::MemberView,
+    LibraryPage => service::libraries::LibrarySummary,
+    QuestionnairePage => service::questionnaires::QuestionnaireView,
+    ResponsePage => service::responses::ResponseView,
+    SegmentPage => service::segments::SegmentView,
+    JobRunPage => service::jobs::JobRunView,
+);
+
+pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {
+    service::page::PageParams {
+        // A negative page size becomes out of range and is refused as such.
+        limit: first.map(|f| u64::try_from(f).unwrap_or(0)),
+        after,
+    }
+}

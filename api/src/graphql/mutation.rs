@@ -1,0 +1,346 @@
+use async_graphql::{Context, ID, Json, Object, Result};
+use service::api_keys::{ApiKeyView, CreateApiKey, CreatedApiKey};
+use service::clients::{ClientView, CreateClient, UpdateClient};
+use service::domain::import::ResponseInput;
+use service::domain::segment_filter::SegmentFilter;
+use service::factors::{FactorInput, FactorView};
+use service::libraries::{CloneLibrary, LibraryView, StageInput, TouchpointInput, TouchpointView};
+use service::members::{ChangeRole, InvitationResult, InviteMember, MemberView};
+use service::questionnaires::{CreateQuestionnaire, QuestionnaireView, UpdateQuestionnaire};
+use service::responses::IngestResult;
+use service::segments::{SegmentInput, SegmentView};
+use service::{AppError, Role};
+
+use super::query::parse_id;
+use super::{OrGql, caller, services};
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    async fn create_client(&self, ctx: &Context<'_>, input: CreateClient) -> Result<ClientView> {
+        services(ctx).create_client(caller(ctx)?, input).await.gql()
+    }
+
+    async fn update_client(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateClient,
+    ) -> Result<ClientView> {
+        services(ctx)
+            .update_client(caller(ctx)?, parse_id(&id, "id")?, input)
+            .await
+            .gql()
+    }
+
+    async fn archive_client(&self, ctx: &Context<'_>, id: ID) -> Result<ClientView> {
+        services(ctx)
+            .set_client_archived(caller(ctx)?, parse_id(&id, "id")?, true)
+            .await
+            .gql()
+    }
+
+    async fn unarchive_client(&self, ctx: &Context<'_>, id: ID) -> Result<ClientView> {
+        services(ctx)
+            .set_client_archived(caller(ctx)?, parse_id(&id, "id")?, false)
+            .await
+            .gql()
+    }
+
+    async fn delete_client(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_client(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    async fn clone_touchpoint_library(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: Option<String>,
+    ) -> Result<LibraryView> {
+        services(ctx)
+            .clone_library(caller(ctx)?, parse_id(&id, "id")?, CloneLibrary { name })
+            .await
+            .gql()
+    }
+
+    async fn delete_touchpoint_library(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_library(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    async fn add_stage(
+        &self,
+        ctx: &Context<'_>,
+        library_id: ID,
+        input: StageInput,
+    ) -> Result<LibraryView> {
+        services(ctx)
+            .add_stage(caller(ctx)?, parse_id(&library_id, "libraryId")?, input)
+            .await
+            .gql()
+    }
+
+    async fn delete_stage(&self, ctx: &Context<'_>, library_id: ID, stage_id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_stage(
+                caller(ctx)?,
+                parse_id(&library_id, "libraryId")?,
+                parse_id(&stage_id, "stageId")?,
+            )
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    async fn add_touchpoint(
+        &self,
+        ctx: &Context<'_>,
+        library_id: ID,
+        input: TouchpointInput,
+    ) -> Result<TouchpointView> {
+        services(ctx)
+            .add_touchpoint(caller(ctx)?, parse_id(&library_id, "libraryId")?, input)
+            .await
+            .gql()
+    }
+
+    async fn update_touchpoint(
+        &self,
+        ctx: &Context<'_>,
+        library_id: ID,
+        touchpoint_id: ID,
+        input: TouchpointInput,
+    ) -> Result<TouchpointView> {
+        services(ctx)
+            .update_touchpoint(
+                caller(ctx)?,
+                parse_id(&library_id, "libraryId")?,
+                parse_id(&touchpoint_id, "touchpointId")?,
+                input,
+            )
+            .await
+            .gql()
+    }
+
+    async fn delete_touchpoint(
+        &self,
+        ctx: &Context<'_>,
+        library_id: ID,
+        touchpoint_id: ID,
+    ) -> Result<bool> {
+        services(ctx)
+            .delete_touchpoint(
+                caller(ctx)?,
+                parse_id(&library_id, "libraryId")?,
+                parse_id(&touchpoint_id, "touchpointId")?,
+            )
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    async fn create_choice_factor(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: FactorInput,
+    ) -> Result<FactorView> {
+        services(ctx)
+            .create_factor(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
+    async fn update_choice_factor(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: FactorInput,
+    ) -> Result<FactorView> {
+        services(ctx)
+            .update_factor(caller(ctx)?, parse_id(&id, "id")?, input)
+            .await
+            .gql()
+    }
+
+    async fn delete_choice_factor(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_factor(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    async fn create_questionnaire(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: CreateQuestionnaire,
+    ) -> Result<QuestionnaireView> {
+        services(ctx)
+            .create_questionnaire(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
+    async fn update_questionnaire(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateQuestionnaire,
+    ) -> Result<QuestionnaireView> {
+        services(ctx)
+            .update_questionnaire(caller(ctx)?, parse_id(&id, "id")?, input)
+            .await
+            .gql()
+    }
+
+    async fn archive_questionnaire(&self, ctx: &Context<'_>, id: ID) -> Result<QuestionnaireView> {
+        services(ctx)
+            .set_questionnaire_archived(caller(ctx)?, parse_id(&id, "id")?, true)
+            .await
+            .gql()
+    }
+
+    /// Submit one response; `answers` is an object keyed by question key.
+    async fn submit_response(
+        &self,
+        ctx: &Context<'_>,
+        questionnaire_id: ID,
+        answers: Json<serde_json::Map<String, serde_json::Value>>,
+        external_id: Option<String>,
+        respondent_ref: Option<String>,
+        submitted_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<IngestResult> {
+        let input = ResponseInput {
+            external_id,
+            submitted_at,
+            respondent_ref,
+            answers: answers.0,
+        };
+        services(ctx)
+            .submit_response(
+                caller(ctx)?,
+                parse_id(&questionnaire_id, "questionnaireId")?,
+                input,
+            )
+            .await
+            .gql()
+    }
+
+    /// `filter`: `{"conditions": [{"question": "key", "values": [...]} | {"question": "key", "min": 1, "max": 5}]}`.
+    async fn create_segment(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        name: String,
+        filter: Json<serde_json::Value>,
+    ) -> Result<SegmentView> {
+        let filter = parse_filter(filter.0)?;
+        services(ctx)
+            .create_segment(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                SegmentInput { name, filter },
+            )
+            .await
+            .gql()
+    }
+
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: String,
+        filter: Json<serde_json::Value>,
+    ) -> Result<SegmentView> {
+        let filter = parse_filter(filter.0)?;
+        services(ctx)
+            .update_segment(
+                caller(ctx)?,
+                parse_id(&id, "id")?,
+                SegmentInput { name, filter },
+            )
+            .await
+            .gql()
+    }
+
+    async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_segment(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    /// The `key` in the answer is shown this once.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKey,
+    ) -> Result<CreatedApiKey> {
+        services(ctx)
+            .create_api_key(caller(ctx)?, input)
+            .await
+            .gql()
+    }
+
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKeyView> {
+        services(ctx)
+            .revoke_api_key(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    async fn invite_member(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteMember,
+    ) -> Result<InvitationResult> {
+        services(ctx).invite_member(caller(ctx)?, input).await.gql()
+    }
+
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        role: Role,
+    ) -> Result<MemberView> {
+        services(ctx)
+            .change_member_role(caller(ctx)?, parse_id(&id, "id")?, ChangeRole { role })
+            .await
+            .gql()
+    }
+
+    async fn remove_member(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .remove_member(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+}
+
+fn parse_filter(v: serde_json::Value) -> Result<SegmentFilter> {
+    let body =
+        serde_json::to_vec(&v).map_err(|e| super::gql_error(AppError::Unexpected(e.into())))?;
+    crate::extract::parse_json::<SegmentFilter>(&body)
+        .map_err(|e| match e {
+            AppError::Validation(mut errs) => {
+                for f in &mut errs {
+                    f.field = format!("filter.{}", f.field);
+                }
+                AppError::Validation(errs)
+            }
+            other => other,
+        })
+        .gql()
+}

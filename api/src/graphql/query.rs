@@ -1,0 +1,198 @@
+use async_graphql::{Context, ID, Object, Result};
+use service::auth::MeView;
+use service::clients::ClientView;
+use service::factors::FactorView;
+use service::libraries::LibraryView;
+use service::questionnaires::QuestionnaireView;
+use service::segments::SegmentView;
+use service::summary::SummaryView;
+use uuid::Uuid;
+
+use super::{
+    ApiKeyPage, ClientPage, JobRunPage, LibraryPage, MemberPage, OrGql, QuestionnairePage,
+    ResponsePage, SegmentPage, caller, page, services,
+};
+
+pub struct Query;
+
+pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
+    Uuid::parse_str(id)
+        .map_err(|_| super::gql_error(service::AppError::field(field, "is not an id")))
+}
+
+#[Object]
+impl Query {
+    /// The caller: agency, user or API key.
+    async fn me(&self, ctx: &Context<'_>) -> Result<MeView> {
+        services(ctx).me(caller(ctx)?).await.gql()
+    }
+
+    async fn clients(
+        &self,
+        ctx: &Context<'_>,
+        include_archived: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ClientPage> {
+        services(ctx)
+            .list_clients(
+                caller(ctx)?,
+                include_archived.unwrap_or(false),
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn client(&self, ctx: &Context<'_>, id: ID) -> Result<ClientView> {
+        services(ctx)
+            .get_client(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    async fn touchpoint_libraries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LibraryPage> {
+        services(ctx)
+            .list_libraries(caller(ctx)?, page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn touchpoint_library(&self, ctx: &Context<'_>, id: ID) -> Result<LibraryView> {
+        services(ctx)
+            .get_library(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    async fn choice_factors(&self, ctx: &Context<'_>, client_id: ID) -> Result<Vec<FactorView>> {
+        services(ctx)
+            .list_factors(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    async fn questionnaires(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<QuestionnairePage> {
+        services(ctx)
+            .list_questionnaires(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn questionnaire(&self, ctx: &Context<'_>, id: ID) -> Result<QuestionnaireView> {
+        services(ctx)
+            .get_questionnaire(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// The latest summary and the data version it reflects.
+    async fn questionnaire_summary(&self, ctx: &Context<'_>, id: ID) -> Result<SummaryView> {
+        services(ctx)
+            .questionnaire_summary(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    async fn responses(
+        &self,
+        ctx: &Context<'_>,
+        questionnaire_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ResponsePage> {
+        services(ctx)
+            .list_responses(
+                caller(ctx)?,
+                parse_id(&questionnaire_id, "questionnaireId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SegmentPage> {
+        services(ctx)
+            .list_segments(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn segment(&self, ctx: &Context<'_>, id: ID) -> Result<SegmentView> {
+        services(ctx)
+            .get_segment(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ApiKeyPage> {
+        services(ctx)
+            .list_api_keys(caller(ctx)?, page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MemberPage> {
+        services(ctx)
+            .list_members(caller(ctx)?, page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    /// Recompute runs (admins); `status`: succeeded, retrying or failed.
+    async fn job_runs(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<JobRunPage> {
+        services(ctx)
+            .list_job_runs(caller(ctx)?, status, page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+}

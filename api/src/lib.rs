@@ -1,0 +1,10 @@
+//! The Growthpoint HTTP API (REST + GraphQL) and the `growthpoint` binary's
+//! start-up code.
+pub mod configuration;
+pub mod error;
+pub mod extract;
+pub mod graphql;
+pub mod openapi;
+pub mod rest;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,152 @@
+//! Responses in, summaries out.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use service::domain::import::ResponseInput;
+use service::idempotency::request_hash;
+use service::page::{Page, PageParams};
+use service::responses::{ImportFormat, IngestResult, ResponseView};
+use service::summary::SummaryView;
+use service::{AppError, FieldError};
+use uuid::Uuid;
+
+use super::{Errors, ok};
+use crate::error::ApiResult;
+use crate::extract::{Auth, ImportBody, State, parse_json};
+
+/// Schema of one response as sent.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseIn {
+    /// Your id for the response; re-sending it is a no-op (counted as duplicate).
+    external_id: Option<String>,
+    /// When it was given (RFC 3339); default: now.
+    submitted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Links the response to a customer.
+    respondent_ref: Option<String>,
+    /// Answers keyed by question key. Multi-choice answers are lists.
+    #[schema(value_type = Object)]
+    answers: serde_json::Value,
+}
+
+/// Submit one response. Supports `Idempotency-Key`.
+#[utoipa::path(
+    tag = "responses",
+    params(("id" = Uuid, Path, description = "questionnaire id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for a retried request")),
+    request_body = ResponseIn,
+    responses((status = 201, body = IngestResult), Errors),
+    security(("bearer" = []))
+)]
+#[post("/questionnaires/{id}/responses")]
+async fn submit_response(
+    state: State,
+    req: HttpRequest,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    body: ImportBody,
+) -> ApiResult<HttpResponse> {
+    let body = body.0;
+    if body.len() > state.body_limit {
+        return Err(AppError::PayloadTooLarge.into());
+    }
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
+    let hash = request_hash("POST", req.path(), &body);
+    if let Some(k) = &key {
+        if let Some(stored) = state.services.idempotent_lookup(&ctx, k, &hash).await? {
+            let status = actix_web::http::StatusCode::from_u16(stored.status)
+                .unwrap_or(actix_web::http::StatusCode::OK);
+            return Ok(HttpResponse::build(status).json(stored.body));
+        }
+    }
+    let input: ResponseInput = parse_json(&body)?;
+    let result = state.services.submit_response(&ctx, *id, input).await?;
+    if let Some(k) = &key {
+        let json = serde_json::to_value(&result).map_err(|e| AppError::Unexpected(e.into()))?;
+        state
+            .services
+            .idempotent_store(&ctx, k, &hash, 201, json)
+            .await?;
+    }
+    Ok(HttpResponse::Created().json(result))
+}
+
+/// Import many responses at once: `application/x-ndjson` (one response
+/// object per line) or `text/csv` (header = question keys, plus optional
+/// `external_id`, `submitted_at`, `respondent_ref`; multi-choice cells
+/// `a;b`). Up to 100,000 rows. Any invalid row → 422 listing the first 100
+/// row/field errors, and nothing is stored.
+#[utoipa::path(
+    tag = "responses",
+    params(("id" = Uuid, Path, description = "questionnaire id")),
+    request_body(content(
+        (String = "application/x-ndjson"),
+        (String = "text/csv")
+    )),
+    responses((status = 201, body = IngestResult), Errors),
+    security(("bearer" = []))
+)]
+#[post("/questionnaires/{id}/responses/import")]
+async fn import_responses(
+    state: State,
+    req: HttpRequest,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    body: ImportBody,
+) -> ApiResult<HttpResponse> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = match ct.split(';').next().unwrap_or("").trim() {
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
+            ImportFormat::Ndjson
+        }
+        "text/csv" => ImportFormat::Csv,
+        _ => {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "Content-Type",
+                "must be application/x-ndjson or text/csv",
+            )])
+            .into());
+        }
+    };
+    let result = state
+        .services
+        .import_responses(&ctx, *id, format, body.0)
+        .await?;
+    Ok(HttpResponse::Created().json(result))
+}
+
+#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id"), PageParams), responses((status = 200, body = Page<ResponseView>), Errors), security(("bearer" = [])))]
+#[get("/questionnaires/{id}/responses")]
+async fn list_responses(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .list_responses(&ctx, *id, page.into_inner())
+        .await?))
+}
+
+/// The latest summary (n, NPS, factor means) with the data version it reflects.
+#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id")), responses((status = 200, body = SummaryView), Errors), security(("bearer" = [])))]
+#[get("/questionnaires/{id}/summary")]
+async fn summary(state: State, Auth(ctx): Auth, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.questionnaire_summary(&ctx, *id).await?))
+}
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(submit_response)
+        .service(import_responses)
+        .service(list_responses)
+        .service(summary);
+}

@@ -1,0 +1,212 @@
+//! Start-up as a struct: `Application::build(settings)` connects, migrates,
+//! starts the in-process worker if asked, and binds; tests bind port 0.
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use async_graphql::http::GraphiQLSource;
+use service::queue::JobQueue;
+use service::{AppError, ServiceConfig, Services};
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa_actix_web::AppExt;
+
+use crate::configuration::Settings;
+use crate::error::{ApiError, problem_response};
+use crate::extract::{AppState, State, bearer, read_body, resolve};
+use crate::graphql::{Caller, GpSchema, build_schema};
+
+/// Connects to the database and the queue named by the settings.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
+    if !settings.is_postgres() || settings.redis_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("while creating {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(settings.outbox_dir())
+            .with_context(|| format!("while creating {}", settings.outbox_dir().display()))?;
+    }
+    let db = service::db::connect(&settings.database_url(), settings.db_max_connections).await?;
+    service::db::migrate(&db).await?;
+    let queue = match &settings.redis_url {
+        Some(url) => JobQueue::redis(url, &settings.queue_name).await?,
+        None if settings.is_postgres() => {
+            anyhow::bail!("REDIS_URL is required with PostgreSQL (the shared job queue)")
+        }
+        None => JobQueue::sqlite(&settings.queue_url(), &settings.queue_name).await?,
+    };
+    let jwt = service::auth::JwtKeys::from_secret(&settings.jwt_key()?);
+    Ok(Services {
+        db,
+        queue,
+        jwt: Arc::new(jwt),
+        config: Arc::new(ServiceConfig {
+            jwt_ttl_secs: settings.jwt_ttl_secs,
+            ..ServiceConfig::default()
+        }),
+    })
+}
+
+/// A unique id for this process's worker.
+pub fn worker_id() -> String {
+    format!(
+        "{}-{}-{}",
+        hostname(),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
+pub fn start_worker(services: Services, settings: &Settings) -> worker::WorkerHandle {
+    worker::spawn(
+        services,
+        worker::WorkerOptions {
+            id: worker_id(),
+            concurrency: settings.worker_concurrency,
+            sweep_interval: Duration::from_millis(settings.sweep_interval_ms),
+            poll_interval: Duration::from_millis(settings.queue_poll_ms),
+        },
+    )
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+    worker: Option<worker::WorkerHandle>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let services = connect(&settings).await?;
+        Self::build_with(settings, services).await
+    }
+
+    pub async fn build_with(settings: Settings, services: Services) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("while binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let worker = settings
+            .run_worker
+            .then(|| start_worker(services.clone(), &settings));
+        let state = web::Data::new(AppState::new(
+            services.clone(),
+            &settings,
+            crate::openapi::document_json(),
+        ));
+        let schema = web::Data::new(build_schema(services.clone()));
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    let id = req.extensions().get::<RequestId>().map(|r| r.to_string());
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(v) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                            res.headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), v);
+                        }
+                        Ok(res)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(schema.clone())
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|_, _| ApiError(AppError::NotFound).into()),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError(AppError::field(
+                        "query",
+                        query_error_message(&e.to_string()),
+                    ))
+                    .into()
+                }))
+                .into_utoipa_app();
+            crate::openapi::routes(app)
+                .into_app()
+                .route("/api/v1/openapi.json", web::get().to(openapi_json))
+                .route("/graphql", web::post().to(graphql))
+                .route("/graphql", web::get().to(graphiql))
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            services,
+            worker,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        drop(self.worker);
+        result
+    }
+}
+
+fn query_error_message(s: &str) -> String {
+    s.strip_prefix("Query deserialize error: ")
+        .unwrap_or(s)
+        .to_owned()
+}
+
+async fn not_found() -> HttpResponse {
+    problem_response(&AppError::NotFound)
+}
+
+async fn openapi_json(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(state.openapi_json.clone())
+}
+
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn graphql(
+    state: State,
+    schema: web::Data<GpSchema>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&mut payload, state.body_limit).await?;
+    let request: async_graphql::Request = serde_json::from_slice(&body)
+        .map_err(|e| AppError::field("body", format!("is not a GraphQL request: {e}")))?;
+    let caller = match bearer(&req) {
+        Ok(Some(token)) => resolve(&state, &token).await,
+        Ok(None) => Err(AppError::Unauthorized("missing bearer token".into())),
+        Err(e) => Err(e),
+    };
+    // A rate-limited key is refused as a whole request, like REST.
+    if let Err(e @ AppError::RateLimited { .. }) = caller {
+        return Err(e.into());
+    }
+    let response = schema.execute(request.data(Caller(caller))).await;
+    Ok(HttpResponse::Ok().json(response))
+}

@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "clients")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub agency_id: Uuid,
+    pub name: String,
+    pub industry: Option<String>,
+    pub currency: String,
+    pub timezone: String,
+    pub locale: String,
+    pub report_recipients: Json,
+    pub digest_schedule: String,
+    pub touchpoint_library_id: Option<Uuid>,
+    pub min_segment_n: i32,
+    pub archived_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! sea-orm entities of Growthpoint. Every tenant table carries `agency_id`.
+pub mod agency;
+pub mod api_key;
+pub mod choice_factor;
+pub mod cjm_stage;
+pub mod client;
+pub mod idempotency_key;
+pub mod invitation;
+pub mod job_run;
+pub mod membership;
+pub mod question;
+pub mod questionnaire;
+pub mod recompute_target;
+pub mod response;
+pub mod segment;
+pub mod snapshot;
+pub mod touchpoint;
+pub mod touchpoint_library;
+pub mod user;

@@ -1,0 +1,366 @@
+//! Clients: the businesses an agency serves.
+use chrono::{DateTime, Utc};
+use entity::{client, questionnaire, touchpoint_library};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::answers::valid_email;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::page::{Page, PageParams};
+use crate::{Perm, RequestCtx, Services, new_id, now};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct ClientView {
+    pub id: Uuid,
+    pub name: String,
+    pub industry: Option<String>,
+    /// ISO 4217 code, e.g. `RUB`.
+    pub currency: String,
+    /// IANA time zone, e.g. `Europe/Moscow`.
+    pub timezone: String,
+    /// `ru` or `en`.
+    pub locale: String,
+    pub report_recipients: Vec<String>,
+    /// `weekly`, `monthly` or `off`.
+    pub digest_schedule: String,
+    pub touchpoint_library_id: Option<Uuid>,
+    /// Minimum segment size before a hypothesis can be judged.
+    pub min_segment_n: i32,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+crate::has_id!(ClientView);
+
+impl From<client::Model> for ClientView {
+    fn from(m: client::Model) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            industry: m.industry,
+            currency: m.currency,
+            timezone: m.timezone,
+            locale: m.locale,
+            report_recipients: serde_json::from_value(m.report_recipients).unwrap_or_default(),
+            digest_schedule: m.digest_schedule,
+            touchpoint_library_id: m.touchpoint_library_id,
+            min_segment_n: m.min_segment_n,
+            archived_at: m.archived_at,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    pub name: String,
+    #[serde(default)]
+    pub industry: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub report_recipients: Option<Vec<String>>,
+    #[serde(default)]
+    pub digest_schedule: Option<String>,
+    #[serde(default)]
+    pub touchpoint_library_id: Option<Uuid>,
+    #[serde(default)]
+    pub min_segment_n: Option<i32>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClient {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An empty string clears it.
+    #[serde(default)]
+    pub industry: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub report_recipients: Option<Vec<String>>,
+    #[serde(default)]
+    pub digest_schedule: Option<String>,
+    #[serde(default)]
+    pub touchpoint_library_id: Option<Uuid>,
+    #[serde(default)]
+    pub min_segment_n: Option<i32>,
+}
+
+fn check_name(field: &str, v: &str, errs: &mut Vec<FieldError>) {
+    let n = v.trim().chars().count();
+    if n == 0 || n > 200 {
+        errs.push(FieldError::new(field, "must be 1 to 200 characters"));
+    }
+}
+
+fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
+    if let Some(n) = &u.name {
+        check_name("name", n, errs);
+    }
+    if let Some(i) = &u.industry {
+        if i.chars().count() > 200 {
+            errs.push(FieldError::new("industry", "at most 200 characters"));
+        }
+    }
+    if let Some(c) = &u.currency {
+        if c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase()) {
+            errs.push(FieldError::new(
+                "currency",
+                "must be an ISO 4217 code such as RUB",
+            ));
+        }
+    }
+    if let Some(tz) = &u.timezone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            errs.push(FieldError::new(
+                "timezone",
+                "must be an IANA time zone such as Europe/Moscow",
+            ));
+        }
+    }
+    if let Some(l) = &u.locale {
+        if l != "ru" && l != "en" {
+            errs.push(FieldError::new("locale", "must be ru or en"));
+        }
+    }
+    if let Some(rs) = &u.report_recipients {
+        if rs.len() > 50 {
+            errs.push(FieldError::new(
+                "report_recipients",
+                "at most 50 recipients",
+            ));
+        }
+        for (i, r) in rs.iter().enumerate() {
+            if !valid_email(r) {
+                errs.push(FieldError::new(
+                    format!("report_recipients[{i}]"),
+                    "is not an email address",
+                ));
+            }
+        }
+    }
+    if let Some(s) = &u.digest_schedule {
+        if !["weekly", "monthly", "off"].contains(&s.as_str()) {
+            errs.push(FieldError::new(
+                "digest_schedule",
+                "must be weekly, monthly or off",
+            ));
+        }
+    }
+    if let Some(n) = u.min_segment_n {
+        if !(1..=100_000).contains(&n) {
+            errs.push(FieldError::new("min_segment_n", "must be from 1 to 100000"));
+        }
+    }
+}
+
+/// A client of the caller's agency, or 404.
+pub async fn find_client<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    id: Uuid,
+) -> AppResult<client::Model> {
+    client::Entity::find_by_id(id)
+        .filter(client::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+impl Services {
+    async fn check_library(&self, agency_id: Uuid, id: Option<Uuid>) -> AppResult<()> {
+        if let Some(id) = id {
+            let found = touchpoint_library::Entity::find_by_id(id)
+                .filter(touchpoint_library::Column::AgencyId.eq(agency_id))
+                .one(&self.db)
+                .await?;
+            if found.is_none() {
+                return Err(AppError::field(
+                    "touchpoint_library_id",
+                    "no such library in this agency (clone the template first)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_client(
+        &self,
+        ctx: &RequestCtx,
+        input: CreateClient,
+    ) -> AppResult<ClientView> {
+        ctx.require(Perm::ManageClients)?;
+        let mut errs = Vec::new();
+        check_name("name", &input.name, &mut errs);
+        let as_update = UpdateClient {
+            name: None,
+            industry: input.industry.clone(),
+            currency: input.currency.clone(),
+            timezone: input.timezone.clone(),
+            locale: input.locale.clone(),
+            report_recipients: input.report_recipients.clone(),
+            digest_schedule: input.digest_schedule.clone(),
+            touchpoint_library_id: input.touchpoint_library_id,
+            min_segment_n: input.min_segment_n,
+        };
+        check_fields(&as_update, &mut errs);
+        if !errs.is_empty() {
+            return Err(AppError::Validation(errs));
+        }
+        self.check_library(ctx.agency_id, input.touchpoint_library_id)
+            .await?;
+        let t = now();
+        let m = client::ActiveModel {
+            id: Set(new_id()),
+            agency_id: Set(ctx.agency_id),
+            name: Set(input.name.trim().to_owned()),
+            industry: Set(input.industry.filter(|s| !s.trim().is_empty())),
+            currency: Set(input.currency.unwrap_or_else(|| "RUB".into())),
+            timezone: Set(input.timezone.unwrap_or_else(|| "Europe/Moscow".into())),
+            locale: Set(input.locale.unwrap_or_else(|| "ru".into())),
+            report_recipients: Set(serde_json::json!(
+                input.report_recipients.unwrap_or_default()
+            )),
+            digest_schedule: Set(input.digest_schedule.unwrap_or_else(|| "weekly".into())),
+            touchpoint_library_id: Set(input.touchpoint_library_id),
+            min_segment_n: Set(input.min_segment_n.unwrap_or(30)),
+            archived_at: Set(None),
+            created_at: Set(t),
+            updated_at: Set(t),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(m.into())
+    }
+
+    pub async fn list_clients(
+        &self,
+        ctx: &RequestCtx,
+        include_archived: bool,
+        page: PageParams,
+    ) -> AppResult<Page<ClientView>> {
+        ctx.require(Perm::Read)?;
+        let page = page.parse()?;
+        let mut q = client::Entity::find().filter(client::Column::AgencyId.eq(ctx.agency_id));
+        if !include_archived {
+            q = q.filter(client::Column::ArchivedAt.is_null());
+        }
+        page.fetch(q, client::Column::Id, &self.db, ClientView::from)
+            .await
+    }
+
+    pub async fn get_client(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<ClientView> {
+        ctx.require(Perm::Read)?;
+        Ok(find_client(&self.db, ctx.agency_id, id).await?.into())
+    }
+
+    pub async fn update_client(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+        u: UpdateClient,
+    ) -> AppResult<ClientView> {
+        ctx.require(Perm::ManageClients)?;
+        let mut errs = Vec::new();
+        check_fields(&u, &mut errs);
+        if !errs.is_empty() {
+            return Err(AppError::Validation(errs));
+        }
+        let existing = find_client(&self.db, ctx.agency_id, id).await?;
+        self.check_library(ctx.agency_id, u.touchpoint_library_id)
+            .await?;
+        let mut m: client::ActiveModel = existing.into();
+        if let Some(v) = u.name {
+            m.name = Set(v.trim().to_owned());
+        }
+        if let Some(v) = u.industry {
+            m.industry = Set(Some(v).filter(|s| !s.trim().is_empty()));
+        }
+        if let Some(v) = u.currency {
+            m.currency = Set(v);
+        }
+        if let Some(v) = u.timezone {
+            m.timezone = Set(v);
+        }
+        if let Some(v) = u.locale {
+            m.locale = Set(v);
+        }
+        if let Some(v) = u.report_recipients {
+            m.report_recipients = Set(serde_json::json!(v));
+        }
+        if let Some(v) = u.digest_schedule {
+            m.digest_schedule = Set(v);
+        }
+        if let Some(v) = u.touchpoint_library_id {
+            m.touchpoint_library_id = Set(Some(v));
+        }
+        if let Some(v) = u.min_segment_n {
+            m.min_segment_n = Set(v);
+        }
+        m.updated_at = Set(now());
+        Ok(m.update(&self.db).await?.into())
+    }
+
+    pub async fn set_client_archived(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+        archived: bool,
+    ) -> AppResult<ClientView> {
+        ctx.require(Perm::ManageClients)?;
+        let existing = find_client(&self.db, ctx.agency_id, id).await?;
+        let mut m: client::ActiveModel = existing.into();
+        m.archived_at = Set(archived.then(now));
+        m.updated_at = Set(now());
+        Ok(m.update(&self.db).await?.into())
+    }
+
+    /// Deletes a client that has no questionnaires; otherwise archive it.
+    pub async fn delete_client(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
+        ctx.require(Perm::ManageClients)?;
+        find_client(&self.db, ctx.agency_id, id).await?;
+        let has_data = questionnaire::Entity::find()
+            .filter(questionnaire::Column::AgencyId.eq(ctx.agency_id))
+            .filter(questionnaire::Column::ClientId.eq(id))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if has_data {
+            return Err(AppError::Conflict(
+                "the client has questionnaires; archive it instead".into(),
+            ));
+        }
+        let txn = crate::db::begin_write(&self.db).await?;
+        entity::choice_factor::Entity::delete_many()
+            .filter(entity::choice_factor::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::choice_factor::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        entity::segment::Entity::delete_many()
+            .filter(entity::segment::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::segment::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        client::Entity::delete_many()
+            .filter(client::Column::AgencyId.eq(ctx.agency_id))
+            .filter(client::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

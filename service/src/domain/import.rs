@@ -1,0 +1,320 @@
+//! Parsing responses from one JSON document, NDJSON lines or CSV rows.
+//! Every row is validated; the caller stores nothing unless all rows pass.
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::answers::{AnswerSchema, canonical_cell};
+use super::questions::RESERVED_KEYS;
+use crate::error::FieldError;
+
+pub const MAX_IMPORT_ROWS: usize = 100_000;
+pub const MAX_REPORTED_ERRORS: usize = 100;
+pub const MAX_EXTERNAL_ID: usize = 200;
+
+/// One response as an integration sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseInput {
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub respondent_ref: Option<String>,
+    pub answers: Map<String, Value>,
+}
+
+/// A validated response ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedResponse {
+    pub external_id: Option<String>,
+    pub respondent_ref: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub answers: Value,
+}
+
+/// Collects at most [`MAX_REPORTED_ERRORS`] errors while counting all.
+#[derive(Default)]
+pub struct ErrorSink {
+    pub errors: Vec<FieldError>,
+    pub total: usize,
+}
+
+impl ErrorSink {
+    pub fn push(&mut self, e: FieldError) {
+        self.total += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(e);
+        }
+    }
+
+    pub fn extend(&mut self, row: usize, errs: Vec<FieldError>) {
+        for e in errs {
+            self.push(e.at_row(row));
+        }
+    }
+}
+
+fn check_ids(
+    external_id: &Option<String>,
+    respondent_ref: &Option<String>,
+) -> Result<(), Vec<FieldError>> {
+    let mut errs = Vec::new();
+    for (name, v) in [
+        ("external_id", external_id),
+        ("respondent_ref", respondent_ref),
+    ] {
+        if let Some(v) = v {
+            if v.is_empty() || v.len() > MAX_EXTERNAL_ID {
+                errs.push(FieldError::new(
+                    name,
+                    format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
+                ));
+            }
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+pub fn parse_one(
+    schema: &AnswerSchema,
+    input: ResponseInput,
+) -> Result<ParsedResponse, Vec<FieldError>> {
+    let mut errs = check_ids(&input.external_id, &input.respondent_ref)
+        .err()
+        .unwrap_or_default();
+    match schema.validate_json(input.answers) {
+        Ok(answers) if errs.is_empty() => Ok(ParsedResponse {
+            external_id: input.external_id,
+            respondent_ref: input.respondent_ref,
+            submitted_at: input.submitted_at,
+            answers,
+        }),
+        Ok(_) => Err(errs),
+        Err(e) => {
+            errs.extend(e);
+            Err(errs)
+        }
+    }
+}
+
+fn too_many_rows() -> FieldError {
+    FieldError::new("body", format!("at most {MAX_IMPORT_ROWS} rows per import"))
+}
+
+/// NDJSON: one response object per line; blank lines are skipped.
+pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResponse>, ErrorSink> {
+    let mut sink = ErrorSink::default();
+    let mut out = Vec::new();
+    let mut row = 0usize;
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        row += 1;
+        if row > MAX_IMPORT_ROWS {
+            sink.push(too_many_rows().at_row(row));
+            break;
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let parsed: Result<ResponseInput, _> = serde_path_to_error::deserialize(&mut de);
+        match parsed {
+            Ok(input) => match parse_one(schema, input) {
+                Ok(r) => out.push(r),
+                Err(errs) => sink.extend(row, errs),
+            },
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." { "line".to_owned() } else { path };
+                sink.push(FieldError::new(field, e.into_inner().to_string()).at_row(row));
+            }
+        }
+    }
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// CSV with a header of question keys (plus `external_id`, `submitted_at`,
+/// `respondent_ref`); multi-choice cells are `a;b`.
+pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResponse>, ErrorSink> {
+    let mut sink = ErrorSink::default();
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(body);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            sink.push(FieldError::new("header", csv_message(&e)).at_row(0));
+            return Err(sink);
+        }
+    };
+    let mut columns = Vec::with_capacity(headers.len());
+    let mut seen = std::collections::HashSet::new();
+    for name in headers.iter() {
+        let name = name.trim();
+        if !seen.insert(name.to_owned()) {
+            sink.push(FieldError::new(name, "column appears twice in the header").at_row(0));
+        }
+        if RESERVED_KEYS.contains(&name) {
+            columns.push(Column::Reserved(name.to_owned()));
+        } else if let Some(q) = schema.get(name) {
+            columns.push(Column::Question(q));
+        } else {
+            sink.push(FieldError::new(name, "no question has this key").at_row(0));
+            columns.push(Column::Unknown);
+        }
+    }
+    if sink.total > 0 {
+        return Err(sink);
+    }
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut row = 0usize;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                sink.push(FieldError::new("row", csv_message(&e)).at_row(row + 1));
+                break;
+            }
+        }
+        row += 1;
+        if row > MAX_IMPORT_ROWS {
+            sink.push(too_many_rows().at_row(row));
+            break;
+        }
+        let mut answers = Map::new();
+        let mut errs = Vec::new();
+        let mut external_id = None;
+        let mut respondent_ref = None;
+        let mut submitted_at = None;
+        for (col, cell) in columns.iter().zip(record.iter()) {
+            match col {
+                Column::Question(q) => match canonical_cell(q, cell) {
+                    Ok(Some(v)) => {
+                        answers.insert(q.key.clone(), v);
+                    }
+                    Ok(None) => {}
+                    Err(msg) => errs.push(FieldError::new(format!("answers.{}", q.key), msg)),
+                },
+                Column::Reserved(name) => {
+                    let cell = cell.trim();
+                    if cell.is_empty() {
+                        continue;
+                    }
+                    match name.as_str() {
+                        "external_id" => external_id = Some(cell.to_owned()),
+                        "respondent_ref" => respondent_ref = Some(cell.to_owned()),
+                        _ => match DateTime::parse_from_rfc3339(cell) {
+                            Ok(t) => submitted_at = Some(t.with_timezone(&Utc)),
+                            Err(_) => errs.push(FieldError::new(
+                                "submitted_at",
+                                "expected an RFC 3339 time, e.g. 2026-11-02T10:00:00Z",
+                            )),
+                        },
+                    }
+                }
+                Column::Unknown => {}
+            }
+        }
+        if let Err(e) = check_ids(&external_id, &respondent_ref) {
+            errs.extend(e);
+        }
+        schema.check_required(&answers, &mut errs);
+        if errs.is_empty() {
+            out.push(ParsedResponse {
+                external_id,
+                respondent_ref,
+                submitted_at,
+                answers: Value::Object(answers),
+            });
+        } else {
+            sink.extend(row, errs);
+        }
+    }
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+enum Column<'a> {
+    Question(&'a super::questions::Question),
+    Reserved(String),
+    Unknown,
+}
+
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("has {len} fields, the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
+        _ => format!("is not valid CSV: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::questions::{QuestionInput, parse_questions};
+    use serde_json::json;
+
+    fn qs() -> Vec<super::super::questions::Question> {
+        let qs: Vec<QuestionInput> = serde_json::from_value(json!([
+            {"key": "city", "type": "single_choice", "options": ["msk", "spb"]},
+            {"key": "src", "type": "multi_choice", "options": ["social", "tv"]},
+            {"key": "nps", "type": "nps_0_10", "role": "nps"}
+        ]))
+        .unwrap();
+        parse_questions(qs).unwrap()
+    }
+
+    #[test]
+    fn csv_rows_become_canonical_responses() {
+        let q = qs();
+        let s = AnswerSchema::new(&q);
+        let body = b"external_id,city,src,nps\ne1,msk,social;tv,9\ne2,spb,,\n";
+        let rows = parse_csv(&s, body).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0].answers,
+            json!({"city": "msk", "src": ["social", "tv"], "nps": 9})
+        );
+        assert_eq!(rows[1].answers, json!({"city": "spb"}));
+        assert_eq!(rows[1].external_id.as_deref(), Some("e2"));
+    }
+
+    #[test]
+    fn malformed_csv_names_the_row() {
+        let q = qs();
+        let s = AnswerSchema::new(&q);
+        let err = parse_csv(&s, b"city,nps\nmsk,9\nspb\n").unwrap_err();
+        assert_eq!(err.errors[0].row, Some(2));
+        let err = parse_csv(&s, b"city,ghost\nmsk,1\n").unwrap_err();
+        assert_eq!(err.errors[0].field, "ghost");
+        let err = parse_csv(&s, b"city,nps\nmsk,12\n").unwrap_err();
+        assert_eq!(
+            (err.errors[0].field.as_str(), err.errors[0].row),
+            ("answers.nps", Some(1))
+        );
+    }
+
+    #[test]
+    fn ndjson_reports_bad_lines() {
+        let q = qs();
+        let s = AnswerSchema::new(&q);
+        let body = b"{\"answers\":{\"city\":\"msk\"}}\n\n{\"answers\":{\"city\":\"x\"}}\n{not json\n{\"answers\":{},\"extra\":1}\n";
+        let err = parse_ndjson(&s, body).unwrap_err();
+        let got: Vec<_> = err
+            .errors
+            .iter()
+            .map(|e| (e.row, e.field.clone()))
+            .collect();
+        assert_eq!(got[0], (Some(2), "answers.city".into()));
+        assert_eq!(got[1].0, Some(3));
+        assert_eq!(got[2].0, Some(4));
+        assert_eq!(err.total, 3);
+    }
+}

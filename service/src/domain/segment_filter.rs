@@ -1,0 +1,63 @@
+//! Segment filters: an AND over questions of an OR over values (choice
+//! questions) or a closed range (number questions), as analytics.md §1 says.
+use serde::{Deserialize, Serialize};
+
+use super::questions::valid_key;
+use crate::error::FieldError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentFilter {
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub question: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl SegmentFilter {
+    pub fn validate(&self, field: &str) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        if self.conditions.is_empty() || self.conditions.len() > 50 {
+            errs.push(FieldError::new(
+                format!("{field}.conditions"),
+                "needs 1 to 50 conditions",
+            ));
+        }
+        for (i, c) in self.conditions.iter().enumerate() {
+            let f = |n: &str| format!("{field}.conditions[{i}].{n}");
+            if !valid_key(&c.question) {
+                errs.push(FieldError::new(f("question"), "is not a question key"));
+            }
+            match (&c.values, c.min, c.max) {
+                (Some(v), None, None) => {
+                    if v.is_empty() || v.iter().any(|s| s.is_empty()) {
+                        errs.push(FieldError::new(f("values"), "needs non-empty values"));
+                    }
+                }
+                (None, lo, hi) if lo.is_some() || hi.is_some() => {
+                    if lo.is_some_and(|x| !x.is_finite()) || hi.is_some_and(|x| !x.is_finite()) {
+                        errs.push(FieldError::new(f("min"), "must be finite"));
+                    } else if let (Some(lo), Some(hi)) = (lo, hi) {
+                        if lo > hi {
+                            errs.push(FieldError::new(f("min"), "must not exceed max"));
+                        }
+                    }
+                }
+                _ => errs.push(FieldError::new(
+                    f("values"),
+                    "give either values or a min/max range",
+                )),
+            }
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+}

@@ -1,0 +1,421 @@
+//! The recompute ledger: which derived results are stale, who is computing
+//! them, and what each run did. See `queue.rs` for why the ledger, not the
+//! queue, is the source of truth.
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use entity::{job_run, recompute_target};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::page::{Page, PageParams};
+use crate::queue::RecomputeJob;
+use crate::{Perm, RequestCtx, Services, new_id, now};
+
+pub const KIND_QUESTIONNAIRE: &str = "questionnaire_summary";
+/// How long one worker holds a target while computing it.
+pub const LEASE_MS: i64 = 120_000;
+/// A pending target nobody picked up within this time is pushed again.
+pub const SWEEP_GRACE_MS: i64 = 10_000;
+/// Failed runs are retried this many times, with exponential backoff.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Creates the ledger row of a new target (version 0, nothing pending).
+pub async fn ensure_target<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+) -> AppResult<()> {
+    recompute_target::ActiveModel {
+        id: Set(new_id()),
+        agency_id: Set(agency_id),
+        kind: Set(kind.into()),
+        target_id: Set(target_id),
+        wanted_version: Set(0),
+        computed_version: Set(0),
+        pending: Set(false),
+        pending_since_ms: Set(0),
+        lease_owner: Set(None),
+        lease_until_ms: Set(0),
+        attempts: Set(0),
+        last_error: Set(None),
+        updated_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Records, inside the writer's transaction, that `target` now has data
+/// version `version`. Returns true when the caller must push a job after
+/// commit (the target was not pending yet): that is the coalescing.
+pub async fn mark_dirty<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+    version: i64,
+) -> AppResult<bool> {
+    let scope = |q: sea_orm::UpdateMany<recompute_target::Entity>| {
+        q.filter(recompute_target::Column::AgencyId.eq(agency_id))
+            .filter(recompute_target::Column::Kind.eq(kind))
+            .filter(recompute_target::Column::TargetId.eq(target_id))
+    };
+    let bumped = scope(recompute_target::Entity::update_many())
+        .col_expr(
+            recompute_target::Column::WantedVersion,
+            Expr::value(version),
+        )
+        .col_expr(recompute_target::Column::UpdatedAt, Expr::value(now()))
+        .exec(db)
+        .await?;
+    if bumped.rows_affected == 0 {
+        return Err(AppError::Unexpected(anyhow::anyhow!(
+            "no recompute target for {kind} {target_id}"
+        )));
+    }
+    let newly_pending = scope(recompute_target::Entity::update_many())
+        .col_expr(recompute_target::Column::Pending, Expr::value(true))
+        .col_expr(
+            recompute_target::Column::PendingSinceMs,
+            Expr::value(now_ms()),
+        )
+        .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+        .filter(recompute_target::Column::Pending.eq(false))
+        .exec(db)
+        .await?;
+    Ok(newly_pending.rows_affected == 1)
+}
+
+/// What a worker did with one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Computed these data versions.
+    Computed(Vec<i64>),
+    /// Already fresh: nothing to do.
+    Fresh,
+    /// Another worker holds the target; it will pick up new versions.
+    Busy,
+    /// Failed; will be retried by the sweeper after a backoff.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct JobRunView {
+    pub id: Uuid,
+    pub kind: String,
+    pub target_id: Uuid,
+    pub data_version: i64,
+    /// `succeeded`, `retrying` or `failed` (given up after all attempts).
+    pub status: String,
+    pub attempt: i32,
+    pub error: Option<String>,
+    pub worker_id: String,
+    pub started_at: chrono::DateTime<Utc>,
+    pub finished_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl From<job_run::Model> for JobRunView {
+    fn from(m: job_run::Model) -> Self {
+        Self {
+            id: m.id,
+            kind: m.kind,
+            target_id: m.target_id,
+            data_version: m.data_version,
+            status: m.status,
+            attempt: m.attempt,
+            error: m.error,
+            worker_id: m.worker_id,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+fn backoff_ms(attempt: i32) -> i64 {
+    // 2 s, 4 s, 8 s, 16 s … capped at 5 min.
+    std::cmp::min(1000i64 << attempt.clamp(1, 8), 300_000)
+}
+
+impl Services {
+    /// Pushes a wake-up job; a failure is logged, not returned: the sweeper
+    /// pushes again for every target still pending.
+    pub async fn enqueue_recompute(&self, job: RecomputeJob) {
+        if let Err(e) = self.queue.push(job.clone()).await {
+            tracing::warn!(error = %format!("{e:#}"), target_id = %job.target_id, "could not push a recompute job; the sweeper will retry");
+        }
+    }
+
+    /// Runs one recompute job to completion under a lease.
+    #[tracing::instrument(skip(self), fields(agency_id = %job.agency_id, target_id = %job.target_id))]
+    pub async fn run_recompute(
+        &self,
+        job: &RecomputeJob,
+        worker_id: &str,
+    ) -> AppResult<RunOutcome> {
+        let target = recompute_target::Entity::find()
+            .filter(recompute_target::Column::AgencyId.eq(job.agency_id))
+            .filter(recompute_target::Column::Kind.eq(&job.kind))
+            .filter(recompute_target::Column::TargetId.eq(job.target_id))
+            .one(&self.db)
+            .await?;
+        let Some(target) = target else {
+            // The target was deleted: nothing to compute.
+            return Ok(RunOutcome::Fresh);
+        };
+        if target.computed_version >= target.wanted_version && !target.pending {
+            return Ok(RunOutcome::Fresh);
+        }
+        let now = now_ms();
+        let leased = recompute_target::Entity::update_many()
+            .col_expr(recompute_target::Column::LeaseOwner, Expr::value(worker_id))
+            .col_expr(
+                recompute_target::Column::LeaseUntilMs,
+                Expr::value(now + LEASE_MS),
+            )
+            .filter(recompute_target::Column::Id.eq(target.id))
+            .filter(recompute_target::Column::LeaseUntilMs.lt(now))
+            .exec(&self.db)
+            .await?;
+        if leased.rows_affected == 0 {
+            return Ok(RunOutcome::Busy);
+        }
+        let mut computed = Vec::new();
+        loop {
+            let started = now_ms();
+            let result = tokio::time::timeout(
+                Duration::from_millis((LEASE_MS / 2) as u64),
+                self.compute_target(job),
+            )
+            .await
+            .unwrap_or_else(|_| Err(AppError::Unexpected(anyhow::anyhow!("recompute timed out"))));
+            match result {
+                Ok(version) => {
+                    self.record_run(
+                        job,
+                        worker_id,
+                        version,
+                        "succeeded",
+                        target.attempts + 1,
+                        None,
+                        started,
+                    )
+                    .await?;
+                    recompute_target::Entity::update_many()
+                        .col_expr(
+                            recompute_target::Column::ComputedVersion,
+                            Expr::value(version),
+                        )
+                        .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+                        .col_expr(
+                            recompute_target::Column::LastError,
+                            Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(
+                            recompute_target::Column::LeaseUntilMs,
+                            Expr::value(now_ms() + LEASE_MS),
+                        )
+                        .col_expr(
+                            recompute_target::Column::UpdatedAt,
+                            Expr::value(crate::now()),
+                        )
+                        .filter(recompute_target::Column::Id.eq(target.id))
+                        .exec(&self.db)
+                        .await?;
+                    computed.push(version);
+                    // Release only if no newer version arrived meanwhile; the
+                    // condition is checked atomically with the release.
+                    let released = recompute_target::Entity::update_many()
+                        .col_expr(recompute_target::Column::Pending, Expr::value(false))
+                        .col_expr(
+                            recompute_target::Column::LeaseOwner,
+                            Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
+                        .filter(recompute_target::Column::Id.eq(target.id))
+                        .filter(
+                            Expr::col(recompute_target::Column::WantedVersion)
+                                .lte(Expr::col(recompute_target::Column::ComputedVersion)),
+                        )
+                        .exec(&self.db)
+                        .await?;
+                    if released.rows_affected == 1 {
+                        return Ok(RunOutcome::Computed(computed));
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let cause = match &e {
+                        AppError::Unexpected(inner) => format!("{inner:#}"),
+                        other => other.to_string(),
+                    };
+                    tracing::error!(error = %cause, "recompute failed");
+                    let attempts = self.attempts_of(target.id).await? + 1;
+                    let gave_up = attempts >= MAX_ATTEMPTS;
+                    let wanted = self.wanted_of(target.id).await?;
+                    self.record_run(
+                        job,
+                        worker_id,
+                        wanted,
+                        if gave_up { "failed" } else { "retrying" },
+                        attempts,
+                        Some(cause.clone()),
+                        started,
+                    )
+                    .await?;
+                    recompute_target::Entity::update_many()
+                        .col_expr(recompute_target::Column::Attempts, Expr::value(attempts))
+                        .col_expr(recompute_target::Column::LastError, Expr::value(cause))
+                        // Not pending once given up: the next data change re-arms it.
+                        .col_expr(recompute_target::Column::Pending, Expr::value(!gave_up))
+                        .col_expr(
+                            recompute_target::Column::PendingSinceMs,
+                            Expr::value(now_ms() + backoff_ms(attempts) - SWEEP_GRACE_MS),
+                        )
+                        .col_expr(
+                            recompute_target::Column::LeaseOwner,
+                            Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
+                        .filter(recompute_target::Column::Id.eq(target.id))
+                        .exec(&self.db)
+                        .await?;
+                    return Ok(RunOutcome::Failed(msg));
+                }
+            }
+        }
+    }
+
+    async fn attempts_of(&self, id: Uuid) -> AppResult<i32> {
+        Ok(recompute_target::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(|t| t.attempts)
+            .unwrap_or(0))
+    }
+
+    async fn wanted_of(&self, id: Uuid) -> AppResult<i64> {
+        Ok(recompute_target::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(|t| t.wanted_version)
+            .unwrap_or(0))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_run(
+        &self,
+        job: &RecomputeJob,
+        worker_id: &str,
+        version: i64,
+        status: &str,
+        attempt: i32,
+        error: Option<String>,
+        started_ms: i64,
+    ) -> AppResult<()> {
+        let started_at =
+            chrono::DateTime::from_timestamp_millis(started_ms).unwrap_or_else(crate::now);
+        job_run::ActiveModel {
+            id: Set(new_id()),
+            agency_id: Set(job.agency_id),
+            kind: Set(job.kind.clone()),
+            target_id: Set(job.target_id),
+            data_version: Set(version),
+            status: Set(status.into()),
+            attempt: Set(attempt),
+            error: Set(error),
+            worker_id: Set(worker_id.into()),
+            started_at: Set(started_at),
+            finished_at: Set(Some(crate::now())),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Computes and stores one target; returns the data version it reflects.
+    async fn compute_target(&self, job: &RecomputeJob) -> AppResult<i64> {
+        match job.kind.as_str() {
+            KIND_QUESTIONNAIRE => {
+                self.recompute_questionnaire_summary(job.agency_id, job.target_id)
+                    .await
+            }
+            other => Err(AppError::Unexpected(anyhow::anyhow!(
+                "unknown recompute kind {other}"
+            ))),
+        }
+    }
+
+    /// Pushes jobs again for targets that stayed pending too long (a lost
+    /// message, a crashed worker, a failed push, or a retry whose backoff is
+    /// over). Returns how many were pushed.
+    pub async fn sweep(&self) -> AppResult<usize> {
+        let now = now_ms();
+        let stale = recompute_target::Entity::find()
+            .filter(recompute_target::Column::Pending.eq(true))
+            .filter(recompute_target::Column::PendingSinceMs.lt(now - SWEEP_GRACE_MS))
+            .filter(recompute_target::Column::LeaseUntilMs.lt(now))
+            .order_by_asc(recompute_target::Column::PendingSinceMs)
+            .limit(500)
+            .all(&self.db)
+            .await
+            .context("while looking for stale recompute targets")?;
+        let mut pushed = 0;
+        for t in stale {
+            // Claim the re-push so several sweepers do not all push.
+            let claimed = recompute_target::Entity::update_many()
+                .col_expr(recompute_target::Column::PendingSinceMs, Expr::value(now))
+                .filter(recompute_target::Column::Id.eq(t.id))
+                .filter(recompute_target::Column::PendingSinceMs.eq(t.pending_since_ms))
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected == 1 {
+                self.enqueue_recompute(RecomputeJob {
+                    agency_id: t.agency_id,
+                    kind: t.kind,
+                    target_id: t.target_id,
+                })
+                .await;
+                pushed += 1;
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// Job runs of the caller's agency (admins only).
+    pub async fn list_job_runs(
+        &self,
+        ctx: &RequestCtx,
+        status: Option<String>,
+        page: PageParams,
+    ) -> AppResult<Page<JobRunView>> {
+        ctx.require(Perm::Admin)?;
+        let page = page.parse()?;
+        let mut q = job_run::Entity::find().filter(job_run::Column::AgencyId.eq(ctx.agency_id));
+        if let Some(s) = status {
+            if !["succeeded", "retrying", "failed"].contains(&s.as_str()) {
+                return Err(AppError::field(
+                    "status",
+                    "must be succeeded, retrying or failed",
+                ));
+            }
+            q = q.filter(job_run::Column::Status.eq(s));
+        }
+        page.fetch(q, job_run::Column::Id, &self.db, JobRunView::from)
+            .await
+    }
+}
+
+crate::has_id!(JobRunView);

@@ -1,0 +1,65 @@
+//! The shared service layer: tenant-scoped repositories and services that REST,
+//! GraphQL and the worker all call. Every function that touches tenant data
+//! takes a [`RequestCtx`] (or an explicit `agency_id` in jobs) and scopes every
+//! query by `agency_id`; nothing above this crate talks to sea-orm.
+pub mod api_keys;
+pub mod auth;
+pub mod clients;
+pub mod ctx;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod factors;
+pub mod idempotency;
+pub mod jobs;
+pub mod libraries;
+pub mod members;
+pub mod page;
+pub mod questionnaires;
+pub mod queue;
+pub mod responses;
+pub mod segments;
+pub mod summary;
+
+use std::sync::Arc;
+
+pub use ctx::{Perm, Principal, RequestCtx, Role, Scope};
+pub use error::{AppError, AppResult, FieldError};
+use sea_orm::DatabaseConnection;
+
+/// Settings the service layer needs; the binary fills them from configuration.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub jwt_ttl_secs: i64,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub invitation_ttl_hours: i64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            jwt_ttl_secs: 3600,
+            jwt_issuer: "growthpoint".into(),
+            jwt_audience: "growthpoint-api".into(),
+            invitation_ttl_hours: 72,
+        }
+    }
+}
+
+/// Everything a transport needs, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: DatabaseConnection,
+    pub queue: queue::JobQueue,
+    pub jwt: Arc<auth::JwtKeys>,
+    pub config: Arc<ServiceConfig>,
+}
+
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

@@ -1,0 +1,106 @@
+//! Cursor pagination over time-ordered (UUID v7) ids.
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 200;
+
+/// `?limit=&after=` as a client sends them.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: u64,
+    pub after: Option<Uuid>,
+}
+
+impl PageParams {
+    pub fn parse(&self) -> AppResult<PageRequest> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(AppError::field(
+                "limit",
+                format!("must be from 1 to {MAX_LIMIT}"),
+            ));
+        }
+        let after = match &self.after {
+            None => None,
+            Some(s) => Some(
+                Uuid::parse_str(s)
+                    .map_err(|_| AppError::field("after", "is not a cursor from this API"))?,
+            ),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// One page of items and the cursor of the next one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl PageRequest {
+    /// Runs `select` ordered by `id`, one page after the cursor.
+    pub async fn fetch<E, M, C, V>(
+        &self,
+        select: Select<E>,
+        id: impl ColumnTrait,
+        db: &C,
+        view: impl Fn(M) -> V,
+    ) -> AppResult<Page<V>>
+    where
+        E: EntityTrait<Model = M>,
+        M: FromQueryResult + Send + Sync,
+        C: ConnectionTrait,
+        V: HasId,
+    {
+        let mut q = select.order_by_asc(id);
+        if let Some(after) = self.after {
+            q = q.filter(id.gt(after));
+        }
+        let mut rows = q.limit(self.limit + 1).all(db).await?;
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let items: Vec<V> = rows.into_iter().map(view).collect();
+        let next_cursor = if more {
+            items.last().map(|v| v.id().to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Views that can give the cursor of their row.
+pub trait HasId {
+    fn id(&self) -> Uuid;
+}
+
+#[macro_export]
+macro_rules! has_id {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::page::HasId for $t {
+            fn id(&self) -> uuid::Uuid {
+                self.id
+            }
+        })*
+    };
+}
+
+has_id!(entity::membership::Model, entity::questionnaire::Model);

@@ -1,0 +1,127 @@
+//! The background worker: apalis consumers of recompute jobs plus the sweeper
+//! that re-arms work whose wake-up message was lost. Jobs are thin: they call
+//! the service layer, which keeps the ledger.
+use std::time::Duration;
+
+use apalis::prelude::*;
+use service::Services;
+use service::jobs::RunOutcome;
+use service::queue::{JobQueue, RecomputeJob};
+use tokio::task::JoinHandle;
+
+pub struct WorkerOptions {
+    /// Unique per process: leases and job runs are recorded under it.
+    pub id: String,
+    pub concurrency: usize,
+    pub sweep_interval: Duration,
+    /// How often an idle consumer asks the queue for work.
+    pub poll_interval: Duration,
+}
+
+/// Running worker tasks; dropping it stops them.
+pub struct WorkerHandle {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Waits until the worker ends (it normally runs until stopped).
+    pub async fn join(mut self) {
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn recompute(
+    job: RecomputeJob,
+    services: Data<Services>,
+    worker: Data<WorkerId>,
+) -> Result<(), BoxDynError> {
+    let outcome = services
+        .run_recompute(&job, &worker.0.0)
+        .await
+        .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
+    match &outcome {
+        RunOutcome::Computed(versions) => tracing::info!(
+            target_id = %job.target_id, agency_id = %job.agency_id, ?versions, "recomputed"
+        ),
+        RunOutcome::Failed(e) => {
+            tracing::warn!(target_id = %job.target_id, error = %e, "recompute failed; will retry")
+        }
+        RunOutcome::Fresh | RunOutcome::Busy => {
+            tracing::debug!(target_id = %job.target_id, ?outcome, "nothing to do")
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct WorkerId(String);
+
+/// Starts consuming jobs and sweeping, in background tasks.
+pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
+    let mut tasks = Vec::new();
+    let id = opts.id.clone();
+    let consumer = {
+        let services = services.clone();
+        let id = id.clone();
+        let concurrency = opts.concurrency.max(1);
+        let poll = opts.poll_interval;
+        tokio::spawn(async move {
+            let result = match services.queue.clone() {
+                JobQueue::Sqlite(storage) => {
+                    WorkerBuilder::new(id.as_str())
+                        .backend(storage.poll_with_interval(poll))
+                        .data(services.clone())
+                        .data(WorkerId(id.clone()))
+                        .concurrency(concurrency)
+                        .build(recompute)
+                        .run()
+                        .await
+                }
+                JobQueue::Redis(storage) => {
+                    WorkerBuilder::new(id.as_str())
+                        .backend(storage.poll_with_interval(poll))
+                        .data(services.clone())
+                        .data(WorkerId(id.clone()))
+                        .concurrency(concurrency)
+                        .build(recompute)
+                        .run()
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "worker stopped");
+            }
+        })
+    };
+    tasks.push(consumer);
+    let backend = services.queue.backend_name();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(opts.sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match services.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pushed = n, "sweeper re-armed stale recomputes"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep failed"),
+            }
+        }
+    });
+    tasks.push(sweeper);
+    tracing::info!(worker_id = %id, queue = backend, "worker started");
+    WorkerHandle { tasks }
+}
