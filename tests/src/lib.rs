@@ -1,1 +1,442 @@
+//! Black-box test harness: each test spawns the whole application (API and
+//! worker) on port 0 against its own database — a fresh PostgreSQL database
+//! with its own Redis queue name, or a fresh SQLite folder — and talks HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
+use api::configuration::{Secret, Settings};
+use api::startup::Application;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use service::Services;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per mode for each named async fn(Mode).
+#[macro_export]
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Mode::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Mode::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub mode: Mode,
+    pub services: Services,
+    pub settings: Settings,
+    _dir: Option<TempDir>,
+}
+
+/// A folder removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Settled {
+    pub settings: Settings,
+    dir: Option<TempDir>,
+}
+
+/// Settings for a fresh, isolated world in `mode`.
+pub async fn test_settings(mode: Mode) -> Settled {
+    let id = Uuid::new_v4().simple().to_string();
+    let mut s = Settings {
+        bind: "127.0.0.1:0".into(),
+        jwt_secret: Some(Secret::new(JWT_SECRET)),
+        auth_rate_per_minute: 100_000,
+        api_key_rate_per_second: 100_000,
+        sweep_interval_ms: 200,
+        queue_poll_ms: 50,
+        db_max_connections: 8,
+        queue_name: format!("gp-test-{id}"),
+        ..Settings::default()
+    };
+    let dir = std::env::temp_dir().join(format!("gp-test-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    s.data_dir = dir.clone();
+    if mode == Mode::Postgres {
+        let admin = Database::connect(pg_admin_url())
+            .await
+            .expect("PostgreSQL must be running for the postgres tests (see README)");
+        let name = format!("gp_test_{id}");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = pg_admin_url();
+        let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+        s.database_url = Some(format!("{root}/{name}"));
+        s.redis_url = Some(redis_url());
+    }
+    Settled {
+        settings: s,
+        dir: Some(TempDir(dir)),
+    }
+}
+
+pub async fn spawn_app(mode: Mode) -> TestApp {
+    spawn_with(mode, |_| {}).await
+}
+
+pub async fn spawn_with(mode: Mode, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let Settled { mut settings, dir } = test_settings(mode).await;
+    tweak(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the application starts");
+    let port = app.port();
+    let services = app.services().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+        mode,
+        services,
+        settings,
+        _dir: dir,
+    }
+}
+
+/// What one HTTP call returned.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> &Value {
+        &self.body
+    }
+
+    /// The `field`s named by a problem document.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An agency's owner, signed in.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub token: String,
+    pub agency_id: String,
+    pub user_id: String,
+    pub email: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request sent");
+        Self::read(r).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn read(r: reqwest::Response) -> Resp {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Resp {
+        self.call(
+            Method::POST,
+            "/graphql",
+            token,
+            Some(json!({"query": query, "variables": variables})),
+        )
+        .await
+    }
+
+    pub async fn signup(&self, agency: &str) -> Tenant {
+        let email = format!(
+            "{}@{}.example.com",
+            Uuid::new_v4().simple(),
+            agency.to_lowercase().replace(' ', "-")
+        );
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/signup",
+                None,
+                Some(json!({"agency_name": agency, "name": "Owner", "email": email, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        Tenant {
+            token: r.body["token"].as_str().unwrap().to_owned(),
+            agency_id: r.body["agency"]["id"].as_str().unwrap().to_owned(),
+            user_id: r.body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+        }
+    }
+
+    /// Creates and returns the id of a resource, asserting 201.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> String {
+        let r = self.post(path, token, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "POST {path}: {}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn api_key(&self, token: &str, scopes: &[&str]) -> String {
+        let r = self
+            .post(
+                "/api/v1/api-keys",
+                token,
+                json!({"name": "test key", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the summary until it reflects `version` (the worker is async;
+    /// this waits for the condition, not for a fixed time).
+    pub async fn wait_for_summary(&self, token: &str, questionnaire: &str, version: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .get(
+                    &format!("/api/v1/questionnaires/{questionnaire}/summary"),
+                    token,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            if r.body["data_version"].as_i64().unwrap_or(0) >= version {
+                return r.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "summary never reached version {version}: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A small world: client, two factors, a cloned library and a panel
+/// questionnaire with every question type.
+pub struct Panel {
+    pub client: String,
+    pub factors: [String; 2],
+    pub library: String,
+    pub touchpoint: String,
+    pub questionnaire: String,
+}
+
+pub const TEMPLATE_LIBRARY: &str = "00000000-0000-7000-8000-000000000001";
+
+pub async fn panel(app: &TestApp, t: &Tenant) -> Panel {
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Fitness club", "timezone": "Europe/Moscow", "locale": "en"}),
+        )
+        .await;
+    let f1 = app
+        .create(
+            &format!("/api/v1/clients/{client}/choice-factors"),
+            &t.token,
+            json!({"name": "Price"}),
+        )
+        .await;
+    let f2 = app
+        .create(
+            &format!("/api/v1/clients/{client}/choice-factors"),
+            &t.token,
+            json!({"name": "Location"}),
+        )
+        .await;
+    let lib = app
+        .post(
+            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
+    let library = lib.body["id"].as_str().unwrap().to_owned();
+    let touchpoint = lib.body["stages"][0]["touchpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let questionnaire = app
+        .create(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+            panel_questions(&f1, &f2, &touchpoint),
+        )
+        .await;
+    Panel {
+        client,
+        factors: [f1, f2],
+        library,
+        touchpoint,
+        questionnaire,
+    }
+}
+
+pub fn panel_questions(f1: &str, f2: &str, tp: &str) -> Value {
+    json!({
+        "title": "Customer panel",
+        "kind": "customer_panel",
+        "questions": [
+            {"key": "city", "type": "single_choice", "options": ["msk", "spb"], "role": "segment_attribute", "required": true},
+            {"key": "source", "type": "multi_choice", "options": ["social", "tv", "friends"], "role": "source_channel"},
+            {"key": "price", "type": "rating_1_5", "role": "choice_factor_importance", "choice_factor_id": f1},
+            {"key": "location", "type": "rating_1_5", "role": "choice_factor_importance", "choice_factor_id": f2},
+            {"key": "nps", "type": "nps_0_10", "role": "nps"},
+            {"key": "budget", "type": "number", "role": "spend", "min": 0, "max": 1000000},
+            {"key": "comment", "type": "text", "role": "recommendation"},
+            {"key": "mail", "type": "email"},
+            {"key": "visit", "type": "date"},
+            {"key": "reception", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": tp}
+        ]
+    })
+}
+
+/// `n` valid NDJSON rows with external ids `{prefix}{i}`.
+pub fn ndjson_rows(prefix: &str, n: usize) -> String {
+    let mut s = String::with_capacity(n * 160);
+    for i in 0..n {
+        let city = if i % 3 == 0 { "spb" } else { "msk" };
+        let src = match i % 4 {
+            0 => "[\"social\"]",
+            1 => "[\"tv\",\"friends\"]",
+            2 => "[]",
+            _ => "[\"friends\"]",
+        };
+        s.push_str(&format!(
+            "{{\"external_id\":\"{prefix}{i}\",\"answers\":{{\"city\":\"{city}\",\"source\":{src},\"price\":{},\"location\":{},\"nps\":{},\"budget\":{}}}}}\n",
+            1 + i % 5,
+            1 + (i / 5) % 5,
+            i % 11,
+            (i % 100) * 1000
+        ));
+    }
+    s
+}
+
+/// The same rows as CSV.
+pub fn csv_rows(prefix: &str, n: usize) -> String {
+    let mut s = String::from("external_id,city,source,price,location,nps,budget\n");
+    for i in 0..n {
+        let city = if i % 3 == 0 { "spb" } else { "msk" };
+        let src = match i % 4 {
+            0 => "social",
+            1 => "tv;friends",
+            2 => "",
+            _ => "friends",
+        };
+        s.push_str(&format!(
+            "{prefix}{i},{city},{src},{},{},{},{}\n",
+            1 + i % 5,
+            1 + (i / 5) % 5,
+            i % 11,
+            (i % 100) * 1000
+        ));
+    }
+    s
+}
