@@ -126,6 +126,8 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|_, _| ApiError(AppError::NotFound).into()),
                 )
+                // Before the /api/v1 scope, which would answer 404 for it.
+                .route("/api/v1/openapi.json", web::get().to(openapi_json))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError(AppError::field(
                         "query",
@@ -136,7 +138,6 @@ impl Application {
                 .into_utoipa_app();
             crate::openapi::routes(app)
                 .into_app()
-                .route("/api/v1/openapi.json", web::get().to(openapi_json))
                 .route("/graphql", web::post().to(graphql))
                 .route("/graphql", web::get().to(graphiql))
                 .default_service(web::to(not_found))

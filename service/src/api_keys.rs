@@ -154,12 +154,12 @@ impl Services {
     }
 
     pub async fn revoke_api_key(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<ApiKeyView> {
-        ctx.require(Perm::Admin)?;
         let existing = api_key::Entity::find_by_id(id)
             .filter(api_key::Column::AgencyId.eq(ctx.agency_id))
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound)?;
+        ctx.require(Perm::Admin)?;
         if existing.revoked_at.is_some() {
             return Ok(existing.into());
         }

@@ -274,13 +274,15 @@ impl Services {
         id: Uuid,
         u: UpdateClient,
     ) -> AppResult<ClientView> {
+        // Another agency's id is "not found" whoever asks; permissions and
+        // input are judged only for the caller's own resources.
+        let existing = find_client(&self.db, ctx.agency_id, id).await?;
         ctx.require(Perm::ManageClients)?;
         let mut errs = Vec::new();
         check_fields(&u, &mut errs);
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
-        let existing = find_client(&self.db, ctx.agency_id, id).await?;
         self.check_library(ctx.agency_id, u.touchpoint_library_id)
             .await?;
         let mut m: client::ActiveModel = existing.into();
@@ -321,8 +323,8 @@ impl Services {
         id: Uuid,
         archived: bool,
     ) -> AppResult<ClientView> {
-        ctx.require(Perm::ManageClients)?;
         let existing = find_client(&self.db, ctx.agency_id, id).await?;
+        ctx.require(Perm::ManageClients)?;
         let mut m: client::ActiveModel = existing.into();
         m.archived_at = Set(archived.then(now));
         m.updated_at = Set(now());
@@ -331,8 +333,8 @@ impl Services {
 
     /// Deletes a client that has no questionnaires; otherwise archive it.
     pub async fn delete_client(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
-        ctx.require(Perm::ManageClients)?;
         find_client(&self.db, ctx.agency_id, id).await?;
+        ctx.require(Perm::ManageClients)?;
         let has_data = questionnaire::Entity::find()
             .filter(questionnaire::Column::AgencyId.eq(ctx.agency_id))
             .filter(questionnaire::Column::ClientId.eq(id))

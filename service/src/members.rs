@@ -263,8 +263,8 @@ impl Services {
         id: Uuid,
         input: ChangeRole,
     ) -> AppResult<MemberView> {
-        ctx.require(Perm::Admin)?;
         let m = self.find_membership(ctx, id).await?;
+        ctx.require(Perm::Admin)?;
         let current = Role::parse(&m.role).unwrap_or(Role::Viewer);
         if current == Role::Owner || input.role == Role::Owner {
             ctx.require_role(Role::Owner)?;
@@ -282,8 +282,8 @@ impl Services {
     }
 
     pub async fn remove_member(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
-        ctx.require(Perm::Admin)?;
         let m = self.find_membership(ctx, id).await?;
+        ctx.require(Perm::Admin)?;
         if m.role == Role::Owner.as_str() {
             ctx.require_role(Role::Owner)?;
             if !self.owners_left(ctx, id).await? {

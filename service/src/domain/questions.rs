@@ -175,8 +175,10 @@ pub struct QuestionInput {
     #[serde(default)]
     pub role: Option<QuestionRole>,
     #[serde(default)]
+    #[graphql(default)]
     pub required: bool,
     #[serde(default)]
+    #[graphql(default)]
     pub options: Vec<String>,
     #[serde(default)]
     pub min: Option<f64>,

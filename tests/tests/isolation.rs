@@ -1,0 +1,416 @@
+//! Tenant isolation: agency A, with its owner's JWT and with an all-scope API
+//! key, gets 404 for every one of agency B's ids on every REST route (taken
+//! from the OpenAPI document, so a new route cannot be forgotten) and every
+//! GraphQL field; B's data is unchanged afterwards; A's lists never show B.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tests::{Mode, Tenant, TestApp, both_modes, panel, spawn_app};
+
+struct BWorld {
+    ids: HashMap<&'static str, String>,
+}
+
+async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
+    let p = panel(app, b).await;
+    let lib = app
+        .get(
+            &format!("/api/v1/touchpoint-libraries/{}", p.library),
+            &b.token,
+        )
+        .await;
+    let stage = lib.body["stages"][4]["id"].as_str().unwrap().to_owned();
+    let segment = app
+        .create(
+            &format!("/api/v1/clients/{}/segments", p.client),
+            &b.token,
+            json!({"name": "Moscow", "filter": {"conditions": [{"question": "city", "values": ["msk"]}]}}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/questionnaires/{}/responses", p.questionnaire),
+            &b.token,
+            json!({"external_id": "b1", "answers": {"city": "spb", "nps": 9}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    app.wait_for_summary(&b.token, &p.questionnaire, 1).await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            &b.token,
+            json!({"name": "b key", "scopes": ["read"]}),
+        )
+        .await;
+    let r = app
+        .post("/api/v1/members", &b.token, json!({"email": format!("colleague-{}@b.example.com", uuid::Uuid::new_v4().simple()), "role": "viewer"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let members = app.get("/api/v1/members", &b.token).await;
+    let membership = members.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut ids = HashMap::new();
+    ids.insert("client", p.client);
+    ids.insert("factor", p.factors[0].clone());
+    ids.insert("library", p.library);
+    ids.insert("stage", stage);
+    ids.insert("touchpoint", p.touchpoint);
+    ids.insert("questionnaire", p.questionnaire);
+    ids.insert("segment", segment);
+    ids.insert(
+        "api_key",
+        key.body["api_key"]["id"].as_str().unwrap().to_owned(),
+    );
+    ids.insert("membership", membership);
+    BWorld { ids }
+}
+
+/// Everything B can see of itself, to compare before and after.
+async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
+    let id = |k: &str| w.ids[k].clone();
+    let mut out = serde_json::Map::new();
+    for path in [
+        format!("/api/v1/clients/{}", id("client")),
+        "/api/v1/clients?include_archived=true".to_owned(),
+        format!("/api/v1/clients/{}/choice-factors", id("client")),
+        format!("/api/v1/touchpoint-libraries/{}", id("library")),
+        "/api/v1/touchpoint-libraries".to_owned(),
+        format!("/api/v1/clients/{}/questionnaires", id("client")),
+        format!("/api/v1/questionnaires/{}", id("questionnaire")),
+        format!("/api/v1/questionnaires/{}/responses", id("questionnaire")),
+        format!("/api/v1/questionnaires/{}/summary", id("questionnaire")),
+        format!("/api/v1/clients/{}/segments", id("client")),
+        format!("/api/v1/segments/{}", id("segment")),
+        "/api/v1/api-keys".to_owned(),
+        "/api/v1/members".to_owned(),
+    ] {
+        let r = app.get(&path, &b.token).await;
+        assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
+        out.insert(path, r.body);
+    }
+    Value::Object(out)
+}
+
+fn fill(path: &str, w: &BWorld) -> String {
+    let mut p = path.to_owned();
+    let first = if p.starts_with("/api/v1/clients/") {
+        "client"
+    } else if p.starts_with("/api/v1/choice-factors/") {
+        "factor"
+    } else if p.starts_with("/api/v1/questionnaires/") {
+        "questionnaire"
+    } else if p.starts_with("/api/v1/segments/") {
+        "segment"
+    } else if p.starts_with("/api/v1/touchpoint-libraries/") {
+        "library"
+    } else if p.starts_with("/api/v1/api-keys/") {
+        "api_key"
+    } else if p.starts_with("/api/v1/members/") {
+        "membership"
+    } else {
+        panic!("no B id for {path}: extend the isolation matrix")
+    };
+    p = p.replacen("{id}", &w.ids[first], 1);
+    p = p.replace("{stage_id}", &w.ids["stage"]);
+    p = p.replace("{touchpoint_id}", &w.ids["touchpoint"]);
+    assert!(!p.contains('{'), "unfilled parameter in {p}");
+    p
+}
+
+/// A body that would be valid if the id were the caller's own.
+fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'static str)> {
+    let json = |v: Value| Some((v.to_string(), "application/json"));
+    match (method, template) {
+        ("patch", "/api/v1/clients/{id}") => json(json!({"name": "Hacked"})),
+        ("post", "/api/v1/clients/{id}/choice-factors")
+        | ("put", "/api/v1/choice-factors/{id}") => json(json!({"name": "Hacked"})),
+        ("post", "/api/v1/clients/{id}/questionnaires") => json(
+            json!({"title": "x", "kind": "brief", "questions": [{"key": "a", "type": "text"}]}),
+        ),
+        ("patch", "/api/v1/questionnaires/{id}") => json(json!({"title": "Hacked"})),
+        ("post", "/api/v1/questionnaires/{id}/responses") => {
+            json(json!({"answers": {"city": "msk"}}))
+        }
+        ("post", "/api/v1/questionnaires/{id}/responses/import") => {
+            Some(("city\nmsk\n".into(), "text/csv"))
+        }
+        ("post", "/api/v1/clients/{id}/segments") | ("put", "/api/v1/segments/{id}") => json(
+            json!({"name": "x", "filter": {"conditions": [{"question": "city", "values": ["msk"]}]}}),
+        ),
+        ("post", "/api/v1/touchpoint-libraries/{id}/clone") => json(json!({})),
+        ("post", "/api/v1/touchpoint-libraries/{id}/stages") => {
+            json(json!({"key": "s", "name_en": "S", "name_ru": "С"}))
+        }
+        ("post", "/api/v1/touchpoint-libraries/{id}/touchpoints")
+        | ("put", "/api/v1/touchpoint-libraries/{id}/touchpoints/{touchpoint_id}") => json(json!({
+            "stage_id": w.ids["stage"], "key": "x", "name_en": "X", "name_ru": "Х", "channel": "online"
+        })),
+        ("patch", "/api/v1/members/{id}") => json(json!({"role": "viewer"})),
+        _ => None,
+    }
+}
+
+async fn every_rest_route_hides_other_agencies(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let a = app.signup("Agency A").await;
+    let b = app.signup("Agency B").await;
+    let w = build_b(&app, &b).await;
+    let a_key = app.api_key(&a.token, &["read", "write", "ingest"]).await;
+    let before = b_state(&app, &b, &w).await;
+
+    let doc = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .body;
+    let mut checked = 0;
+    for (template, ops) in doc["paths"].as_object().unwrap() {
+        if !template.contains('{') {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            let path = fill(template, &w);
+            for (who, cred) in [("A's JWT", &a.token), ("A's API key", &a_key)] {
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let r = match body_for(method, template, &w) {
+                    Some((body, ct)) => app.raw(m, &path, Some(cred), ct, body).await,
+                    None => app.call(m, &path, Some(cred), None).await,
+                };
+                assert_eq!(
+                    r.status,
+                    StatusCode::NOT_FOUND,
+                    "{who}: {} {template}: {}",
+                    method.to_uppercase(),
+                    r.text
+                );
+                assert_eq!(r.body["code"], "not_found");
+                checked += 1;
+            }
+        }
+    }
+    // 34 routes with ids today, each with a JWT and an API key.
+    assert!(checked >= 68, "only {checked} route checks");
+    assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
+
+    // A's lists never show B's rows.
+    for path in [
+        "/api/v1/clients?include_archived=true",
+        "/api/v1/api-keys",
+        "/api/v1/members",
+        "/api/v1/jobs",
+        "/api/v1/touchpoint-libraries",
+    ] {
+        let r = app.get(path, &a.token).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        for (_, id) in &w.ids {
+            assert!(!r.text.contains(id.as_str()), "{path} shows B's {id}");
+        }
+    }
+    // B's ids cannot be referenced from A's own resources.
+    let r = app
+        .post(
+            "/api/v1/clients",
+            &a.token,
+            json!({"name": "X", "touchpoint_library_id": w.ids["library"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_fields()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["touchpoint_library_id".to_owned()]
+        )
+    );
+    let a_client = app
+        .create("/api/v1/clients", &a.token, json!({"name": "Mine"}))
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{a_client}/questionnaires"),
+            &a.token,
+            json!({"title": "x", "kind": "customer_panel", "questions": [
+                {"key": "f", "type": "rating_1_5", "role": "choice_factor_importance", "choice_factor_id": w.ids["factor"]},
+                {"key": "t", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": w.ids["touchpoint"]}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.error_fields(),
+        [
+            "questions[0].choice_factor_id",
+            "questions[1].touchpoint_id"
+        ]
+    );
+}
+
+async fn every_graphql_field_hides_other_agencies(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let a = app.signup("Agency A").await;
+    let b = app.signup("Agency B").await;
+    let w = build_b(&app, &b).await;
+    let a_key = app.api_key(&a.token, &["read", "write", "ingest"]).await;
+    let before = b_state(&app, &b, &w).await;
+    let id = |k: &str| w.ids[k].clone();
+    let seg = json!({"conditions": [{"question": "city", "values": ["msk"]}]});
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "query($id: ID!) { client(id: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { touchpointLibrary(id: $id) { id } }",
+            json!({"id": id("library")}),
+        ),
+        (
+            "query($id: ID!) { choiceFactors(clientId: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { questionnaires(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { questionnaire(id: $id) { id } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "query($id: ID!) { questionnaireSummary(id: $id) { dataVersion } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "query($id: ID!) { responses(questionnaireId: $id) { items { id } } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "query($id: ID!) { segments(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { segment(id: $id) { id } }",
+            json!({"id": id("segment")}),
+        ),
+        (
+            "mutation($id: ID!) { updateClient(id: $id, input: {name: \"H\"}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { archiveClient(id: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { unarchiveClient(id: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteClient(id: $id) }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { cloneTouchpointLibrary(id: $id) { id } }",
+            json!({"id": id("library")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteTouchpointLibrary(id: $id) }",
+            json!({"id": id("library")}),
+        ),
+        (
+            "mutation($id: ID!) { addStage(libraryId: $id, input: {key: \"s\", nameEn: \"S\", nameRu: \"С\"}) { id } }",
+            json!({"id": id("library")}),
+        ),
+        (
+            "mutation($id: ID!, $s: ID!) { deleteStage(libraryId: $id, stageId: $s) }",
+            json!({"id": id("library"), "s": id("stage")}),
+        ),
+        (
+            "mutation($id: ID!, $s: ID!) { addTouchpoint(libraryId: $id, input: {stageId: $s, key: \"x\", nameEn: \"X\", nameRu: \"Х\", channel: \"online\"}) { id } }",
+            json!({"id": id("library"), "s": id("stage")}),
+        ),
+        (
+            "mutation($id: ID!, $s: ID!, $t: ID!) { updateTouchpoint(libraryId: $id, touchpointId: $t, input: {stageId: $s, key: \"x\", nameEn: \"X\", nameRu: \"Х\", channel: \"online\"}) { id } }",
+            json!({"id": id("library"), "s": id("stage"), "t": id("touchpoint")}),
+        ),
+        (
+            "mutation($id: ID!, $t: ID!) { deleteTouchpoint(libraryId: $id, touchpointId: $t) }",
+            json!({"id": id("library"), "t": id("touchpoint")}),
+        ),
+        (
+            "mutation($id: ID!) { createChoiceFactor(clientId: $id, input: {name: \"H\"}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { updateChoiceFactor(id: $id, input: {name: \"H\"}) { id } }",
+            json!({"id": id("factor")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteChoiceFactor(id: $id) }",
+            json!({"id": id("factor")}),
+        ),
+        (
+            "mutation($id: ID!) { createQuestionnaire(clientId: $id, input: {title: \"x\", kind: \"brief\", questions: [{key: \"a\", type: TEXT}]}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { updateQuestionnaire(id: $id, input: {title: \"H\"}) { id } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "mutation($id: ID!) { archiveQuestionnaire(id: $id) { id } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "mutation($id: ID!) { submitResponse(questionnaireId: $id, answers: {city: \"msk\"}) { inserted } }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "mutation($id: ID!, $f: JSON!) { createSegment(clientId: $id, name: \"x\", filter: $f) { id } }",
+            json!({"id": id("client"), "f": seg}),
+        ),
+        (
+            "mutation($id: ID!, $f: JSON!) { updateSegment(id: $id, name: \"x\", filter: $f) { id } }",
+            json!({"id": id("segment"), "f": seg}),
+        ),
+        (
+            "mutation($id: ID!) { deleteSegment(id: $id) }",
+            json!({"id": id("segment")}),
+        ),
+        (
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({"id": id("api_key")}),
+        ),
+        (
+            "mutation($id: ID!) { changeMemberRole(id: $id, role: VIEWER) { id } }",
+            json!({"id": id("membership")}),
+        ),
+        (
+            "mutation($id: ID!) { removeMember(id: $id) }",
+            json!({"id": id("membership")}),
+        ),
+    ];
+    for (query, vars) in &cases {
+        for (who, cred) in [("A's JWT", &a.token), ("A's API key", &a_key)] {
+            let r = app.graphql(Some(cred), query, vars.clone()).await;
+            assert_eq!(
+                r.body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                "{who}: {query}: {}",
+                r.text
+            );
+        }
+    }
+    assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
+    // Lists over GraphQL show only A's rows.
+    let r = app
+        .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } }", json!({}))
+        .await;
+    assert!(r.body["errors"].is_null(), "{}", r.text);
+    for (_, id) in &w.ids {
+        assert!(!r.text.contains(id.as_str()), "GraphQL lists show B's {id}");
+    }
+}
+
+both_modes!(
+    every_rest_route_hides_other_agencies,
+    every_graphql_field_hides_other_agencies
+);
