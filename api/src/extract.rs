@@ -151,7 +151,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         let inner = e.into_inner();
         let msg = inner.to_string();
         // serde reports an unknown field at its parent; name the field itself.
-        let field = if path == "." { "body".to_owned() } else { path };
+        let field = service::domain::import::json_error_field(
+            &path,
+            inner.is_syntax() || inner.is_eof(),
+            "body",
+        );
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("is not valid JSON: {msg}")
         } else {

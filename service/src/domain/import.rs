@@ -99,6 +99,23 @@ pub fn parse_one(
     }
 }
 
+/// The field a serde_path_to_error path names: malformed JSON is the whole
+/// document's fault; unknown segments (`?`) are dropped.
+pub fn json_error_field(path: &str, malformed: bool, whole: &str) -> String {
+    if malformed {
+        return whole.to_owned();
+    }
+    let kept: Vec<&str> = path
+        .split('.')
+        .filter(|seg| !seg.is_empty() && *seg != "?")
+        .collect();
+    if kept.is_empty() {
+        whole.to_owned()
+    } else {
+        kept.join(".")
+    }
+}
+
 fn too_many_rows() -> FieldError {
     FieldError::new("body", format!("at most {MAX_IMPORT_ROWS} rows per import"))
 }
@@ -127,8 +144,9 @@ pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResp
             },
             Err(e) => {
                 let path = e.path().to_string();
-                let field = if path == "." { "line".to_owned() } else { path };
-                sink.push(FieldError::new(field, e.into_inner().to_string()).at_row(row));
+                let inner = e.into_inner();
+                let field = json_error_field(&path, inner.is_syntax() || inner.is_eof(), "line");
+                sink.push(FieldError::new(field, inner.to_string()).at_row(row));
             }
         }
     }

@@ -1,0 +1,204 @@
+//! Ingestion at volume: concurrent duplicate imports, coalesced recomputes,
+//! several workers computing each data version once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use tests::{Mode, TestApp, both_modes, ndjson_rows, panel, spawn_app, spawn_with};
+
+async fn query_i64(app: &TestApp, sql: &str) -> i64 {
+    let db = &app.services.db;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn two_concurrent_imports_of_the_same_batch_store_it_once(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let body = ndjson_rows("same-", 10_000);
+    let path = format!(
+        "/api/v1/questionnaires/{}/responses/import",
+        p.questionnaire
+    );
+    let (a, b) = tokio::join!(
+        app.raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "application/x-ndjson",
+            body.clone()
+        ),
+        app.raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "application/x-ndjson",
+            body.clone()
+        ),
+    );
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(b.status, StatusCode::CREATED, "{}", b.text);
+    let inserted = a.body["inserted"].as_u64().unwrap() + b.body["inserted"].as_u64().unwrap();
+    let duplicates =
+        a.body["duplicates"].as_u64().unwrap() + b.body["duplicates"].as_u64().unwrap();
+    assert_eq!((inserted, duplicates), (10_000, 10_000));
+    let stored = query_i64(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM responses WHERE questionnaire_id = '{}'",
+            p.questionnaire
+        ),
+    )
+    .await;
+    // SQLite stores UUIDs as blobs: count through the API there.
+    if mode == Mode::Postgres {
+        assert_eq!(stored, 10_000);
+    }
+    let s = app.wait_for_summary(&t.token, &p.questionnaire, 1).await;
+    assert_eq!(s["summary"]["n"], 10_000);
+    assert_eq!(
+        s["current_data_version"], 1,
+        "the duplicate batch did not bump the version"
+    );
+}
+
+async fn a_100k_import_triggers_a_handful_of_recomputes(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!(
+                "/api/v1/questionnaires/{}/responses/import",
+                p.questionnaire
+            ),
+            Some(&t.token),
+            "text/csv",
+            tests::csv_rows("big-", 100_000),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["inserted"], 100_000);
+    let version = r.body["data_version"].as_i64().unwrap();
+    let s = app
+        .wait_for_summary(&t.token, &p.questionnaire, version)
+        .await;
+    assert_eq!(s["summary"]["n"], 100_000);
+    assert_eq!(s["data_version"], version);
+    // i % 11 over 100k rows = 9,090 full cycles + 0..=9: scores 9–10 → 2·9,090 + 1
+    // promoters; 0–6 → 7·9,090 + 7 detractors.
+    assert_eq!(s["summary"]["nps"]["promoters"], 18_181);
+    assert_eq!(s["summary"]["nps"]["detractors"], 63_637);
+    let runs = app.get("/api/v1/jobs?status=succeeded", &t.token).await;
+    let n = runs.body["items"].as_array().unwrap().len();
+    assert!(
+        (1..=3).contains(&n),
+        "{n} recomputes for one import: {}",
+        runs.text
+    );
+}
+
+async fn a_burst_of_single_posts_is_coalesced_and_each_version_computed_once(mode: Mode) {
+    // API without a worker, plus two independent workers (own connection
+    // pools and queue connections) sharing the database and the queue.
+    let app = spawn_with(mode, |s| s.run_worker = false).await;
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let services = api::startup::connect(&app.settings).await.unwrap();
+        workers.push(api::startup::start_worker(services, &app.settings));
+    }
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let key = app.api_key(&t.token, &["ingest"]).await;
+    let path = format!("/api/v1/questionnaires/{}/responses", p.questionnaire);
+    let posts = 300usize;
+    let results = futures::future::join_all((0..posts).map(|i| {
+        let (app, key, path) = (&app, &key, &path);
+        async move {
+            app.post(
+                path,
+                key,
+                json!({"external_id": format!("p{i}"), "answers": {"city": "msk", "nps": i % 11}}),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert!(results.iter().all(|r| r.status == StatusCode::CREATED));
+    let last = results
+        .iter()
+        .map(|r| r.body["data_version"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(last, posts as i64, "one version per stored post");
+    let s = app.wait_for_summary(&t.token, &p.questionnaire, last).await;
+    assert_eq!(s["summary"]["n"], posts);
+    // Let any straggling job finish, then read the ledger.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = query_i64(
+        &app,
+        "SELECT COUNT(*) FROM job_runs WHERE status = 'succeeded'",
+    )
+    .await;
+    let distinct = query_i64(
+        &app,
+        "SELECT COUNT(DISTINCT data_version) FROM job_runs WHERE status = 'succeeded'",
+    )
+    .await;
+    let workers_used = query_i64(&app, "SELECT COUNT(DISTINCT worker_id) FROM job_runs").await;
+    eprintln!("{mode:?}: {posts} posts → {runs} recomputes by {workers_used} workers");
+    assert_eq!(runs, distinct, "some data version was computed twice");
+    assert!(
+        runs < posts as i64 / 2,
+        "{runs} recomputes for {posts} posts: not coalesced"
+    );
+    drop(workers);
+}
+
+async fn the_served_openapi_document_is_the_checked_in_one(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let served = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .text;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
+    let checked_in = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        served == checked_in,
+        "openapi/openapi.json is stale: run `cargo run -p openapi`"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // Every route documents its problem responses.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/v1/") {
+            for (method, op) in ops.as_object().unwrap() {
+                for code in ["401", "404", "422", "500"] {
+                    assert!(
+                        op["responses"][code].is_object(),
+                        "{method} {path} lacks {code}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+both_modes!(
+    two_concurrent_imports_of_the_same_batch_store_it_once,
+    a_100k_import_triggers_a_handful_of_recomputes,
+    a_burst_of_single_posts_is_coalesced_and_each_version_computed_once,
+    the_served_openapi_document_is_the_checked_in_one,
+);
