@@ -204,7 +204,7 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
     ] {
         let r = app.get(path, &a.token).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
-        for (_, id) in &w.ids {
+        for id in w.ids.values() {
             assert!(!r.text.contains(id.as_str()), "{path} shows B's {id}");
         }
     }
@@ -405,7 +405,7 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } }", json!({}))
         .await;
     assert!(r.body["errors"].is_null(), "{}", r.text);
-    for (_, id) in &w.ids {
+    for id in w.ids.values() {
         assert!(!r.text.contains(id.as_str()), "GraphQL lists show B's {id}");
     }
 }

@@ -168,7 +168,7 @@ async fn bad_imports_store_nothing(mode: Mode) {
         ),
         (
             "text/csv",
-            format!("external_id,city,submitted_at\ne1,msk,yesterday\n"),
+            "external_id,city,submitted_at\ne1,msk,yesterday\n".to_string(),
             "submitted_at",
             Some(1),
         ),

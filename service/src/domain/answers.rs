@@ -168,7 +168,7 @@ pub fn canonical_cell(q: &Question, cell: &str) -> Result<Option<Value>, String>
 }
 
 fn choice(q: &Question, s: String) -> Result<String, String> {
-    if q.options.iter().any(|o| *o == s) {
+    if q.options.contains(&s) {
         Ok(s)
     } else {
         Err(format!("'{}' is not one of the options", clip(&s)))
@@ -190,16 +190,14 @@ fn number(q: &Question, n: f64) -> Result<(), String> {
     if !n.is_finite() {
         return Err("expected a finite number".into());
     }
-    if let Some(lo) = q.min {
-        if n < lo {
+    if let Some(lo) = q.min
+        && n < lo {
             return Err(format!("{n} is below the minimum {lo}"));
         }
-    }
-    if let Some(hi) = q.max {
-        if n > hi {
+    if let Some(hi) = q.max
+        && n > hi {
             return Err(format!("{n} is above the maximum {hi}"));
         }
-    }
     Ok(())
 }
 

@@ -35,7 +35,7 @@ pub struct ParsedResponse {
 }
 
 /// Collects at most [`MAX_REPORTED_ERRORS`] errors while counting all.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct ErrorSink {
     pub errors: Vec<FieldError>,
     pub total: usize,
@@ -65,14 +65,13 @@ fn check_ids(
         ("external_id", external_id),
         ("respondent_ref", respondent_ref),
     ] {
-        if let Some(v) = v {
-            if v.is_empty() || v.len() > MAX_EXTERNAL_ID {
+        if let Some(v) = v
+            && (v.is_empty() || v.len() > MAX_EXTERNAL_ID) {
                 errs.push(FieldError::new(
                     name,
                     format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
                 ));
             }
-        }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
