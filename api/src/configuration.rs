@@ -64,6 +64,10 @@ pub struct Settings {
     pub sweep_interval_ms: u64,
     /// How often an idle worker polls the queue, ms.
     pub queue_poll_ms: u64,
+    /// A pending recompute nobody picked up within this time is pushed again, ms.
+    pub sweep_grace_ms: i64,
+    /// First retry delay of a failed recompute (doubles per attempt), ms.
+    pub retry_base_ms: i64,
 }
 
 impl Default for Settings {
@@ -86,6 +90,8 @@ impl Default for Settings {
             worker_concurrency: 2,
             sweep_interval_ms: 2000,
             queue_poll_ms: 200,
+            sweep_grace_ms: 10_000,
+            retry_base_ms: 1_000,
         }
     }
 }

@@ -43,6 +43,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         jwt: Arc::new(jwt),
         config: Arc::new(ServiceConfig {
             jwt_ttl_secs: settings.jwt_ttl_secs,
+            sweep_grace_ms: settings.sweep_grace_ms,
+            retry_base_ms: settings.retry_base_ms,
             ..ServiceConfig::default()
         }),
     })

@@ -15,6 +15,8 @@ pub struct Model {
     pub pending_since_ms: i64,
     pub lease_owner: Option<String>,
     pub lease_until_ms: i64,
+    /// Not before this time (after a failure, the backoff).
+    pub next_attempt_ms: i64,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub updated_at: DateTimeUtc,

@@ -265,6 +265,7 @@ const TABLES: &[T] = &[
             ("pending_since_ms", K::BigInt, R),
             ("lease_owner", K::Text, N),
             ("lease_until_ms", K::BigInt, R),
+            ("next_attempt_ms", K::BigInt, R),
             ("attempts", K::Int, R),
             ("last_error", K::Text, N),
             ("updated_at", K::Time, R),

@@ -112,27 +112,32 @@ fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
         check_name("name", n, errs);
     }
     if let Some(i) = &u.industry
-        && i.chars().count() > 200 {
-            errs.push(FieldError::new("industry", "at most 200 characters"));
-        }
+        && i.chars().count() > 200
+    {
+        errs.push(FieldError::new("industry", "at most 200 characters"));
+    }
     if let Some(c) = &u.currency
-        && (c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase())) {
-            errs.push(FieldError::new(
-                "currency",
-                "must be an ISO 4217 code such as RUB",
-            ));
-        }
+        && (c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase()))
+    {
+        errs.push(FieldError::new(
+            "currency",
+            "must be an ISO 4217 code such as RUB",
+        ));
+    }
     if let Some(tz) = &u.timezone
-        && tz.parse::<chrono_tz::Tz>().is_err() {
-            errs.push(FieldError::new(
-                "timezone",
-                "must be an IANA time zone such as Europe/Moscow",
-            ));
-        }
+        && tz.parse::<chrono_tz::Tz>().is_err()
+    {
+        errs.push(FieldError::new(
+            "timezone",
+            "must be an IANA time zone such as Europe/Moscow",
+        ));
+    }
     if let Some(l) = &u.locale
-        && l != "ru" && l != "en" {
-            errs.push(FieldError::new("locale", "must be ru or en"));
-        }
+        && l != "ru"
+        && l != "en"
+    {
+        errs.push(FieldError::new("locale", "must be ru or en"));
+    }
     if let Some(rs) = &u.report_recipients {
         if rs.len() > 50 {
             errs.push(FieldError::new(
@@ -150,16 +155,18 @@ fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
         }
     }
     if let Some(s) = &u.digest_schedule
-        && !["weekly", "monthly", "off"].contains(&s.as_str()) {
-            errs.push(FieldError::new(
-                "digest_schedule",
-                "must be weekly, monthly or off",
-            ));
-        }
+        && !["weekly", "monthly", "off"].contains(&s.as_str())
+    {
+        errs.push(FieldError::new(
+            "digest_schedule",
+            "must be weekly, monthly or off",
+        ));
+    }
     if let Some(n) = u.min_segment_n
-        && !(1..=100_000).contains(&n) {
-            errs.push(FieldError::new("min_segment_n", "must be from 1 to 100000"));
-        }
+        && !(1..=100_000).contains(&n)
+    {
+        errs.push(FieldError::new("min_segment_n", "must be from 1 to 100000"));
+    }
 }
 
 /// A client of the caller's agency, or 404.

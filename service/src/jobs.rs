@@ -22,8 +22,6 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 pub const KIND_QUESTIONNAIRE: &str = "questionnaire_summary";
 /// How long one worker holds a target while computing it.
 pub const LEASE_MS: i64 = 120_000;
-/// A pending target nobody picked up within this time is pushed again.
-pub const SWEEP_GRACE_MS: i64 = 10_000;
 /// Failed runs are retried this many times, with exponential backoff.
 pub const MAX_ATTEMPTS: i32 = 5;
 
@@ -49,6 +47,7 @@ pub async fn ensure_target<C: ConnectionTrait>(
         pending_since_ms: Set(0),
         lease_owner: Set(None),
         lease_until_ms: Set(0),
+        next_attempt_ms: Set(0),
         attempts: Set(0),
         last_error: Set(None),
         updated_at: Set(now()),
@@ -93,6 +92,7 @@ pub async fn mark_dirty<C: ConnectionTrait>(
             Expr::value(now_ms()),
         )
         .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+        .col_expr(recompute_target::Column::NextAttemptMs, Expr::value(0i64))
         .filter(recompute_target::Column::Pending.eq(false))
         .exec(db)
         .await?;
@@ -144,9 +144,9 @@ impl From<job_run::Model> for JobRunView {
     }
 }
 
-fn backoff_ms(attempt: i32) -> i64 {
-    // 2 s, 4 s, 8 s, 16 s … capped at 5 min.
-    std::cmp::min(1000i64 << attempt.clamp(1, 8), 300_000)
+/// Base · 2^attempt (2 s, 4 s, 8 s, 16 s … with the default base), capped at 5 min.
+fn backoff_ms(base_ms: i64, attempt: i32) -> i64 {
+    std::cmp::min(base_ms << attempt.clamp(1, 8), 300_000)
 }
 
 impl Services {
@@ -179,6 +179,10 @@ impl Services {
             return Ok(RunOutcome::Fresh);
         }
         let now = now_ms();
+        if now < target.next_attempt_ms {
+            // Backing off after a failure: the sweeper pushes it when due.
+            return Ok(RunOutcome::Busy);
+        }
         let leased = recompute_target::Entity::update_many()
             .col_expr(recompute_target::Column::LeaseOwner, Expr::value(worker_id))
             .col_expr(
@@ -277,12 +281,19 @@ impl Services {
                     .await?;
                     recompute_target::Entity::update_many()
                         .col_expr(recompute_target::Column::Attempts, Expr::value(attempts))
+                        .col_expr(
+                            recompute_target::Column::NextAttemptMs,
+                            Expr::value(now_ms() + backoff_ms(self.config.retry_base_ms, attempts)),
+                        )
                         .col_expr(recompute_target::Column::LastError, Expr::value(cause))
                         // Not pending once given up: the next data change re-arms it.
                         .col_expr(recompute_target::Column::Pending, Expr::value(!gave_up))
                         .col_expr(
                             recompute_target::Column::PendingSinceMs,
-                            Expr::value(now_ms() + backoff_ms(attempts) - SWEEP_GRACE_MS),
+                            Expr::value(
+                                now_ms() + backoff_ms(self.config.retry_base_ms, attempts)
+                                    - self.config.sweep_grace_ms,
+                            ),
                         )
                         .col_expr(
                             recompute_target::Column::LeaseOwner,
@@ -365,7 +376,7 @@ impl Services {
         let now = now_ms();
         let stale = recompute_target::Entity::find()
             .filter(recompute_target::Column::Pending.eq(true))
-            .filter(recompute_target::Column::PendingSinceMs.lt(now - SWEEP_GRACE_MS))
+            .filter(recompute_target::Column::PendingSinceMs.lt(now - self.config.sweep_grace_ms))
             .filter(recompute_target::Column::LeaseUntilMs.lt(now))
             .order_by_asc(recompute_target::Column::PendingSinceMs)
             .limit(500)

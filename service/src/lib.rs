@@ -34,6 +34,10 @@ pub struct ServiceConfig {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub invitation_ttl_hours: i64,
+    /// A pending recompute nobody picked up within this time is pushed again.
+    pub sweep_grace_ms: i64,
+    /// First retry delay of a failed recompute; doubles per attempt.
+    pub retry_base_ms: i64,
 }
 
 impl Default for ServiceConfig {
@@ -43,6 +47,8 @@ impl Default for ServiceConfig {
             jwt_issuer: "growthpoint".into(),
             jwt_audience: "growthpoint-api".into(),
             invitation_ttl_hours: 72,
+            sweep_grace_ms: 10_000,
+            retry_base_ms: 1_000,
         }
     }
 }

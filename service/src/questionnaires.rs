@@ -168,19 +168,21 @@ impl Services {
         };
         for (i, q) in questions.iter().enumerate() {
             if let Some(f) = q.choice_factor_id
-                && !factor_exists(&self.db, agency_id, client_id, f).await? {
-                    errs.push(FieldError::new(
-                        format!("questions[{i}].choice_factor_id"),
-                        "no such choice factor for this client",
-                    ));
-                }
+                && !factor_exists(&self.db, agency_id, client_id, f).await?
+            {
+                errs.push(FieldError::new(
+                    format!("questions[{i}].choice_factor_id"),
+                    "no such choice factor for this client",
+                ));
+            }
             if let Some(t) = q.touchpoint_id
-                && !touchpoint_exists(&self.db, agency_id, t).await? {
-                    errs.push(FieldError::new(
-                        format!("questions[{i}].touchpoint_id"),
-                        "no such touchpoint in this agency's libraries",
-                    ));
-                }
+                && !touchpoint_exists(&self.db, agency_id, t).await?
+            {
+                errs.push(FieldError::new(
+                    format!("questions[{i}].touchpoint_id"),
+                    "no such touchpoint in this agency's libraries",
+                ));
+            }
         }
         Ok(questions)
     }

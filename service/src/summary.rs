@@ -81,9 +81,10 @@ pub fn summarise<'a>(
     for a in answers {
         n += 1;
         if let Some(k) = nps_key
-            && let Some(s) = a.get(k).and_then(|v| v.as_i64()) {
-                tally.add(s);
-            }
+            && let Some(s) = a.get(k).and_then(|v| v.as_i64())
+        {
+            tally.add(s);
+        }
         for (i, q) in factor_qs.iter().enumerate() {
             if let Some(x) = a.get(&q.key).and_then(|v| v.as_f64()) {
                 moments[i].add(x);

@@ -86,6 +86,8 @@ pub async fn test_settings(mode: Mode) -> Settled {
         api_key_rate_per_second: 100_000,
         sweep_interval_ms: 200,
         queue_poll_ms: 50,
+        sweep_grace_ms: 1_000,
+        retry_base_ms: 20,
         db_max_connections: 8,
         queue_name: format!("gp-test-{id}"),
         ..Settings::default()

@@ -57,11 +57,12 @@ async fn submit_response(
         .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
     let hash = request_hash("POST", req.path(), &body);
     if let Some(k) = &key
-        && let Some(stored) = state.services.idempotent_lookup(&ctx, k, &hash).await? {
-            let status = actix_web::http::StatusCode::from_u16(stored.status)
-                .unwrap_or(actix_web::http::StatusCode::OK);
-            return Ok(HttpResponse::build(status).json(stored.body));
-        }
+        && let Some(stored) = state.services.idempotent_lookup(&ctx, k, &hash).await?
+    {
+        let status = actix_web::http::StatusCode::from_u16(stored.status)
+            .unwrap_or(actix_web::http::StatusCode::OK);
+        return Ok(HttpResponse::build(status).json(stored.body));
+    }
     let input: ResponseInput = parse_json(&body)?;
     let result = state.services.submit_response(&ctx, *id, input).await?;
     if let Some(k) = &key {

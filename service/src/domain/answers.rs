@@ -191,13 +191,15 @@ fn number(q: &Question, n: f64) -> Result<(), String> {
         return Err("expected a finite number".into());
     }
     if let Some(lo) = q.min
-        && n < lo {
-            return Err(format!("{n} is below the minimum {lo}"));
-        }
+        && n < lo
+    {
+        return Err(format!("{n} is below the minimum {lo}"));
+    }
     if let Some(hi) = q.max
-        && n > hi {
-            return Err(format!("{n} is above the maximum {hi}"));
-        }
+        && n > hi
+    {
+        return Err(format!("{n} is above the maximum {hi}"));
+    }
     Ok(())
 }
 

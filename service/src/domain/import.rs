@@ -66,12 +66,13 @@ fn check_ids(
         ("respondent_ref", respondent_ref),
     ] {
         if let Some(v) = v
-            && (v.is_empty() || v.len() > MAX_EXTERNAL_ID) {
-                errs.push(FieldError::new(
-                    name,
-                    format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
-                ));
-            }
+            && (v.is_empty() || v.len() > MAX_EXTERNAL_ID)
+        {
+            errs.push(FieldError::new(
+                name,
+                format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
+            ));
+        }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }

@@ -298,9 +298,10 @@ pub fn parse_questions(inputs: Vec<QuestionInput>) -> Result<Vec<Question>, Vec<
                 }
             }
             if let (Some(lo), Some(hi)) = (q.min, q.max)
-                && lo > hi {
-                    errors.push(FieldError::new(f("min"), "must not exceed max"));
-                }
+                && lo > hi
+            {
+                errors.push(FieldError::new(f("min"), "must not exceed max"));
+            }
         } else if q.min.is_some() || q.max.is_some() {
             errors.push(FieldError::new(
                 f("min"),

@@ -47,9 +47,10 @@ impl SegmentFilter {
                     if lo.is_some_and(|x| !x.is_finite()) || hi.is_some_and(|x| !x.is_finite()) {
                         errs.push(FieldError::new(f("min"), "must be finite"));
                     } else if let (Some(lo), Some(hi)) = (lo, hi)
-                        && lo > hi {
-                            errs.push(FieldError::new(f("min"), "must not exceed max"));
-                        }
+                        && lo > hi
+                    {
+                        errs.push(FieldError::new(f("min"), "must not exceed max"));
+                    }
                 }
                 _ => errs.push(FieldError::new(
                     f("values"),
