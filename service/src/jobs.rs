@@ -223,6 +223,7 @@ impl Services {
                             Expr::value(version),
                         )
                         .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+                        .col_expr(recompute_target::Column::NextAttemptMs, Expr::value(0i64))
                         .col_expr(
                             recompute_target::Column::LastError,
                             Expr::value(Option::<String>::None),

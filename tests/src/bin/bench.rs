@@ -1,1 +1,611 @@
-fn main() {}
+//! Ingest and read throughput of the whole application, spawned in-process
+//! with the black-box harness (issue 2; see docs/performance.md).
+//!
+//! ```text
+//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench -- --mode both
+//! ```
+//!
+//! For each mode: sign up, build the panel world, then
+//! 1. read throughput: a closed loop of 16 clients on `GET /healthz`, then on
+//!    `GET /api/v1/clients` (owner JWT), 1 s warm-up, then 5 s or 20,000
+//!    requests, whichever comes first;
+//! 2. ingest throughput: three 100k-row NDJSON and three 100k-row CSV imports
+//!    (fresh external ids each time), timed around the HTTP call;
+//! 3. a rough breakdown of one import: upload, parse, and the rest (storing).
+//!
+//! Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use service::domain::answers::AnswerSchema;
+use service::domain::import::{parse_csv, parse_ndjson};
+use tests::{Mode, Panel, Tenant, TestApp};
+use uuid::Uuid;
+
+const CONCURRENCY: usize = 16;
+const READ_SECS: u64 = 5;
+const READ_MAX: usize = 20_000;
+const WARMUP_SECS: u64 = 1;
+const INGEST_RUNS: usize = 3;
+
+struct Args {
+    modes: Vec<Mode>,
+    mode_arg: String,
+    rows: usize,
+}
+
+fn parse_args() -> Args {
+    let mut mode_arg = "both".to_owned();
+    let mut rows = 100_000usize;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (a.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).unwrap_or_default();
+        match key.as_str() {
+            "--mode" => mode_arg = value(),
+            "--rows" => {
+                rows = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--rows takes a number"));
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let modes = match mode_arg.as_str() {
+        "sqlite" => vec![Mode::Sqlite],
+        "postgres" => vec![Mode::Postgres],
+        "both" => vec![Mode::Sqlite, Mode::Postgres],
+        _ => usage("--mode is sqlite, postgres or both"),
+    };
+    if rows == 0 {
+        usage("--rows must be positive");
+    }
+    Args {
+        modes,
+        mode_arg,
+        rows,
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("bench: {msg}");
+    }
+    eprintln!("usage: bench [--mode sqlite|postgres|both] [--rows N]");
+    std::process::exit(2)
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Sqlite => "SQLite",
+        Mode::Postgres => "PostgreSQL",
+    }
+}
+
+/// Thousands separators: 123456 → "123,456".
+fn thousands(n: f64) -> String {
+    let s = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn best(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+// ---------------------------------------------------------------- reads ---
+
+struct LoopStats {
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl LoopStats {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A closed loop: `conc` clients, each sending its next request when the
+/// previous one has been read, until `dur` has passed or `max` requests have
+/// been issued.
+async fn closed_loop(
+    http: &reqwest::Client,
+    url: &str,
+    auth: Option<&HeaderValue>,
+    conc: usize,
+    dur: Duration,
+    max: usize,
+) -> LoopStats {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conc {
+        let http = http.clone();
+        let url = url.to_owned();
+        let auth = auth.cloned();
+        let issued = issued.clone();
+        set.spawn(async move {
+            let mut lat = Vec::with_capacity(max / conc + 16);
+            let mut errors = 0usize;
+            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
+                let t0 = Instant::now();
+                let mut req = http.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header(AUTHORIZATION, a.clone());
+                }
+                match req.send().await {
+                    Ok(r) => {
+                        let ok = r.status() == StatusCode::OK;
+                        let body = r.bytes().await;
+                        if ok && body.is_ok() {
+                            lat.push(t0.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        });
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    while let Some(r) = set.join_next().await {
+        let (lat, e) = r.expect("load task");
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    LoopStats {
+        ok: all.len(),
+        errors,
+        elapsed,
+        p50: percentile(&all, 50.0),
+        p99: percentile(&all, 99.0),
+    }
+}
+
+async fn read_bench(http: &reqwest::Client, url: &str, auth: Option<&HeaderValue>) -> LoopStats {
+    let _ = closed_loop(
+        http,
+        url,
+        auth,
+        CONCURRENCY,
+        Duration::from_secs(WARMUP_SECS),
+        READ_MAX,
+    )
+    .await;
+    closed_loop(
+        http,
+        url,
+        auth,
+        CONCURRENCY,
+        Duration::from_secs(READ_SECS),
+        READ_MAX,
+    )
+    .await
+}
+
+// --------------------------------------------------------------- ingest ---
+
+struct IngestStats {
+    ndjson: Vec<f64>,
+    csv: Vec<f64>,
+    breakdown: String,
+}
+
+async fn import(
+    app: &TestApp,
+    key: &str,
+    q: &str,
+    ct: &str,
+    body: String,
+    rows: usize,
+) -> Duration {
+    let path = format!("/api/v1/questionnaires/{q}/responses/import");
+    let t0 = Instant::now();
+    let r = app.raw(Method::POST, &path, Some(key), ct, body).await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, StatusCode::CREATED, "import ({ct}): {}", r.text);
+    assert_eq!(
+        r.body["inserted"].as_u64(),
+        Some(rows as u64),
+        "import ({ct}) did not insert every row: {}",
+        r.text
+    );
+    took
+}
+
+async fn ingest_bench(
+    app: &TestApp,
+    t: &Tenant,
+    key: &str,
+    nd_q: &str,
+    csv_q: &str,
+    rows: usize,
+) -> IngestStats {
+    // Untimed warm-up: first connections, prepared statements, caches.
+    import(
+        app,
+        key,
+        nd_q,
+        "application/x-ndjson",
+        tests::ndjson_rows("warm-", 1_000),
+        1_000,
+    )
+    .await;
+    import(
+        app,
+        key,
+        csv_q,
+        "text/csv",
+        tests::csv_rows("warm-", 1_000),
+        1_000,
+    )
+    .await;
+
+    let mut ndjson = Vec::new();
+    let mut csv = Vec::new();
+    let mut nd_times = Vec::new();
+    for run in 1..=INGEST_RUNS {
+        let body = tests::ndjson_rows(&format!("nd{run}-"), rows);
+        let mb = body.len() as f64 / 1e6;
+        let took = import(app, key, nd_q, "application/x-ndjson", body, rows).await;
+        let rate = rows as f64 / took.as_secs_f64();
+        println!(
+            "  ingest NDJSON run {run}: {rows} rows ({mb:.1} MB) in {} ms = {} responses/s",
+            ms(took),
+            thousands(rate)
+        );
+        ndjson.push(rate);
+        nd_times.push(took.as_secs_f64());
+
+        let body = tests::csv_rows(&format!("csv{run}-"), rows);
+        let mb = body.len() as f64 / 1e6;
+        let took = import(app, key, csv_q, "text/csv", body, rows).await;
+        let rate = rows as f64 / took.as_secs_f64();
+        println!(
+            "  ingest CSV    run {run}: {rows} rows ({mb:.1} MB) in {} ms = {} responses/s",
+            ms(took),
+            thousands(rate)
+        );
+        csv.push(rate);
+    }
+
+    // Where the time of one NDJSON import goes, roughly.
+    // a) Upload + auth + body read: the same body with a refused Content-Type
+    //    (the handler rejects it only after the extractors read the body).
+    let body = tests::ndjson_rows("probe-", rows);
+    let path = format!("/api/v1/questionnaires/{nd_q}/responses/import");
+    let t0 = Instant::now();
+    let r = app
+        .raw(Method::POST, &path, Some(key), "text/plain", body.clone())
+        .await;
+    let upload = t0.elapsed();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // b) Parsing and validation alone, in this process, like the server's
+    //    spawn_blocking does.
+    let agency: Uuid = t.agency_id.parse().unwrap();
+    let qid: Uuid = nd_q.parse().unwrap();
+    let version = app
+        .get(&format!("/api/v1/questionnaires/{nd_q}"), &t.token)
+        .await
+        .body["version"]
+        .as_i64()
+        .unwrap_or(1) as i32;
+    let questions = service::questionnaires::load_questions(&app.services.db, agency, qid, version)
+        .await
+        .expect("questions");
+    let schema = AnswerSchema::new(&questions);
+    let t0 = Instant::now();
+    let parsed = parse_ndjson(&schema, body.as_bytes()).unwrap_or_default();
+    let parse = t0.elapsed();
+    assert_eq!(parsed.len(), rows);
+    drop(parsed);
+    let csv_body = tests::csv_rows("probe-", rows);
+    let t0 = Instant::now();
+    let parsed = parse_csv(&schema, csv_body.as_bytes()).unwrap_or_default();
+    let parse_csv_t = t0.elapsed();
+    assert_eq!(parsed.len(), rows);
+    drop(parsed);
+    // c) Re-sending a stored batch: upload + parse + conflict checks, no new rows.
+    let dup = tests::ndjson_rows("nd1-", rows);
+    let t0 = Instant::now();
+    let r = app
+        .raw(Method::POST, &path, Some(key), "application/x-ndjson", dup)
+        .await;
+    let resend = t0.elapsed();
+    assert_eq!(
+        r.body["duplicates"].as_u64(),
+        Some(rows as u64),
+        "{}",
+        r.text
+    );
+    let total = median(&nd_times);
+    let store = (total - upload.as_secs_f64() - parse.as_secs_f64()).max(0.0);
+    let breakdown = format!(
+        "NDJSON median {:.0} ms ≈ upload+auth {:.0} ms + parse/validate {:.0} ms + store (insert, commit) ≈{:.0} ms; \
+         re-sending a stored batch (all duplicates) {:.0} ms; CSV parse/validate {:.0} ms",
+        total * 1000.0,
+        upload.as_secs_f64() * 1000.0,
+        parse.as_secs_f64() * 1000.0,
+        store * 1000.0,
+        resend.as_secs_f64() * 1000.0,
+        parse_csv_t.as_secs_f64() * 1000.0,
+    );
+    println!("  breakdown: {breakdown}");
+    IngestStats {
+        ndjson,
+        csv,
+        breakdown,
+    }
+}
+
+// ----------------------------------------------------------------- main ---
+
+struct ModeResult {
+    mode: Mode,
+    engine: String,
+    healthz: LoopStats,
+    clients: LoopStats,
+    ingest: IngestStats,
+}
+
+async fn engine_version(app: &TestApp) -> String {
+    let (backend, sql, label) = match app.mode {
+        Mode::Sqlite => (DbBackend::Sqlite, "SELECT sqlite_version()", "SQLite"),
+        Mode::Postgres => (DbBackend::Postgres, "SHOW server_version", "PostgreSQL"),
+    };
+    let v = app
+        .services
+        .db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.try_get_by_index::<String>(0).ok())
+        .unwrap_or_else(|| "?".into());
+    format!("{label} {v}")
+}
+
+async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult {
+    println!("== {} ==", mode_name(mode));
+    // The worker is off so that recomputing summaries after each import does
+    // not compete with the measured requests; ingest stores rows and queues
+    // the recompute, which is what the request pays for.
+    let app = tests::spawn_with(mode, |s| s.run_worker = false).await;
+    let engine = engine_version(&app).await;
+    let t = app.signup("Bench Agency").await;
+    let p: Panel = tests::panel(&app, &t).await;
+    // A realistic first page: ten clients in all.
+    for i in 1..10 {
+        app.create(
+            "/api/v1/clients",
+            &t.token,
+            serde_json::json!({"name": format!("Client {i}"), "timezone": "Europe/Moscow", "locale": "en"}),
+        )
+        .await;
+    }
+    let csv_q = app
+        .create(
+            &format!("/api/v1/clients/{}/questionnaires", p.client),
+            &t.token,
+            tests::panel_questions(&p.factors[0], &p.factors[1], &p.touchpoint),
+        )
+        .await;
+    let key = app.api_key(&t.token, &["ingest"]).await;
+
+    // Reads first: the bulk inserts leave PostgreSQL with autovacuum and
+    // checkpoint work that would otherwise run during the read loops.
+    let health = read_bench(http, &app.url("/healthz"), None).await;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", t.token)).unwrap();
+    let clients = read_bench(http, &app.url("/api/v1/clients"), Some(&bearer)).await;
+    for (name, s) in [("GET /healthz", &health), ("GET /api/v1/clients", &clients)] {
+        println!(
+            "  {name:<20} {} req/s  p50 {} ms  p99 {} ms  ({} ok, {} errors, {:.2} s)",
+            thousands(s.rps()),
+            ms(s.p50),
+            ms(s.p99),
+            s.ok,
+            s.errors,
+            s.elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "  clients/healthz = {:.0}%",
+        100.0 * clients.rps() / health.rps()
+    );
+
+    let ingest = ingest_bench(&app, &t, &key, &p.questionnaire, &csv_q, rows).await;
+
+    if mode == Mode::Postgres {
+        drop_database(&app).await;
+    }
+    ModeResult {
+        mode,
+        engine,
+        healthz: health,
+        clients,
+        ingest,
+    }
+}
+
+/// The harness leaves its databases behind; a bench database holds ~600k
+/// rows, so it goes once measured.
+async fn drop_database(app: &TestApp) {
+    let Some(name) = app
+        .settings
+        .database_url
+        .as_deref()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(_, n)| n.to_owned())
+    else {
+        return;
+    };
+    if !name.starts_with("gp_test_") {
+        return;
+    }
+    if let Ok(admin) = Database::connect(tests::pg_admin_url()).await {
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "Growthpoint bench: modes {}, {} rows per import, {nproc} CPUs, {profile} build",
+        args.mode_arg, args.rows
+    );
+    if profile == "debug" {
+        println!("  (debug build: figures are not representative; use --release)");
+    }
+    // One shared client with keep-alive for the read loops.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let mut results = Vec::new();
+    for mode in &args.modes {
+        results.push(run_mode(*mode, args.rows, &http).await);
+    }
+
+    let engines: Vec<&str> = results.iter().map(|r| r.engine.as_str()).collect();
+    let rows_flag = if args.rows == 100_000 {
+        String::new()
+    } else {
+        format!(" --rows {}", args.rows)
+    };
+    println!();
+    println!("---- Markdown for docs/performance.md ----");
+    println!();
+    println!(
+        "Machine: {nproc} CPUs (`nproc`), {}; {}; Redis queue (worker off); {profile} build; \
+         app and load generator in one process.",
+        cpu_model(),
+        engines.join(", ")
+    );
+    println!();
+    println!(
+        "Command: `CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench -- --mode {}{rows_flag}`",
+        args.mode_arg
+    );
+    println!();
+    println!(
+        "| Mode | NDJSON import, responses/s (median / best of {INGEST_RUNS}) | CSV import, responses/s (median / best of {INGEST_RUNS}) |"
+    );
+    println!("|---|---:|---:|");
+    for r in &results {
+        println!(
+            "| {} | {} / {} | {} / {} |",
+            mode_name(r.mode),
+            thousands(median(&r.ingest.ndjson)),
+            thousands(best(&r.ingest.ndjson)),
+            thousands(median(&r.ingest.csv)),
+            thousands(best(&r.ingest.csv)),
+        );
+    }
+    println!();
+    println!(
+        "| Mode | GET /healthz req/s | p50 / p99 ms | GET /api/v1/clients req/s | p50 / p99 ms | clients / healthz |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in &results {
+        println!(
+            "| {} | {} | {} / {} | {} | {} / {} | {:.0}% |",
+            mode_name(r.mode),
+            thousands(r.healthz.rps()),
+            ms(r.healthz.p50),
+            ms(r.healthz.p99),
+            thousands(r.clients.rps()),
+            ms(r.clients.p50),
+            ms(r.clients.p99),
+            100.0 * r.clients.rps() / r.healthz.rps(),
+        );
+    }
+    println!();
+    for r in &results {
+        println!(
+            "- {} ingest breakdown: {}",
+            mode_name(r.mode),
+            r.ingest.breakdown
+        );
+    }
+    let errors: usize = results
+        .iter()
+        .map(|r| r.healthz.errors + r.clients.errors)
+        .sum();
+    if errors > 0 {
+        println!("- {errors} read requests failed (not counted in req/s)");
+    }
+}
