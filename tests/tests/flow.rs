@@ -382,6 +382,45 @@ async fn graphql_depth_is_limited(mode: Mode) {
     );
 }
 
+async fn idempotency_key_replays_the_first_answer(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let owner = app.signup("Acme").await;
+    let p = panel(&app, &owner).await;
+    let path = format!("/api/v1/questionnaires/{}/responses", p.questionnaire);
+    let send = |body: serde_json::Value, key: &'static str| {
+        let app = &app;
+        let path = path.clone();
+        let token = owner.token.clone();
+        async move {
+            let r = app
+                .http
+                .post(app.url(&path))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            tests::TestApp::read(r).await
+        }
+    };
+    let body = json!({"answers": {"city": "msk", "nps": 10}});
+    let first = send(body.clone(), "k-1").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = send(body.clone(), "k-1").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body, "the stored answer is replayed");
+    let listed = app.get(&path, &owner.token).await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        1,
+        "stored once"
+    );
+    let other = send(json!({"answers": {"city": "spb"}}), "k-1").await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.error_fields(), ["Idempotency-Key"]);
+}
+
 both_modes!(
     signup_client_questionnaire_import_and_summary,
     ndjson_and_csv_imports_of_the_same_rows_agree,
@@ -391,4 +430,5 @@ both_modes!(
     health_and_readiness_answer,
     graphql_reads_and_writes_through_the_same_services,
     graphql_depth_is_limited,
+    idempotency_key_replays_the_first_answer,
 );
