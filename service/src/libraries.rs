@@ -101,6 +101,19 @@ pub struct TouchpointView {
     pub position: i32,
 }
 
+impl From<touchpoint::Model> for TouchpointView {
+    fn from(m: touchpoint::Model) -> Self {
+        Self {
+            id: m.id,
+            key: m.key,
+            name_en: m.name_en,
+            name_ru: m.name_ru,
+            channel: m.channel,
+            position: m.position,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct StageView {
     pub id: Uuid,
@@ -186,6 +199,19 @@ fn check_names(key: &str, en: &str, ru: &str, errs: &mut Vec<FieldError>) {
         if n == 0 || n > 200 {
             errs.push(FieldError::new(f, "must be 1 to 200 characters"));
         }
+    }
+}
+
+fn check_touchpoint(input: &TouchpointInput) -> AppResult<()> {
+    let mut errs = Vec::new();
+    check_names(&input.key, &input.name_en, &input.name_ru, &mut errs);
+    if input.channel != "online" && input.channel != "offline" {
+        errs.push(FieldError::new("channel", "must be online or offline"));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errs))
     }
 }
 
@@ -290,14 +316,8 @@ impl Services {
                     touchpoints: tps
                         .iter()
                         .filter(|t| t.stage_id == s.id)
-                        .map(|t| TouchpointView {
-                            id: t.id,
-                            key: t.key.clone(),
-                            name_en: t.name_en.clone(),
-                            name_ru: t.name_ru.clone(),
-                            channel: t.channel.clone(),
-                            position: t.position,
-                        })
+                        .cloned()
+                        .map(TouchpointView::from)
                         .collect(),
                     id: s.id,
                     key: s.key,
@@ -487,14 +507,7 @@ impl Services {
         input: TouchpointInput,
     ) -> AppResult<TouchpointView> {
         let lib = self.editable_library(ctx, library_id).await?;
-        let mut errs = Vec::new();
-        check_names(&input.key, &input.name_en, &input.name_ru, &mut errs);
-        if input.channel != "online" && input.channel != "offline" {
-            errs.push(FieldError::new("channel", "must be online or offline"));
-        }
-        if !errs.is_empty() {
-            return Err(AppError::Validation(errs));
-        }
+        check_touchpoint(&input)?;
         self.check_stage(ctx, lib.id, input.stage_id).await?;
         let m = touchpoint::ActiveModel {
             id: Set(new_id()),
@@ -510,14 +523,7 @@ impl Services {
         .insert(&self.db)
         .await
         .map_err(|e| unique_conflict(e, "touchpoint"))?;
-        Ok(TouchpointView {
-            id: m.id,
-            key: m.key,
-            name_en: m.name_en,
-            name_ru: m.name_ru,
-            channel: m.channel,
-            position: m.position,
-        })
+        Ok(m.into())
     }
 
     pub async fn update_touchpoint(
@@ -534,14 +540,7 @@ impl Services {
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound)?;
-        let mut errs = Vec::new();
-        check_names(&input.key, &input.name_en, &input.name_ru, &mut errs);
-        if input.channel != "online" && input.channel != "offline" {
-            errs.push(FieldError::new("channel", "must be online or offline"));
-        }
-        if !errs.is_empty() {
-            return Err(AppError::Validation(errs));
-        }
+        check_touchpoint(&input)?;
         self.check_stage(ctx, lib.id, input.stage_id).await?;
         let position = input.position.unwrap_or(existing.position);
         let mut a: touchpoint::ActiveModel = existing.into();
@@ -555,14 +554,7 @@ impl Services {
             .update(&self.db)
             .await
             .map_err(|e| unique_conflict(e, "touchpoint"))?;
-        Ok(TouchpointView {
-            id: m.id,
-            key: m.key,
-            name_en: m.name_en,
-            name_ru: m.name_ru,
-            channel: m.channel,
-            position: m.position,
-        })
+        Ok(m.into())
     }
 
     pub async fn delete_touchpoint(
