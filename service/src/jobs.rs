@@ -191,6 +191,9 @@ impl Services {
             )
             .filter(recompute_target::Column::Id.eq(target.id))
             .filter(recompute_target::Column::LeaseUntilMs.lt(now))
+            // Checked again here, atomically: a duplicate job that read the
+            // row before a failure was recorded must not skip the backoff.
+            .filter(recompute_target::Column::NextAttemptMs.lte(now))
             .exec(&self.db)
             .await?;
         if leased.rows_affected == 0 {

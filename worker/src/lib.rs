@@ -3,6 +3,8 @@
 //! the service layer, which keeps the ledger.
 use std::time::Duration;
 
+use std::future::Future;
+
 use apalis::prelude::*;
 use service::Services;
 use service::jobs::RunOutcome;
@@ -70,6 +72,46 @@ async fn recompute(
 #[derive(Clone)]
 struct WorkerId(String);
 
+/// Wakes an idle consumer every `every` so it asks the queue again.
+///
+/// apalis' own `IntervalStrategy` re-arms its timer without polling it, so
+/// after some ticks nothing wakes the consumer until the next heartbeat
+/// (30 s); this one always leaves a polled timer behind.
+struct Tick {
+    every: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Tick {
+    fn new(every: Duration) -> Self {
+        Self { every, sleep: None }
+    }
+}
+
+impl PollStrategy for Tick {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        let mut fired = false;
+        loop {
+            let every = self.every;
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            match sleep.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => {
+                    self.sleep = None;
+                    fired = true;
+                }
+                std::task::Poll::Pending if fired => return std::task::Poll::Ready(Some(())),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+    }
+}
+
 /// Starts consuming jobs and sweeping, in background tasks.
 pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
     let mut tasks = Vec::new();
@@ -83,7 +125,7 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
             let result = match services.queue.clone() {
                 JobQueue::Sqlite(storage) => {
                     WorkerBuilder::new(id.as_str())
-                        .backend(storage.poll_with_interval(poll))
+                        .backend(storage.poll_with_strategy(Tick::new(poll)))
                         .data(services.clone())
                         .data(WorkerId(id.clone()))
                         .concurrency(concurrency)
@@ -93,7 +135,7 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
                 }
                 JobQueue::Redis(storage) => {
                     WorkerBuilder::new(id.as_str())
-                        .backend(storage.poll_with_interval(poll))
+                        .backend(storage.poll_with_strategy(Tick::new(poll)))
                         .data(services.clone())
                         .data(WorkerId(id.clone()))
                         .concurrency(concurrency)
