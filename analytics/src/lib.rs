@@ -2,5 +2,10 @@
 //! structs out; no database, no web, no async. Accumulators here are
 //! mergeable, so a result can be folded in piece by piece or recomputed whole
 //! and come out the same.
+pub mod cash;
+pub mod hypotheses;
+pub mod jtbd;
 pub mod moments;
 pub mod nps;
+pub mod qfd;
+pub mod ux;

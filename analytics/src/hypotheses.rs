@@ -1,0 +1,1 @@
+//! analytics.md — work in progress.
