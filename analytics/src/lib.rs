@@ -7,5 +7,6 @@ pub mod hypotheses;
 pub mod jtbd;
 pub mod moments;
 pub mod nps;
+pub mod panel;
 pub mod qfd;
 pub mod ux;

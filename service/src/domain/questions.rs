@@ -209,6 +209,8 @@ pub struct Question {
 
 pub const MAX_QUESTIONS: usize = 200;
 pub const MAX_OPTIONS: usize = 200;
+/// Multi-choice answers are analysed as 64-bit masks.
+pub const MAX_MULTI_OPTIONS: usize = analytics::panel::MAX_MULTI_OPTIONS;
 /// Column names an import may carry besides question keys.
 pub const RESERVED_KEYS: [&str; 3] = ["external_id", "submitted_at", "respondent_ref"];
 
@@ -264,6 +266,11 @@ pub fn parse_questions(inputs: Vec<QuestionInput>) -> Result<Vec<Question>, Vec<
                 errors.push(FieldError::new(
                     f("options"),
                     "a choice question needs options",
+                ));
+            } else if q.qtype == QuestionType::MultiChoice && q.options.len() > MAX_MULTI_OPTIONS {
+                errors.push(FieldError::new(
+                    f("options"),
+                    format!("a multi-choice question has at most {MAX_MULTI_OPTIONS} options"),
                 ));
             } else if q.options.len() > MAX_OPTIONS {
                 errors.push(FieldError::new(
