@@ -362,10 +362,8 @@ impl PanelState {
                     if c != BLANK_CHOICE && (c as usize) < counts.len() {
                         *answered += 1;
                         counts[c as usize] += 1;
-                        if let Some(x) = spend {
-                            if let Some(m) = self.spend[qi].get_mut(c as usize) {
-                                m.add(x);
-                            }
+                        if let (Some(x), Some(m)) = (spend, self.spend[qi].get_mut(c as usize)) {
+                            m.add(x);
                         }
                     }
                 }
@@ -376,10 +374,8 @@ impl PanelState {
                         for (k, count) in counts.iter_mut().enumerate().take(64) {
                             if mask & (1 << k) != 0 {
                                 *count += 1;
-                                if let Some(x) = spend {
-                                    if let Some(m) = self.spend[qi].get_mut(k) {
-                                        m.add(x);
-                                    }
+                                if let (Some(x), Some(m)) = (spend, self.spend[qi].get_mut(k)) {
+                                    m.add(x);
                                 }
                             }
                         }
