@@ -857,17 +857,18 @@ mod tests {
         assert_eq!(normalise("  Больше   тренеров!!! "), "больше тренеров");
     }
 
-    fn arb_rows() -> impl Strategy<
-        Value = Vec<(
-            Option<u16>,
-            u64,
-            Option<u8>,
-            Option<u8>,
-            Option<u8>,
-            Option<u32>,
-            Option<u8>,
-        )>,
-    > {
+    /// city, sources, price, place, nps, spend, tip
+    type RowSpec = (
+        Option<u16>,
+        u64,
+        Option<u8>,
+        Option<u8>,
+        Option<u8>,
+        Option<u32>,
+        Option<u8>,
+    );
+
+    fn arb_rows() -> impl Strategy<Value = Vec<RowSpec>> {
         prop::collection::vec(
             (
                 prop::option::of(0u16..2),
@@ -882,17 +883,7 @@ mod tests {
         )
     }
 
-    fn build(
-        rows: &[(
-            Option<u16>,
-            u64,
-            Option<u8>,
-            Option<u8>,
-            Option<u8>,
-            Option<u32>,
-            Option<u8>,
-        )],
-    ) -> Dataset {
+    fn build(rows: &[RowSpec]) -> Dataset {
         let mut ds = Dataset::new(questions());
         let f = |x: Option<u8>| x.map(f64::from).unwrap_or(f64::NAN);
         let tips = ["a", "b!", "B", "c"];
