@@ -486,6 +486,7 @@ pub fn normalise(s: &str) -> String {
 
 /// The §1 figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct Panel {
     pub n: u64,
     /// n / all responses of the questionnaire.
@@ -498,6 +499,7 @@ pub struct Panel {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct ChoiceQuestion {
     pub key: String,
     pub answered: u64,
@@ -505,6 +507,7 @@ pub struct ChoiceQuestion {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct OptionFigures {
     pub option: String,
     pub count: u64,
@@ -513,6 +516,7 @@ pub struct OptionFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct FactorFigures {
     pub key: String,
     pub factor_id: Option<String>,
@@ -528,6 +532,7 @@ pub struct FactorFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct NpsFigures {
     pub n: u64,
     pub promoters: u64,
@@ -539,12 +544,14 @@ pub struct NpsFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct MoneyQuestion {
     pub key: String,
     pub options: Vec<MoneyOption>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct MoneyOption {
     pub option: String,
     pub total: f64,
@@ -554,12 +561,20 @@ pub struct MoneyOption {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
 pub struct OpenAnswers {
     pub key: String,
     /// Newest first.
     pub latest: Vec<String>,
     /// Most frequent normalised answers, count descending then text.
-    pub frequent: Vec<(String, u64)>,
+    pub frequent: Vec<TextCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+pub struct TextCount {
+    pub text: String,
+    pub count: u64,
 }
 
 /// Mean ± t(0.975, n−1)·sd/√n; None when n < 2.
@@ -639,11 +654,14 @@ impl PanelState {
                     });
                 }
                 (Kind::Text, QState::None) if q.role == Role::OpenAnswer => {
-                    let mut frequent: Vec<(String, u64)> = self.text_counts[qi]
+                    let mut frequent: Vec<TextCount> = self.text_counts[qi]
                         .iter()
-                        .map(|(k, v)| (k.clone(), *v))
+                        .map(|(k, v)| TextCount {
+                            text: k.clone(),
+                            count: *v,
+                        })
                         .collect();
-                    frequent.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    frequent.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
                     frequent.truncate(TOP_TEXTS);
                     open_answers.push(OpenAnswers {
                         key: q.key.clone(),
@@ -814,7 +832,13 @@ mod tests {
         assert_eq!(money.options[1].share_of_total, Some(500.0 / 1500.0));
         // open answers: normalised "more trainers" twice
         let tips = &p.open_answers[0];
-        assert_eq!(tips.frequent[0], ("more trainers".to_owned(), 2));
+        assert_eq!(
+            tips.frequent[0],
+            TextCount {
+                text: "more trainers".to_owned(),
+                count: 2
+            }
+        );
         assert_eq!(tips.latest, ["Parking", "more  trainers", "More trainers!"]);
     }
 

@@ -49,6 +49,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             retry_base_ms: settings.retry_base_ms,
             ..ServiceConfig::default()
         }),
+        panels: Default::default(),
     })
 }
 

@@ -227,6 +227,7 @@ const TABLES: &[T] = &[
         indexes: &[
             (true, &["agency_id", "questionnaire_id", "external_id"]),
             (false, &["agency_id", "questionnaire_id", "id"]),
+            (false, &["agency_id", "questionnaire_id", "data_version"]),
         ],
     },
     T {

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod libraries;
 pub mod members;
 pub mod page;
+pub mod panel;
 pub mod questionnaires;
 pub mod queue;
 pub mod responses;
@@ -60,6 +61,8 @@ pub struct Services {
     pub queue: queue::JobQueue,
     pub jwt: Arc<auth::JwtKeys>,
     pub config: Arc<ServiceConfig>,
+    /// Per-process columnar cache of questionnaire responses.
+    pub panels: Arc<panel::PanelCache>,
 }
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {

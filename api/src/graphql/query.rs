@@ -112,6 +112,38 @@ impl Query {
             .gql()
     }
 
+    /// The customer panel of all responses or of those matching `filter`
+    /// (or a saved segment's filter).
+    async fn questionnaire_panel(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        filter: Option<service::domain::segment_filter::SegmentFilter>,
+        segment_id: Option<ID>,
+    ) -> Result<service::panel::PanelView> {
+        let caller = caller(ctx)?;
+        let filter = match (filter, segment_id) {
+            (Some(_), Some(_)) => {
+                return Err(super::gql_error(service::AppError::field(
+                    "segmentId",
+                    "give either filter or segmentId",
+                )));
+            }
+            (Some(f), None) => Some(f),
+            (None, Some(s)) => Some(
+                services(ctx)
+                    .segment_filter(caller, parse_id(&s, "segmentId")?)
+                    .await
+                    .gql()?,
+            ),
+            (None, None) => None,
+        };
+        services(ctx)
+            .questionnaire_panel(caller, parse_id(&id, "id")?, filter)
+            .await
+            .gql()
+    }
+
     async fn responses(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,7 @@
 //! REST under `/api/v1`: thin handlers that parse, call one service function
 //! and shape the response.
 pub mod account;
+pub mod analytics;
 pub mod clients;
 pub mod health;
 pub mod ingest;
@@ -64,4 +65,5 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     libraries::configure(cfg);
     research::configure(cfg);
     ingest::configure(cfg);
+    analytics::configure(cfg);
 }

@@ -5,14 +5,20 @@ use serde::{Deserialize, Serialize};
 use super::questions::valid_key;
 use crate::error::FieldError;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, async_graphql::InputObject,
+)]
 #[serde(deny_unknown_fields)]
+#[graphql(name = "SegmentFilterInput")]
 pub struct SegmentFilter {
     pub conditions: Vec<Condition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, async_graphql::InputObject,
+)]
 #[serde(deny_unknown_fields)]
+#[graphql(name = "ConditionInput")]
 pub struct Condition {
     pub question: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,72 @@
+//! Analytics read models.
+use actix_web::{HttpResponse, get, web};
+use service::AppError;
+use service::domain::segment_filter::SegmentFilter;
+use service::panel::PanelView;
+use uuid::Uuid;
+
+use super::{Errors, ok};
+use crate::error::ApiResult;
+use crate::extract::{Auth, State, parse_json};
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PanelQuery {
+    /// A segment filter as URL-encoded JSON: an AND of conditions, each an OR
+    /// over option values (choice questions) or a closed range (number and
+    /// rating questions); a multi-choice answer matches if it contains any
+    /// listed value. Example:
+    /// `{"conditions":[{"question":"buy_for","values":["parents"]},{"question":"budget","min":3000000,"max":5000000},{"question":"source","values":["social"]}]}`.
+    /// Unknown keys, unknown questions and options that do not exist are 422.
+    filter: Option<String>,
+    /// Use a saved segment's filter instead.
+    segment_id: Option<Uuid>,
+}
+
+/// The customer panel (analytics.md §1) of all responses or of a segment.
+#[utoipa::path(
+    tag = "analytics",
+    params(("id" = Uuid, Path, description = "questionnaire id"), PanelQuery),
+    responses((status = 200, body = PanelView), Errors),
+    security(("bearer" = []))
+)]
+#[get("/questionnaires/{id}/panel")]
+async fn panel(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    q: web::Query<PanelQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = q.into_inner();
+    let filter = match (q.filter, q.segment_id) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::field("segment_id", "give either filter or segment_id").into());
+        }
+        (Some(json), None) => Some(parse_json::<SegmentFilter>(json.as_bytes()).map_err(
+            |e| match e {
+                AppError::Validation(mut errs) => {
+                    for f in &mut errs {
+                        f.field = if f.field == "body" {
+                            "filter".into()
+                        } else {
+                            format!("filter.{}", f.field)
+                        };
+                    }
+                    AppError::Validation(errs)
+                }
+                other => other,
+            },
+        )?),
+        (None, Some(seg)) => Some(state.services.segment_filter(&ctx, seg).await?),
+        (None, None) => None,
+    };
+    Ok(ok(state
+        .services
+        .questionnaire_panel(&ctx, *id, filter)
+        .await?))
+}
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(panel);
+}

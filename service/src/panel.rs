@@ -1,0 +1,288 @@
+//! Customer panels (analytics.md §1) over an in-process columnar cache of a
+//! questionnaire's responses. The cache is brought up to date by data
+//! version: only rows stored since the cached version are read, so a panel
+//! after new data costs a fold, not a reload.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use analytics::panel::{
+    Cell, CompiledFilter, Condition, Dataset, Kind, Panel, PanelQuestion, Role,
+};
+use entity::{choice_factor, response};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::domain::questions::{Question, QuestionRole, QuestionType};
+use crate::domain::segment_filter::SegmentFilter;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::questionnaires::{find_questionnaire, load_questions};
+use crate::{Perm, RequestCtx, Services};
+
+/// Most questionnaires kept in memory per process.
+const MAX_CACHED: usize = 64;
+
+struct Entry {
+    agency_id: Uuid,
+    questions_version: i32,
+    data_version: i64,
+    dataset: Arc<Dataset>,
+    last_used: std::time::Instant,
+}
+
+/// Per-process cache of questionnaire datasets.
+#[derive(Default)]
+pub struct PanelCache {
+    entries: Mutex<HashMap<Uuid, Arc<Mutex<Option<Entry>>>>>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct PanelView {
+    pub questionnaire_id: Uuid,
+    /// The data version the figures reflect.
+    pub data_version: i64,
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+    pub panel: Panel,
+}
+
+fn kind_of(q: &Question) -> Kind {
+    match q.qtype {
+        QuestionType::SingleChoice => Kind::Single {
+            options: q.options.clone(),
+        },
+        QuestionType::MultiChoice => Kind::Multi {
+            options: q.options.clone(),
+        },
+        QuestionType::Rating1To5 => Kind::Rating,
+        QuestionType::Nps0To10 => Kind::Nps,
+        QuestionType::Number => Kind::Number,
+        QuestionType::Text => Kind::Text,
+        QuestionType::Email | QuestionType::Date => Kind::Other,
+    }
+}
+
+fn role_of(q: &Question) -> Role {
+    match q.role {
+        None => Role::None,
+        Some(QuestionRole::SegmentAttribute) => Role::SegmentAttribute,
+        Some(QuestionRole::Jtbd) => Role::Jtbd,
+        Some(QuestionRole::ChoiceFactorImportance) => Role::ChoiceFactorImportance,
+        Some(QuestionRole::Nps) => Role::Nps,
+        Some(QuestionRole::Spend) => Role::Spend,
+        Some(QuestionRole::Recommendation | QuestionRole::Problem | QuestionRole::Barrier)
+            if q.qtype == QuestionType::Text =>
+        {
+            Role::OpenAnswer
+        }
+        Some(_) => Role::Other,
+    }
+}
+
+/// The analytics view of the questions, with factor names.
+pub fn panel_questions(
+    questions: &[Question],
+    factor_names: &HashMap<Uuid, String>,
+) -> Vec<PanelQuestion> {
+    questions
+        .iter()
+        .map(|q| PanelQuestion {
+            key: q.key.clone(),
+            kind: kind_of(q),
+            role: role_of(q),
+            factor: q.choice_factor_id.map(|id| {
+                (
+                    id.to_string(),
+                    factor_names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| q.key.clone()),
+                )
+            }),
+        })
+        .collect()
+}
+
+/// One stored answers object as cells aligned with `questions`.
+pub fn cells(questions: &[PanelQuestion], answers: &Value) -> Vec<Cell> {
+    questions
+        .iter()
+        .map(|q| {
+            let Some(v) = answers.get(&q.key) else {
+                return Cell::Blank;
+            };
+            match &q.kind {
+                Kind::Single { options } => v
+                    .as_str()
+                    .and_then(|s| options.iter().position(|o| o == s))
+                    .map(|i| Cell::Choice(i as u16))
+                    .unwrap_or(Cell::Blank),
+                Kind::Multi { options } => {
+                    let mut mask = 0u64;
+                    for s in v.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                        if let Some(i) = options.iter().position(|o| o == s).filter(|&i| i < 64) {
+                            mask |= 1 << i;
+                        }
+                    }
+                    Cell::Multi(mask)
+                }
+                Kind::Rating | Kind::Nps | Kind::Number => {
+                    v.as_f64().map(Cell::Num).unwrap_or(Cell::Blank)
+                }
+                Kind::Text | Kind::Other => v
+                    .as_str()
+                    .map(|s| Cell::Text(s.to_owned()))
+                    .unwrap_or(Cell::Blank),
+            }
+        })
+        .collect()
+}
+
+/// Segment filter → analytics conditions, with errors named as the client sent them.
+pub fn compile_filter(
+    ds: &Dataset,
+    filter: &SegmentFilter,
+    field: &str,
+) -> AppResult<CompiledFilter> {
+    let conditions: Vec<Condition> = filter
+        .conditions
+        .iter()
+        .map(|c| Condition {
+            question: c.question.clone(),
+            values: c.values.clone(),
+            min: c.min,
+            max: c.max,
+        })
+        .collect();
+    CompiledFilter::compile(ds, &conditions).map_err(|errs| {
+        AppError::Validation(
+            errs.into_iter()
+                .map(|(f, m)| FieldError::new(format!("{field}.{f}"), m))
+                .collect(),
+        )
+    })
+}
+
+impl Services {
+    /// The questionnaire's dataset, brought up to its current data version.
+    async fn dataset(&self, agency_id: Uuid, id: Uuid) -> AppResult<(Arc<Dataset>, i64)> {
+        let slot = {
+            let mut map = self.panels.entries.lock().await;
+            if map.len() >= MAX_CACHED && !map.contains_key(&id) {
+                // Evict the least recently used entry that is not in use.
+                let mut oldest: Option<(Uuid, std::time::Instant)> = None;
+                for (k, v) in map.iter() {
+                    if let Ok(guard) = v.try_lock() {
+                        let t = guard.as_ref().map(|e| e.last_used);
+                        if let Some(t) = t {
+                            if oldest.is_none_or(|(_, o)| t < o) {
+                                oldest = Some((*k, t));
+                            }
+                        }
+                    }
+                }
+                if let Some((k, _)) = oldest {
+                    map.remove(&k);
+                }
+            }
+            map.entry(id).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        let q = find_questionnaire(&self.db, agency_id, id).await?;
+        let fresh = match guard.as_ref() {
+            Some(e) => e.agency_id == agency_id && e.questions_version == q.version,
+            None => false,
+        };
+        if !fresh {
+            let questions = load_questions(&self.db, agency_id, id, q.version).await?;
+            let factor_names: HashMap<Uuid, String> = choice_factor::Entity::find()
+                .filter(choice_factor::Column::AgencyId.eq(agency_id))
+                .filter(choice_factor::Column::ClientId.eq(q.client_id))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f.name))
+                .collect();
+            *guard = Some(Entry {
+                agency_id,
+                questions_version: q.version,
+                data_version: 0,
+                dataset: Arc::new(Dataset::new(panel_questions(&questions, &factor_names))),
+                last_used: std::time::Instant::now(),
+            });
+        }
+        let Some(entry) = guard.as_mut() else {
+            return Err(AppError::Unexpected(anyhow::anyhow!(
+                "panel cache entry vanished"
+            )));
+        };
+        entry.last_used = std::time::Instant::now();
+        if entry.data_version < q.data_version {
+            let rows: Vec<(i64, chrono::DateTime<chrono::Utc>, Value)> = response::Entity::find()
+                .filter(response::Column::AgencyId.eq(agency_id))
+                .filter(response::Column::QuestionnaireId.eq(id))
+                .filter(response::Column::DataVersion.gt(entry.data_version))
+                .filter(response::Column::DataVersion.lte(q.data_version))
+                .order_by_asc(response::Column::DataVersion)
+                .order_by_asc(response::Column::Id)
+                .select_only()
+                .column(response::Column::DataVersion)
+                .column(response::Column::SubmittedAt)
+                .column(response::Column::Answers)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            // In place unless a request is still reading the old version.
+            let ds = Arc::make_mut(&mut entry.dataset);
+            let questions = ds.questions.clone();
+            for (_, at, answers) in &rows {
+                ds.push(at.timestamp_millis(), cells(&questions, answers));
+            }
+            entry.data_version = q.data_version;
+        }
+        Ok((entry.dataset.clone(), entry.data_version))
+    }
+
+    /// The filter of a saved segment of the questionnaire's client.
+    pub async fn segment_filter(
+        &self,
+        ctx: &RequestCtx,
+        segment_id: Uuid,
+    ) -> AppResult<SegmentFilter> {
+        Ok(self.get_segment(ctx, segment_id).await?.filter)
+    }
+
+    /// The panel of all responses, or of those matching `filter`.
+    pub async fn questionnaire_panel(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+        filter: Option<SegmentFilter>,
+    ) -> AppResult<PanelView> {
+        ctx.require(Perm::Read)?;
+        if let Some(f) = &filter {
+            f.validate("filter").map_err(AppError::Validation)?;
+        }
+        let (ds, version) = self.dataset(ctx.agency_id, id).await?;
+        let compiled = match &filter {
+            Some(f) => Some(compile_filter(&ds, f, "filter")?),
+            None => None,
+        };
+        let panel = tokio::task::spawn_blocking(move || {
+            let state = match compiled {
+                Some(f) => ds.fold_rows(ds.select(&f)),
+                None => ds.fold_all(),
+            };
+            state.finish(&ds, ds.len() as u64)
+        })
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel: {e}")))?;
+        Ok(PanelView {
+            questionnaire_id: id,
+            data_version: version,
+            computed_at: crate::now(),
+            panel,
+        })
+    }
+}
