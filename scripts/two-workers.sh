@@ -55,10 +55,10 @@ elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$got" = "$want" ] || { echo "summary stuck at version $got of $want" >&2; exit 1; }
 
 q() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atq -c "$1"; }
-runs=$(q "SELECT COUNT(*) FROM job_runs WHERE status = 'succeeded'")
-distinct=$(q "SELECT COUNT(DISTINCT data_version) FROM job_runs WHERE status = 'succeeded'")
-twice=$(q "SELECT COUNT(*) FROM (SELECT data_version FROM job_runs WHERE status = 'succeeded' GROUP BY data_version HAVING COUNT(*) > 1) d")
-per_worker=$(q "SELECT worker_id || ': ' || COUNT(*) FROM job_runs GROUP BY worker_id ORDER BY 1" | tr '\n' ' ')
+runs=$(q "SELECT COUNT(*) FROM job_runs WHERE status = 'succeeded' AND kind = 'questionnaire_summary'")
+distinct=$(q "SELECT COUNT(DISTINCT data_version) FROM job_runs WHERE status = 'succeeded' AND kind = 'questionnaire_summary'")
+twice=$(q "SELECT COUNT(*) FROM (SELECT data_version FROM job_runs WHERE status = 'succeeded' AND kind = 'questionnaire_summary' GROUP BY data_version HAVING COUNT(*) > 1) d")
+per_worker=$(q "SELECT worker_id || ': ' || COUNT(*) FROM job_runs WHERE kind = 'questionnaire_summary' GROUP BY worker_id ORDER BY 1" | tr '\n' ' ')
 n=$(curl -s "$B/questionnaires/$Q/summary" -H "$H" | sed -E 's/.*"summary":\{"n":([0-9]+).*/\1/')
 echo "data versions written: $want (POSTS=$POSTS single posts + 1 import of 100000 rows)"
 echo "recomputes: $runs for $distinct distinct versions; versions computed twice: $twice"

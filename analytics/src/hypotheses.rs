@@ -35,6 +35,7 @@ pub fn z_beta() -> f64 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 pub enum Direction {
     /// Segment above the comparison group.
     Greater,
@@ -108,6 +109,7 @@ impl Default for HypothesisSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 pub enum TestKind {
     /// Pooled two-proportion z-test.
     TwoProportionZ,
@@ -121,6 +123,7 @@ pub enum TestKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 pub enum Verdict {
     InsufficientData,
     Supported,
@@ -132,6 +135,10 @@ pub enum Verdict {
 /// estimate1 − estimate2. Undefined figures (an empty group, zero variance)
 /// are None.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct HypothesisResult {
     pub n1: u64,
     pub n2: u64,

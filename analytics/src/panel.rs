@@ -486,7 +486,10 @@ pub fn normalise(s: &str) -> String {
 
 /// The §1 figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct Panel {
     pub n: u64,
     /// n / all responses of the questionnaire.
@@ -499,7 +502,10 @@ pub struct Panel {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct ChoiceQuestion {
     pub key: String,
     pub answered: u64,
@@ -507,7 +513,10 @@ pub struct ChoiceQuestion {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct OptionFigures {
     pub option: String,
     pub count: u64,
@@ -516,7 +525,10 @@ pub struct OptionFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct FactorFigures {
     pub key: String,
     pub factor_id: Option<String>,
@@ -532,7 +544,10 @@ pub struct FactorFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct NpsFigures {
     pub n: u64,
     pub promoters: u64,
@@ -544,14 +559,20 @@ pub struct NpsFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct MoneyQuestion {
     pub key: String,
     pub options: Vec<MoneyOption>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct MoneyOption {
     pub option: String,
     pub total: f64,
@@ -561,7 +582,10 @@ pub struct MoneyOption {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct OpenAnswers {
     pub key: String,
     /// Newest first.
@@ -571,7 +595,10 @@ pub struct OpenAnswers {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::SimpleObject))]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct TextCount {
     pub text: String,
     pub count: u64,
@@ -661,7 +688,8 @@ impl PanelState {
                             count: *v,
                         })
                         .collect();
-                    frequent.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
+                    frequent
+                        .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
                     frequent.truncate(TOP_TEXTS);
                     open_answers.push(OpenAnswers {
                         key: q.key.clone(),

@@ -68,6 +68,11 @@ pub struct Settings {
     pub sweep_grace_ms: i64,
     /// First retry delay of a failed recompute (doubles per attempt), ms.
     pub retry_base_ms: i64,
+    /// Wait before a recompute reads its data, folding a burst of writes, ms.
+    pub recompute_debounce_ms: u64,
+    /// How long a membership or API key read is reused, ms (a change made on
+    /// another replica takes effect within this time; 0 = always re-read).
+    pub auth_cache_ms: u64,
 }
 
 impl Default for Settings {
@@ -92,6 +97,8 @@ impl Default for Settings {
             queue_poll_ms: 200,
             sweep_grace_ms: 10_000,
             retry_base_ms: 1_000,
+            recompute_debounce_ms: 250,
+            auth_cache_ms: 2_000,
         }
     }
 }

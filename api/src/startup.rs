@@ -47,9 +47,13 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             jwt_ttl_secs: settings.jwt_ttl_secs,
             sweep_grace_ms: settings.sweep_grace_ms,
             retry_base_ms: settings.retry_base_ms,
+            recompute_debounce_ms: settings.recompute_debounce_ms,
             ..ServiceConfig::default()
         }),
         panels: Default::default(),
+        auth_cache: Arc::new(service::auth::AuthCache::new(Duration::from_millis(
+            settings.auth_cache_ms,
+        ))),
     })
 }
 

@@ -1,9 +1,14 @@
 //! sea-orm entities of Growthpoint. Every tenant table carries `agency_id`.
 pub mod agency;
 pub mod api_key;
+pub mod cash_actual;
+pub mod cash_channel;
+pub mod cash_model;
+pub mod cash_scenario;
 pub mod choice_factor;
 pub mod cjm_stage;
 pub mod client;
+pub mod hypothesis;
 pub mod idempotency_key;
 pub mod invitation;
 pub mod job_run;

@@ -2,12 +2,18 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_core_tables;
+mod m20261122_000002_create_cash_tables;
+mod m20261122_000003_create_hypotheses;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_core_tables::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_core_tables::Migration),
+            Box::new(m20261122_000002_create_cash_tables::Migration),
+            Box::new(m20261122_000003_create_hypotheses::Migration),
+        ]
     }
 }

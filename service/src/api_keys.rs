@@ -163,8 +163,11 @@ impl Services {
         if existing.revoked_at.is_some() {
             return Ok(existing.into());
         }
+        let public_id = existing.public_id.clone();
         let mut m: api_key::ActiveModel = existing.into();
         m.revoked_at = Set(Some(now()));
-        Ok(m.update(&self.db).await?.into())
+        let m = m.update(&self.db).await?;
+        self.auth_cache.forget_key(&public_id);
+        Ok(m.into())
     }
 }

@@ -9,12 +9,123 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use crate::ctx::{Principal, RequestCtx, Role, Scope};
 use crate::domain::answers::valid_email;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::{Services, db, new_id, now};
+
+/// Short-lived memory of memberships and API keys, so that a burst of
+/// requests does not re-read them each time. Changes made in this process
+/// are seen at once (entries are dropped); changes made by another replica
+/// within `ttl`.
+pub struct AuthCache {
+    ttl: std::time::Duration,
+    members: TimedMap<(Uuid, Uuid), Option<Role>>,
+    keys: TimedMap<String, Option<api_key::Model>>,
+    touched: std::sync::Mutex<HashMap<Uuid, std::time::Instant>>,
+}
+
+type TimedMap<K, V> = std::sync::Mutex<HashMap<K, (V, std::time::Instant)>>;
+
+const AUTH_CACHE_MAX: usize = 10_000;
+
+impl AuthCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            members: Default::default(),
+            keys: Default::default(),
+            touched: Default::default(),
+        }
+    }
+
+    fn get<K: std::hash::Hash + Eq + ?Sized, V: Clone, Q>(
+        &self,
+        map: &std::sync::Mutex<HashMap<Q, (V, std::time::Instant)>>,
+        k: &K,
+    ) -> Option<V>
+    where
+        Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
+    {
+        let map = map.lock().ok()?;
+        map.get(k)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put<K: std::hash::Hash + Eq, V>(
+        &self,
+        map: &std::sync::Mutex<HashMap<K, (V, std::time::Instant)>>,
+        k: K,
+        v: V,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = map.lock() {
+            if map.len() >= AUTH_CACHE_MAX {
+                let ttl = self.ttl;
+                map.retain(|_, (_, at)| at.elapsed() < ttl);
+                if map.len() >= AUTH_CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(k, (v, std::time::Instant::now()));
+        }
+    }
+
+    fn get_member(&self, k: &(Uuid, Uuid)) -> Option<Option<Role>> {
+        self.get(&self.members, k)
+    }
+
+    fn put_member(&self, k: (Uuid, Uuid), role: Option<Role>) {
+        self.put(&self.members, k, role);
+    }
+
+    fn get_key(&self, public_id: &str) -> Option<Option<api_key::Model>> {
+        self.get(&self.keys, public_id)
+    }
+
+    fn put_key(&self, public_id: &str, k: Option<api_key::Model>) {
+        self.put(&self.keys, public_id.to_owned(), k);
+    }
+
+    /// True at most once a minute per key: whether to record its use.
+    fn should_touch(&self, id: Uuid) -> bool {
+        let Ok(mut map) = self.touched.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        match map.get(&id) {
+            Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(60) => false,
+            _ => {
+                if map.len() >= AUTH_CACHE_MAX {
+                    map.clear();
+                }
+                map.insert(id, now);
+                true
+            }
+        }
+    }
+
+    /// Forgets everything known of an agency's members (after a change).
+    pub fn forget_members(&self, agency_id: Uuid) {
+        if let Ok(mut map) = self.members.lock() {
+            map.retain(|(a, _), _| *a != agency_id);
+        }
+    }
+
+    /// Forgets a key (after revocation).
+    pub fn forget_key(&self, public_id: &str) {
+        if let Ok(mut map) = self.keys.lock() {
+            map.remove(public_id);
+        }
+    }
+}
 
 pub struct JwtKeys {
     encoding: EncodingKey,
@@ -114,14 +225,24 @@ impl Services {
             return self.authenticate_key(rest).await;
         }
         let claims = self.decode_token(bearer)?;
-        // The membership may have changed since the token was issued.
-        let m = membership::Entity::find()
-            .filter(membership::Column::AgencyId.eq(claims.agency))
-            .filter(membership::Column::UserId.eq(claims.sub))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("membership no longer exists".into()))?;
-        let role = Role::parse(&m.role).context("stored role")?;
+        // The membership may have changed since the token was issued: it is
+        // re-read, at most `auth_cache_ms` old.
+        let key = (claims.agency, claims.sub);
+        let role = match self.auth_cache.get_member(&key) {
+            Some(role) => role,
+            None => {
+                let role = membership::Entity::find()
+                    .filter(membership::Column::AgencyId.eq(claims.agency))
+                    .filter(membership::Column::UserId.eq(claims.sub))
+                    .one(&self.db)
+                    .await?
+                    .and_then(|m| Role::parse(&m.role));
+                self.auth_cache.put_member(key, role);
+                role
+            }
+        };
+        let role =
+            role.ok_or_else(|| AppError::Unauthorized("membership no longer exists".into()))?;
         Ok(RequestCtx {
             agency_id: claims.agency,
             principal: Principal::User(claims.sub),
@@ -133,11 +254,18 @@ impl Services {
     async fn authenticate_key(&self, rest: &str) -> AppResult<RequestCtx> {
         let bad = || AppError::Unauthorized("invalid API key".into());
         let (public_id, secret) = rest.split_once('_').ok_or_else(bad)?;
-        let key = api_key::Entity::find()
-            .filter(api_key::Column::PublicId.eq(public_id))
-            .one(&self.db)
-            .await?
-            .ok_or_else(bad)?;
+        let key = match self.auth_cache.get_key(public_id) {
+            Some(k) => k,
+            None => {
+                let k = api_key::Entity::find()
+                    .filter(api_key::Column::PublicId.eq(public_id))
+                    .one(&self.db)
+                    .await?;
+                self.auth_cache.put_key(public_id, k.clone());
+                k
+            }
+        }
+        .ok_or_else(bad)?;
         if !crate::api_keys::secret_matches(secret, &key.secret_hash) {
             return Err(bad());
         }
@@ -153,6 +281,7 @@ impl Services {
         if key
             .last_used_at
             .is_none_or(|t| now - t > Duration::seconds(60))
+            && self.auth_cache.should_touch(key.id)
         {
             api_key::Entity::update_many()
                 .col_expr(

@@ -341,10 +341,16 @@ impl Services {
             .filter(questionnaire::Column::ClientId.eq(id))
             .one(&self.db)
             .await?
-            .is_some();
+            .is_some()
+            || entity::cash_model::Entity::find()
+                .filter(entity::cash_model::Column::AgencyId.eq(ctx.agency_id))
+                .filter(entity::cash_model::Column::ClientId.eq(id))
+                .one(&self.db)
+                .await?
+                .is_some();
         if has_data {
             return Err(AppError::Conflict(
-                "the client has questionnaires; archive it instead".into(),
+                "the client has questionnaires or Cash Journey models; archive it instead".into(),
             ));
         }
         let txn = crate::db::begin_write(&self.db).await?;

@@ -201,6 +201,11 @@ impl Services {
         }
         let mut computed = Vec::new();
         loop {
+            // Let a burst of writes land first: one recompute then covers
+            // them all (1,000 posts a second → a handful of recomputes).
+            if self.config.recompute_debounce_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(self.config.recompute_debounce_ms)).await;
+            }
             let started = now_ms();
             let result = tokio::time::timeout(
                 Duration::from_millis((LEASE_MS / 2) as u64),
@@ -365,6 +370,10 @@ impl Services {
         match job.kind.as_str() {
             KIND_QUESTIONNAIRE => {
                 self.recompute_questionnaire_summary(job.agency_id, job.target_id)
+                    .await
+            }
+            crate::hypotheses::KIND_HYPOTHESES => {
+                self.recompute_client_hypotheses(job.agency_id, job.target_id)
                     .await
             }
             other => Err(AppError::Unexpected(anyhow::anyhow!(

@@ -4,12 +4,14 @@
 //! query by `agency_id`; nothing above this crate talks to sea-orm.
 pub mod api_keys;
 pub mod auth;
+pub mod cash;
 pub mod clients;
 pub mod ctx;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod factors;
+pub mod hypotheses;
 pub mod idempotency;
 pub mod jobs;
 pub mod libraries;
@@ -39,6 +41,9 @@ pub struct ServiceConfig {
     pub sweep_grace_ms: i64,
     /// First retry delay of a failed recompute; doubles per attempt.
     pub retry_base_ms: i64,
+    /// A worker waits this long after taking a target before reading it, so
+    /// that a burst of writes is folded into one recompute.
+    pub recompute_debounce_ms: u64,
 }
 
 impl Default for ServiceConfig {
@@ -50,6 +55,7 @@ impl Default for ServiceConfig {
             invitation_ttl_hours: 72,
             sweep_grace_ms: 10_000,
             retry_base_ms: 1_000,
+            recompute_debounce_ms: 250,
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct Services {
     pub config: Arc<ServiceConfig>,
     /// Per-process columnar cache of questionnaire responses.
     pub panels: Arc<panel::PanelCache>,
+    /// Per-process short-lived cache of memberships and API keys.
+    pub auth_cache: Arc<auth::AuthCache>,
 }
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {

@@ -278,6 +278,7 @@ impl Services {
         let mut a: membership::ActiveModel = m.into();
         a.role = Set(input.role.as_str().into());
         let m = a.update(&self.db).await?;
+        self.auth_cache.forget_members(ctx.agency_id);
         self.member_view(m).await
     }
 
@@ -297,6 +298,7 @@ impl Services {
             .filter(membership::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
+        self.auth_cache.forget_members(ctx.agency_id);
         Ok(())
     }
 }

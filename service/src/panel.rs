@@ -166,7 +166,11 @@ pub fn compile_filter(
 
 impl Services {
     /// The questionnaire's dataset, brought up to its current data version.
-    async fn dataset(&self, agency_id: Uuid, id: Uuid) -> AppResult<(Arc<Dataset>, i64)> {
+    pub(crate) async fn dataset(
+        &self,
+        agency_id: Uuid,
+        id: Uuid,
+    ) -> AppResult<(Arc<Dataset>, i64)> {
         let slot = {
             let mut map = self.panels.entries.lock().await;
             if map.len() >= MAX_CACHED && !map.contains_key(&id) {
@@ -175,10 +179,10 @@ impl Services {
                 for (k, v) in map.iter() {
                     if let Ok(guard) = v.try_lock() {
                         let t = guard.as_ref().map(|e| e.last_used);
-                        if let Some(t) = t {
-                            if oldest.is_none_or(|(_, o)| t < o) {
-                                oldest = Some((*k, t));
-                            }
+                        if let Some(t) = t
+                            && oldest.is_none_or(|(_, o)| t < o)
+                        {
+                            oldest = Some((*k, t));
                         }
                     }
                 }

@@ -217,7 +217,16 @@ impl Services {
             });
         }
         let wake = mark_dirty(&txn, agency_id, KIND_QUESTIONNAIRE, q.id, version).await?;
+        let wake_hypotheses = crate::hypotheses::bump_client(&txn, agency_id, q.client_id).await?;
         txn.commit().await?;
+        if wake_hypotheses {
+            self.enqueue_recompute(RecomputeJob {
+                agency_id,
+                kind: crate::hypotheses::KIND_HYPOTHESES.into(),
+                target_id: q.client_id,
+            })
+            .await;
+        }
         if wake {
             self.enqueue_recompute(RecomputeJob {
                 agency_id,

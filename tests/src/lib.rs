@@ -120,6 +120,8 @@ pub async fn spawn_app(mode: Mode) -> TestApp {
 }
 
 pub async fn spawn_with(mode: Mode, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    // Logs go to the test's captured output (shown when it fails).
+    api::telemetry::init();
     let Settled { mut settings, dir } = test_settings(mode).await;
     tweak(&mut settings);
     let app = Application::build(settings.clone())

@@ -58,10 +58,45 @@ async fn signup_client_questionnaire_import_and_summary(mode: Mode) {
     );
     assert_eq!(r.body["data_version"], 2);
 
+    // A client can wait for the version its write produced.
     let s = app
-        .wait_for_summary(&owner.token, &p.questionnaire, 2)
-        .await;
+        .get(
+            &format!(
+                "/api/v1/questionnaires/{}/summary?min_version=2&wait_ms=20000",
+                p.questionnaire
+            ),
+            &owner.token,
+        )
+        .await
+        .body;
+    assert_eq!(
+        (s["data_version"].as_i64(), s["status"].as_str()),
+        (Some(2), Some("fresh"))
+    );
     assert_eq!(s["summary"]["n"], 4);
+    let r = app
+        .get(
+            &format!(
+                "/api/v1/questionnaires/{}/summary?min_version=99&wait_ms=100",
+                p.questionnaire
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["data_version"].as_i64()),
+        (StatusCode::OK, Some(2))
+    );
+    let r = app
+        .get(
+            &format!(
+                "/api/v1/questionnaires/{}/summary?wait_ms=999999",
+                p.questionnaire
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(r.error_fields(), ["wait_ms"]);
 
     // Responses are listed with cursor pagination.
     let page1 = app.get(&format!("{path}?limit=3"), &owner.token).await;

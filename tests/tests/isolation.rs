@@ -30,6 +30,15 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
             json!({"name": "Moscow", "filter": {"conditions": [{"question": "city", "values": ["msk"]}]}}),
         )
         .await;
+    let hypothesis = app
+        .create(
+            &format!("/api/v1/clients/{}/hypotheses", p.client),
+            &b.token,
+            json!({"name": "Moscow promotes more", "questionnaire_id": p.questionnaire,
+                   "segment": {"conditions": [{"question": "city", "values": ["msk"]}]},
+                   "metric": {"kind": "nps"}, "direction": "greater"}),
+        )
+        .await;
     let r = app
         .post(
             &format!("/api/v1/questionnaires/{}/responses", p.questionnaire),
@@ -52,6 +61,28 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
     assert_eq!(r.status, StatusCode::CREATED);
     let members = app.get("/api/v1/members", &b.token).await;
     let membership = members.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let cash_model = app
+        .create(
+            &format!("/api/v1/clients/{}/cash-models", p.client),
+            &b.token,
+            cash_model_body(),
+        )
+        .await;
+    for (path, body) in [
+        (
+            format!("/api/v1/cash-models/{cash_model}/actuals/2026-11"),
+            json!({"traffic": 80}),
+        ),
+        (
+            format!("/api/v1/cash-models/{cash_model}/channels/tv"),
+            cash_channel_body(),
+        ),
+    ] {
+        let r = app
+            .call(Method::PUT, &path, Some(&b.token), Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
     let mut ids = HashMap::new();
     ids.insert("client", p.client);
     ids.insert("factor", p.factors[0].clone());
@@ -60,11 +91,13 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
     ids.insert("touchpoint", p.touchpoint);
     ids.insert("questionnaire", p.questionnaire);
     ids.insert("segment", segment);
+    ids.insert("hypothesis", hypothesis);
     ids.insert(
         "api_key",
         key.body["api_key"]["id"].as_str().unwrap().to_owned(),
     );
     ids.insert("membership", membership);
+    ids.insert("cash_model", cash_model);
     BWorld { ids }
 }
 
@@ -84,6 +117,12 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/questionnaires/{}/summary", id("questionnaire")),
         format!("/api/v1/clients/{}/segments", id("client")),
         format!("/api/v1/segments/{}", id("segment")),
+        format!("/api/v1/clients/{}/cash-models", id("client")),
+        format!("/api/v1/cash-models/{}", id("cash_model")),
+        format!("/api/v1/cash-models/{}/actuals", id("cash_model")),
+        format!("/api/v1/cash-models/{}/channels", id("cash_model")),
+        format!("/api/v1/clients/{}/hypotheses", id("client")),
+        format!("/api/v1/hypotheses/{}", id("hypothesis")),
         "/api/v1/api-keys".to_owned(),
         "/api/v1/members".to_owned(),
     ] {
@@ -104,6 +143,10 @@ fn fill(path: &str, w: &BWorld) -> String {
         "questionnaire"
     } else if p.starts_with("/api/v1/segments/") {
         "segment"
+    } else if p.starts_with("/api/v1/cash-models/") {
+        "cash_model"
+    } else if p.starts_with("/api/v1/hypotheses/") {
+        "hypothesis"
     } else if p.starts_with("/api/v1/touchpoint-libraries/") {
         "library"
     } else if p.starts_with("/api/v1/api-keys/") {
@@ -116,6 +159,8 @@ fn fill(path: &str, w: &BWorld) -> String {
     p = p.replacen("{id}", &w.ids[first], 1);
     p = p.replace("{stage_id}", &w.ids["stage"]);
     p = p.replace("{touchpoint_id}", &w.ids["touchpoint"]);
+    p = p.replace("{period}", "2026-11");
+    p = p.replace("{channel}", "tv");
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -140,6 +185,18 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         ("post", "/api/v1/clients/{id}/segments") | ("put", "/api/v1/segments/{id}") => json(
             json!({"name": "x", "filter": {"conditions": [{"question": "city", "values": ["msk"]}]}}),
         ),
+        ("post", "/api/v1/clients/{id}/hypotheses") | ("put", "/api/v1/hypotheses/{id}") => {
+            json(json!({
+                "name": "x", "questionnaire_id": w.ids["questionnaire"],
+                "segment": {"conditions": [{"question": "city", "values": ["msk"]}]},
+                "metric": {"kind": "nps"}, "direction": "greater"
+            }))
+        }
+        ("post", "/api/v1/clients/{id}/cash-models") | ("put", "/api/v1/cash-models/{id}") => {
+            json(cash_model_body())
+        }
+        ("put", "/api/v1/cash-models/{id}/actuals/{period}") => json(json!({"traffic": 1})),
+        ("put", "/api/v1/cash-models/{id}/channels/{channel}") => json(cash_channel_body()),
         ("post", "/api/v1/touchpoint-libraries/{id}/clone") => json(json!({})),
         ("post", "/api/v1/touchpoint-libraries/{id}/stages") => {
             json(json!({"key": "s", "name_en": "S", "name_ru": "С"}))
@@ -151,6 +208,37 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         ("patch", "/api/v1/members/{id}") => json(json!({"role": "viewer"})),
         _ => None,
     }
+}
+
+fn cash_params() -> Value {
+    json!({
+        "reach": 1000.0, "ctr": 0.1, "lead_rate": 0.2, "conversion": 0.5,
+        "items_per_order": 1.0, "item_price": 100.0, "refusal_rate": 0.0,
+        "repeat_purchases": 1.0, "repeat_uplift": 0.1, "gross_margin": 0.5,
+        "marketing_cost": 1000.0
+    })
+}
+
+fn cash_model_body() -> Value {
+    json!({"name": "Plan", "scenarios": {"min": cash_params(), "base": cash_params(), "max": cash_params()}})
+}
+
+fn cash_channel_body() -> Value {
+    json!({"metric": "orders", "days": [
+        {"date": "2026-11-01", "value": 3, "channel_on": true},
+        {"date": "2026-11-02", "value": 1, "channel_on": false}
+    ]})
+}
+
+/// The same model as GraphQL input.
+fn cash_model_gql() -> Value {
+    let p = json!({
+        "reach": 1000.0, "ctr": 0.1, "leadRate": 0.2, "conversion": 0.5,
+        "itemsPerOrder": 1.0, "itemPrice": 100.0, "refusalRate": 0.0,
+        "repeatPurchases": 1.0, "repeatUplift": 0.1, "grossMargin": 0.5,
+        "marketingCost": 1000.0
+    });
+    json!({"name": "Plan", "scenarios": {"min": p, "base": p, "max": p}})
 }
 
 async fn every_rest_route_hides_other_agencies(mode: Mode) {
@@ -291,6 +379,74 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "query($id: ID!) { segment(id: $id) { id } }",
             json!({"id": id("segment")}),
+        ),
+        (
+            "query($id: ID!) { cashModels(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { cashModel(id: $id) { id } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "query($id: ID!) { cashActuals(modelId: $id) { period } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "query($id: ID!) { cashChannels(modelId: $id) { name } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "query($id: ID!) { cashResults(id: $id) { modelId } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!, $i: CashModelInput!) { createCashModel(clientId: $id, input: $i) { id } }",
+            json!({"id": id("client"), "i": cash_model_gql()}),
+        ),
+        (
+            "mutation($id: ID!, $i: CashModelInput!) { updateCashModel(id: $id, input: $i) { id } }",
+            json!({"id": id("cash_model"), "i": cash_model_gql()}),
+        ),
+        (
+            "mutation($id: ID!) { deleteCashModel(id: $id) }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!) { putCashActuals(modelId: $id, period: \"2026-11\", input: {traffic: 1}) { period } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteCashActuals(modelId: $id, period: \"2026-11\") }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!) { putCashChannel(modelId: $id, channel: \"tv\", input: {metric: \"orders\", days: [{date: \"2026-11-01\", value: 1, channelOn: true}]}) { name } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteCashChannel(modelId: $id, channel: \"tv\") }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "query($id: ID!) { hypotheses(clientId: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { hypothesesResults(clientId: $id) { dataVersion } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!, $i: JSON!) { createHypothesis(clientId: $id, input: $i) { id } }",
+            json!({"id": id("client"), "i": {"name": "x", "questionnaire_id": id("questionnaire"), "segment": seg, "metric": {"kind": "nps"}, "direction": "greater"}}),
+        ),
+        (
+            "mutation($id: ID!, $i: JSON!) { updateHypothesis(id: $id, input: $i) { id } }",
+            json!({"id": id("hypothesis"), "i": {"name": "x", "questionnaire_id": id("questionnaire"), "segment": seg, "metric": {"kind": "nps"}, "direction": "greater"}}),
+        ),
+        (
+            "mutation($id: ID!) { deleteHypothesis(id: $id) }",
+            json!({"id": id("hypothesis")}),
         ),
         (
             "mutation($id: ID!) { updateClient(id: $id, input: {name: \"H\"}) { id } }",

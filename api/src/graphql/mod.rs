@@ -126,6 +126,7 @@ gql_page!(
     ResponsePage => service::responses::ResponseView,
     SegmentPage => service::segments::SegmentView,
     JobRunPage => service::jobs::JobRunView,
+    CashModelPage => service::cash::CashModelView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

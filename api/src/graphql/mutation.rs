@@ -18,6 +18,41 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
+    /// `input` as in REST `POST /clients/{id}/hypotheses`.
+    async fn create_hypothesis(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: Json<serde_json::Value>,
+    ) -> Result<service::hypotheses::HypothesisView> {
+        let input = parse_input(input.0)?;
+        services(ctx)
+            .create_hypothesis(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
+    async fn update_hypothesis(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: Json<serde_json::Value>,
+    ) -> Result<service::hypotheses::HypothesisView> {
+        let input = parse_input(input.0)?;
+        services(ctx)
+            .update_hypothesis(caller(ctx)?, parse_id(&id, "id")?, input)
+            .await
+            .gql()
+    }
+
+    async fn delete_hypothesis(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_hypothesis(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
     async fn create_client(&self, ctx: &Context<'_>, input: CreateClient) -> Result<ClientView> {
         services(ctx).create_client(caller(ctx)?, input).await.gql()
     }
@@ -327,6 +362,121 @@ impl Mutation {
             .gql()
             .map(|_| true)
     }
+
+    /// A Cash Journey model with its three scenarios.
+    async fn create_cash_model(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: service::cash::CashModelInput,
+    ) -> Result<service::cash::CashModelView> {
+        services(ctx)
+            .create_cash_model(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
+    /// Replaces the name and all three scenarios.
+    async fn update_cash_model(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: service::cash::CashModelInput,
+    ) -> Result<service::cash::CashModelView> {
+        services(ctx)
+            .update_cash_model(caller(ctx)?, parse_id(&id, "id")?, input)
+            .await
+            .gql()
+    }
+
+    async fn delete_cash_model(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        services(ctx)
+            .delete_cash_model(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    /// Stores or replaces one month's (`YYYY-MM`) actual figures.
+    async fn put_cash_actuals(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        period: String,
+        input: service::cash::CashActualFigures,
+    ) -> Result<service::cash::CashActualsView> {
+        services(ctx)
+            .put_cash_actuals(
+                caller(ctx)?,
+                parse_id(&model_id, "modelId")?,
+                &period,
+                input,
+            )
+            .await
+            .gql()
+    }
+
+    async fn delete_cash_actuals(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        period: String,
+    ) -> Result<bool> {
+        services(ctx)
+            .delete_cash_actuals(caller(ctx)?, parse_id(&model_id, "modelId")?, &period)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+
+    /// Stores or replaces a channel's on/off calendar with the daily metric.
+    async fn put_cash_channel(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        channel: String,
+        input: service::cash::CashChannelInput,
+    ) -> Result<service::cash::CashChannelView> {
+        services(ctx)
+            .put_cash_channel(
+                caller(ctx)?,
+                parse_id(&model_id, "modelId")?,
+                &channel,
+                input,
+            )
+            .await
+            .gql()
+    }
+
+    async fn delete_cash_channel(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        channel: String,
+    ) -> Result<bool> {
+        services(ctx)
+            .delete_cash_channel(caller(ctx)?, parse_id(&model_id, "modelId")?, &channel)
+            .await
+            .gql()
+            .map(|_| true)
+    }
+}
+
+/// A JSON input parsed like a REST body, errors naming `input.<field>`.
+fn parse_input<T: serde::de::DeserializeOwned + 'static>(v: serde_json::Value) -> Result<T> {
+    let body =
+        serde_json::to_vec(&v).map_err(|e| super::gql_error(AppError::Unexpected(e.into())))?;
+    crate::extract::parse_json::<T>(&body)
+        .map_err(|e| match e {
+            AppError::Validation(mut errs) => {
+                for f in &mut errs {
+                    f.field = format!("input.{}", f.field);
+                }
+                AppError::Validation(errs)
+            }
+            other => other,
+        })
+        .gql()
 }
 
 fn parse_filter(v: serde_json::Value) -> Result<SegmentFilter> {

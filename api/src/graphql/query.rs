@@ -144,6 +144,29 @@ impl Query {
             .gql()
     }
 
+    async fn hypotheses(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<Vec<service::hypotheses::HypothesisView>> {
+        services(ctx)
+            .list_hypotheses(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// Verdicts of a client's active hypotheses, as last computed.
+    async fn hypotheses_results(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<service::hypotheses::HypothesesResults> {
+        services(ctx)
+            .hypotheses_results(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
     async fn responses(
         &self,
         ctx: &Context<'_>,
@@ -225,6 +248,69 @@ impl Query {
             .list_job_runs(caller(ctx)?, status, page(first, after))
             .await
             .map(Into::into)
+            .gql()
+    }
+
+    /// A client's Cash Journey models.
+    async fn cash_models(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::CashModelPage> {
+        services(ctx)
+            .list_cash_models(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn cash_model(&self, ctx: &Context<'_>, id: ID) -> Result<service::cash::CashModelView> {
+        services(ctx)
+            .get_cash_model(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// A model's actual figures per period, by period.
+    async fn cash_actuals(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+    ) -> Result<Vec<service::cash::CashActualsView>> {
+        services(ctx)
+            .list_cash_actuals(caller(ctx)?, parse_id(&model_id, "modelId")?)
+            .await
+            .gql()
+    }
+
+    /// A model's channel on/off calendars, by channel.
+    async fn cash_channels(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+    ) -> Result<Vec<service::cash::CashChannelView>> {
+        services(ctx)
+            .list_cash_channels(caller(ctx)?, parse_id(&model_id, "modelId")?)
+            .await
+            .gql()
+    }
+
+    /// Every figure per scenario and stage, sensitivity, plan vs fact per
+    /// period and each channel's effect.
+    async fn cash_results(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<service::cash::CashResultsView> {
+        services(ctx)
+            .cash_results(caller(ctx)?, parse_id(&id, "id")?)
+            .await
             .gql()
     }
 }

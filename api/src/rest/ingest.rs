@@ -137,11 +137,41 @@ async fn list_responses(
         .await?))
 }
 
-/// The latest summary (n, NPS, factor means) with the data version it reflects.
-#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id")), responses((status = 200, body = SummaryView), Errors), security(("bearer" = [])))]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    /// Wait until the figures reflect at least this data version (e.g. the
+    /// `data_version` an import answered with)…
+    min_version: Option<i64>,
+    /// …for at most this long (ms, ≤ 30000, default 10000). If the time runs
+    /// out the answer says `recomputing`.
+    wait_ms: Option<u64>,
+}
+
+/// The latest summary (n, NPS, factor means) with the data version it
+/// reflects; with `min_version`, waits for that version.
+#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id"), Freshness), responses((status = 200, body = SummaryView), Errors), security(("bearer" = [])))]
 #[get("/questionnaires/{id}/summary")]
-async fn summary(state: State, Auth(ctx): Auth, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    Ok(ok(state.services.questionnaire_summary(&ctx, *id).await?))
+async fn summary(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    f: web::Query<Freshness>,
+) -> ApiResult<HttpResponse> {
+    let wait = f.wait_ms.unwrap_or(10_000);
+    if wait > 30_000 {
+        return Err(AppError::field("wait_ms", "at most 30000").into());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait);
+    loop {
+        let view = state.services.questionnaire_summary(&ctx, *id).await?;
+        let reached = f.min_version.is_none_or(|v| view.data_version >= v);
+        if reached || std::time::Instant::now() >= deadline {
+            return Ok(ok(view));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

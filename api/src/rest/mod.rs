@@ -2,8 +2,10 @@
 //! and shape the response.
 pub mod account;
 pub mod analytics;
+pub mod cash;
 pub mod clients;
 pub mod health;
+pub mod hypotheses;
 pub mod ingest;
 pub mod libraries;
 pub mod research;
@@ -66,4 +68,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     research::configure(cfg);
     ingest::configure(cfg);
     analytics::configure(cfg);
+    hypotheses::configure(cfg);
+    cash::configure(cfg);
 }
