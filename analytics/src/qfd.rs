@@ -118,6 +118,7 @@ impl Default for ClassThresholds {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 pub enum Class {
     Critical,
     Important,
@@ -126,6 +127,10 @@ pub enum Class {
 
 /// One factor, touchpoint or stage with its score, in input order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct Scored {
     pub id: String,
     pub score: f64,
@@ -137,6 +142,10 @@ pub struct Scored {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct QfdResult {
     pub factors: Vec<Scored>,
     pub touchpoints: Vec<Scored>,
@@ -144,6 +153,10 @@ pub struct QfdResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct TouchpointPriority {
     pub touchpoint_id: String,
     pub relative_weight: Option<f64>,

@@ -91,6 +91,10 @@ impl Default for UxConfig {
 
 /// The inclusive date ranges of both windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct Windows {
     pub current_from: NaiveDate,
     pub current_to: NaiveDate,
@@ -115,6 +119,10 @@ impl Windows {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct WindowStats {
     /// None when n = 0.
     pub mean: Option<f64>,
@@ -131,6 +139,10 @@ impl From<&Moments> for WindowStats {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct DailyMean {
     pub date: NaiveDate,
     pub mean: f64,
@@ -139,6 +151,7 @@ pub struct DailyMean {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 pub enum Flag {
     Negative,
     Positive,
@@ -146,6 +159,10 @@ pub enum Flag {
 
 /// The figures of one group of ratings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct UxStats {
     pub current: WindowStats,
     pub baseline: WindowStats,
@@ -159,6 +176,10 @@ pub struct UxStats {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct TouchpointJtbdStats {
     pub touchpoint_id: String,
     pub jtbd: String,
@@ -166,24 +187,40 @@ pub struct TouchpointJtbdStats {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct TouchpointStats {
     pub touchpoint_id: String,
     pub stats: UxStats,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct StageStats {
     pub stage_id: String,
     pub stats: UxStats,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct IdeaEntry {
     pub date: NaiveDate,
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct IdeaGroup {
     pub touchpoint_id: String,
     /// Newest first; ideas of the same day keep their input order.
@@ -191,6 +228,10 @@ pub struct IdeaGroup {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct HeatmapCell {
     pub stage_id: String,
     pub jtbd: String,
@@ -203,6 +244,10 @@ pub struct HeatmapCell {
 /// and JTBD rated on or before D, ascending; `cells` is the full grid, row
 /// by row (stage-major).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct Heatmap {
     pub stages: Vec<String>,
     pub jtbds: Vec<String>,
@@ -211,6 +256,10 @@ pub struct Heatmap {
 
 /// The whole map; every list is sorted by its ids ascending.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct UxMap {
     pub as_of: NaiveDate,
     pub windows: Windows,

@@ -1,6 +1,7 @@
 //! The Growthpoint HTTP API (REST + GraphQL) and the `growthpoint` binary's
 //! start-up code.
 pub mod configuration;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod graphql;

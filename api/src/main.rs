@@ -41,6 +41,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Load the demo agency (once) and serve, like `serve`.
+    Demo {
+        #[arg(long)]
+        bind: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -100,6 +107,29 @@ async fn main() -> anyhow::Result<()> {
             apply(&mut settings, data_dir);
             connect(&settings).await.context("while migrating")?;
             eprintln!("migrations applied");
+        }
+        Command::Demo { bind, data_dir } => {
+            apply(&mut settings, data_dir);
+            if let Some(b) = bind {
+                settings.bind = b;
+            }
+            let app = Application::build(settings.clone()).await?;
+            match api::demo::load(app.services()).await? {
+                Some(demo) => {
+                    eprintln!("Demo agency loaded:");
+                    for (name, id) in &demo.clients {
+                        eprintln!("  client {id}  {name}");
+                    }
+                }
+                None => eprintln!("The demo agency exists already."),
+            }
+            let base = format!("http://{}", display_addr(&settings.bind, app.port()));
+            eprintln!(
+                "Sign in: curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n  REST API:  {base}/api/v1\n  GraphiQL:  {base}/graphql",
+                api::demo::DEMO_EMAIL,
+                api::demo::DEMO_PASSWORD
+            );
+            app.run_until_stopped().await?;
         }
         Command::Openapi => {
             print!("{}", api::openapi::document_json());

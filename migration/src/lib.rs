@@ -4,6 +4,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_core_tables;
 mod m20261122_000002_create_cash_tables;
 mod m20261122_000003_create_hypotheses;
+mod m20261122_000004_create_purchases;
+mod m20261122_000005_create_qfd;
 
 pub struct Migrator;
 
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_core_tables::Migration),
             Box::new(m20261122_000002_create_cash_tables::Migration),
             Box::new(m20261122_000003_create_hypotheses::Migration),
+            Box::new(m20261122_000004_create_purchases::Migration),
+            Box::new(m20261122_000005_create_qfd::Migration),
         ]
     }
 }

@@ -18,11 +18,14 @@ pub mod libraries;
 pub mod members;
 pub mod page;
 pub mod panel;
+pub mod purchases;
+pub mod qfd;
 pub mod questionnaires;
 pub mod queue;
 pub mod responses;
 pub mod segments;
 pub mod summary;
+pub mod ux;
 
 use std::sync::Arc;
 

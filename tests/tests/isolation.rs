@@ -83,6 +83,24 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
+    // Purchases and JTBD rules of B's client.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{}/purchases", p.client),
+            &b.token,
+            json!({"external_id": "bp1", "customer_ref": "c1", "purchased_at": "2026-11-02T12:00:00Z", "amount": 10, "items": 1, "party_size": 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{}/jtbd-rules", p.client),
+            Some(&b.token),
+            Some(jtbd_rules_body()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let mut ids = HashMap::new();
     ids.insert("client", p.client);
     ids.insert("factor", p.factors[0].clone());
@@ -123,6 +141,10 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/cash-models/{}/channels", id("cash_model")),
         format!("/api/v1/clients/{}/hypotheses", id("client")),
         format!("/api/v1/hypotheses/{}", id("hypothesis")),
+        format!("/api/v1/clients/{}/purchases", id("client")),
+        format!("/api/v1/clients/{}/customers/c1/purchases", id("client")),
+        format!("/api/v1/clients/{}/jtbd-rules", id("client")),
+        format!("/api/v1/clients/{}/jtbd?as_of=2026-11-30", id("client")),
         "/api/v1/api-keys".to_owned(),
         "/api/v1/members".to_owned(),
     ] {
@@ -161,6 +183,7 @@ fn fill(path: &str, w: &BWorld) -> String {
     p = p.replace("{touchpoint_id}", &w.ids["touchpoint"]);
     p = p.replace("{period}", "2026-11");
     p = p.replace("{channel}", "tv");
+    p = p.replace("{customer_ref}", "c1");
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -197,6 +220,7 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         }
         ("put", "/api/v1/cash-models/{id}/actuals/{period}") => json(json!({"traffic": 1})),
         ("put", "/api/v1/cash-models/{id}/channels/{channel}") => json(cash_channel_body()),
+        ("put", "/api/v1/clients/{id}/qfd/matrix") => json(json!({"cells": [], "importances": []})),
         ("post", "/api/v1/touchpoint-libraries/{id}/clone") => json(json!({})),
         ("post", "/api/v1/touchpoint-libraries/{id}/stages") => {
             json(json!({"key": "s", "name_en": "S", "name_ru": "С"}))
@@ -206,8 +230,21 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
             "stage_id": w.ids["stage"], "key": "x", "name_en": "X", "name_ru": "Х", "channel": "online"
         })),
         ("patch", "/api/v1/members/{id}") => json(json!({"role": "viewer"})),
+        ("post", "/api/v1/clients/{id}/purchases") => json(json!({
+            "customer_ref": "c1", "purchased_at": "2026-11-02T12:00:00Z", "amount": 1, "items": 1, "party_size": 1
+        })),
+        ("post", "/api/v1/clients/{id}/purchases/import") => Some((
+            "customer_ref,purchased_at,amount,items,party_size\nc1,2026-11-02T12:00:00Z,1,1,1\n"
+                .into(),
+            "text/csv",
+        )),
+        ("put", "/api/v1/clients/{id}/jtbd-rules") => json(jtbd_rules_body()),
         _ => None,
     }
+}
+
+fn jtbd_rules_body() -> Value {
+    json!({"rules": [{"label": "date", "party_size": {"min": 2, "max": 2}}]})
 }
 
 fn cash_params() -> Value {
@@ -381,6 +418,22 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             json!({"id": id("segment")}),
         ),
         (
+            "query($id: ID!) { qfdMatrix(clientId: $id) { clientId } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { uxMap(clientId: $id) { asOf } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { qfd(clientId: $id) { clientId } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { updateQfdMatrix(clientId: $id, input: {cells: []}) { clientId } }",
+            json!({"id": id("client")}),
+        ),
+        (
             "query($id: ID!) { cashModels(clientId: $id) { items { id } } }",
             json!({"id": id("client")}),
         ),
@@ -543,6 +596,30 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "mutation($id: ID!) { removeMember(id: $id) }",
             json!({"id": id("membership")}),
+        ),
+        (
+            "query($id: ID!) { purchases(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { customerPurchases(clientId: $id, customerRef: \"c1\") { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { jtbdRules(clientId: $id) { labels } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { jtbdResults(clientId: $id, asOf: \"2026-11-30\") { purchases } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { submitPurchase(clientId: $id, input: {customerRef: \"c1\", purchasedAt: \"2026-11-02T12:00:00Z\", amount: 1, items: 1, partySize: 1}) { inserted } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { putJtbdRules(clientId: $id, rules: [{label: \"x\"}]) { labels } }",
+            json!({"id": id("client")}),
         ),
     ];
     for (query, vars) in &cases {

@@ -127,6 +127,8 @@ gql_page!(
     SegmentPage => service::segments::SegmentView,
     JobRunPage => service::jobs::JobRunView,
     CashModelPage => service::cash::CashModelView,
+    PurchasePage => service::purchases::PurchaseView,
+    CustomerPurchasePage => service::purchases::CustomerPurchaseView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

@@ -18,6 +18,19 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
+    /// Bulk upsert of QFD cells and importance overrides.
+    async fn update_qfd_matrix(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: service::qfd::QfdMatrixInput,
+    ) -> Result<service::qfd::QfdMatrix> {
+        services(ctx)
+            .update_qfd_matrix(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
     /// `input` as in REST `POST /clients/{id}/hypotheses`.
     async fn create_hypothesis(
         &self,
@@ -459,6 +472,37 @@ impl Mutation {
             .await
             .gql()
             .map(|_| true)
+    }
+
+    /// Submit one purchase of a client's customer.
+    async fn submit_purchase(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: service::purchases::PurchaseInput,
+    ) -> Result<service::purchases::PurchaseIngestResult> {
+        services(ctx)
+            .submit_purchase(caller(ctx)?, parse_id(&client_id, "clientId")?, input)
+            .await
+            .gql()
+    }
+
+    /// Replace a client's JTBD rules; `rules` as in REST
+    /// `PUT /clients/{id}/jtbd-rules`.
+    async fn put_jtbd_rules(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        rules: Json<Vec<serde_json::Value>>,
+    ) -> Result<service::purchases::JtbdRulesView> {
+        services(ctx)
+            .put_jtbd_rules(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                service::purchases::JtbdRulesInput { rules: rules.0 },
+            )
+            .await
+            .gql()
     }
 }
 

@@ -22,6 +22,72 @@ pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
 
 #[Object]
 impl Query {
+    /// The UX dynamic map of a client's mystery-shopper audits as of a date
+    /// (default: today in the client's time zone).
+    async fn ux_map(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<analytics::ux::UxMap> {
+        services(ctx)
+            .ux_map(caller(ctx)?, parse_id(&client_id, "clientId")?, as_of)
+            .await
+            .gql()
+    }
+
+    async fn qfd_matrix(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<service::qfd::QfdMatrix> {
+        services(ctx)
+            .qfd_matrix(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// QFD results; `filter` (or `segmentId`) for a segment QFD.
+    async fn qfd(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        questionnaire_id: Option<ID>,
+        filter: Option<service::domain::segment_filter::SegmentFilter>,
+        segment_id: Option<ID>,
+    ) -> Result<service::qfd::QfdView> {
+        let caller = caller(ctx)?;
+        let segment = match (filter, segment_id) {
+            (Some(f), None) => Some(f),
+            (None, Some(s)) => Some(
+                services(ctx)
+                    .segment_filter(caller, parse_id(&s, "segmentId")?)
+                    .await
+                    .gql()?,
+            ),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(super::gql_error(service::AppError::field(
+                    "segmentId",
+                    "give either filter or segmentId",
+                )));
+            }
+        };
+        let questionnaire_id = match questionnaire_id {
+            Some(q) => Some(parse_id(&q, "questionnaireId")?),
+            None => None,
+        };
+        services(ctx)
+            .qfd(
+                caller,
+                parse_id(&client_id, "clientId")?,
+                questionnaire_id,
+                segment,
+            )
+            .await
+            .gql()
+    }
+
     /// The caller: agency, user or API key.
     async fn me(&self, ctx: &Context<'_>) -> Result<MeView> {
         services(ctx).me(caller(ctx)?).await.gql()
@@ -310,6 +376,85 @@ impl Query {
     ) -> Result<service::cash::CashResultsView> {
         services(ctx)
             .cash_results(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// A client's purchases, oldest stored first.
+    async fn purchases(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::PurchasePage> {
+        services(ctx)
+            .list_purchases(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    /// One customer's purchases with their JTBD labels.
+    async fn customer_purchases(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        customer_ref: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::CustomerPurchasePage> {
+        services(ctx)
+            .customer_purchases(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                &customer_ref,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    /// A client's ordered JTBD labelling rules.
+    async fn jtbd_rules(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<service::purchases::JtbdRulesView> {
+        services(ctx)
+            .get_jtbd_rules(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// The JTBD value-migration map as of `asOf` (`YYYY-MM-DD`, client-local;
+    /// default today), `period` month|week|quarter, `margin` in [0, 1];
+    /// `first`/`after` page the RFM rows by customer ref.
+    #[allow(clippy::too_many_arguments)]
+    async fn jtbd_results(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        as_of: Option<String>,
+        period: Option<String>,
+        margin: Option<f64>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<service::purchases::JtbdResultsView> {
+        let params = service::purchases::JtbdParams {
+            as_of,
+            period,
+            margin,
+            limit: first.map(|f| u64::try_from(f).unwrap_or(0)),
+            after,
+        };
+        services(ctx)
+            .jtbd_results(caller(ctx)?, parse_id(&client_id, "clientId")?, params)
             .await
             .gql()
     }

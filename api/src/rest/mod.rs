@@ -8,7 +8,10 @@ pub mod health;
 pub mod hypotheses;
 pub mod ingest;
 pub mod libraries;
+pub mod purchases;
+pub mod qfd;
 pub mod research;
+pub mod ux;
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -69,5 +72,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     ingest::configure(cfg);
     analytics::configure(cfg);
     hypotheses::configure(cfg);
+    qfd::configure(cfg);
+    ux::configure(cfg);
     cash::configure(cfg);
+    purchases::configure(cfg);
 }

@@ -124,6 +124,104 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }
 
+/// CPU seconds used so far by this process (app and load generator), by
+/// every `postgres` process, and by the whole machine (Linux `/proc`,
+/// 100 ticks/s), so that a run disturbed by other work shows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    own: f64,
+    pg: f64,
+    machine: f64,
+}
+
+impl Cpu {
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            own: self.own - before.own,
+            pg: self.pg - before.pg,
+            machine: self.machine - before.machine,
+        }
+    }
+
+    fn add(&mut self, d: Cpu) {
+        self.own += d.own;
+        self.pg += d.pg;
+        self.machine += d.machine;
+    }
+
+    /// As shares of `wall` (100% = one core busy).
+    fn share(self, wall: f64) -> String {
+        let other = (self.machine - self.own - self.pg).max(0.0);
+        format!(
+            "app process {:.0}%, postgres {:.0}%, other processes {:.0}% of one core",
+            100.0 * self.own / wall,
+            100.0 * self.pg / wall,
+            100.0 * other / wall
+        )
+    }
+}
+
+fn cpu_now() -> Cpu {
+    fn ticks(path: &std::path::Path) -> Option<(String, u64)> {
+        let s = std::fs::read_to_string(path).ok()?;
+        let open = s.find('(')?;
+        let close = s.rfind(')')?;
+        let comm = s[open + 1..close].to_owned();
+        let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
+        // After the command: state, ppid, … utime is the 12th, stime the 13th.
+        let t = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some((comm, t))
+    }
+    let own = ticks(std::path::Path::new("/proc/self/stat")).map_or(0, |(_, t)| t);
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some((comm, t)) = ticks(&e.path().join("stat"))
+                && comm == "postgres"
+            {
+                pg += t;
+            }
+        }
+    }
+    // First line of /proc/stat: user nice system idle iowait irq softirq steal …
+    let machine: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(
+                f.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+                    .map(|(_, v)| v)
+                    .sum(),
+            )
+        })
+        .unwrap_or(0);
+    Cpu {
+        own: own as f64 / 100.0,
+        pg: pg as f64 / 100.0,
+        machine: machine as f64 / 100.0,
+    }
+}
+
+/// CPU used between two `cpu_now()` readings, as a share of `wall`.
+fn cpu_share(before: Cpu, after: Cpu, wall: f64) -> String {
+    after.since(before).share(wall)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 // ---------------------------------------------------------------- reads ---
 
 struct LoopStats {
@@ -232,6 +330,54 @@ async fn read_bench(http: &reqwest::Client, url: &str, auth: Option<&HeaderValue
     .await
 }
 
+/// Where one authenticated read goes, roughly: the service calls behind
+/// `GET /api/v1/clients`, one at a time in this process (no HTTP), against a
+/// bare `SELECT 1` round trip. Bounded: 2,000 calls or 5 s per probe.
+async fn read_breakdown(app: &TestApp, token: &str) -> String {
+    const N: usize = 2_000;
+    let services = &app.services;
+    let backend = services.db.get_database_backend();
+    let ctx = services.authenticate(token).await.expect("the owner token");
+    let mut parts = Vec::new();
+    for probe in [
+        "SELECT 1",
+        "authenticate (JWT + membership)",
+        "list_clients (service)",
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (c0, t0) = (cpu_now(), Instant::now());
+        let mut n = 0;
+        while n < N && Instant::now() < deadline {
+            match probe {
+                "SELECT 1" => {
+                    services
+                        .db
+                        .query_one_raw(Statement::from_string(backend, "SELECT 1"))
+                        .await
+                        .expect("SELECT 1");
+                }
+                "authenticate (JWT + membership)" => {
+                    services.authenticate(token).await.expect("authenticate");
+                }
+                _ => {
+                    services
+                        .list_clients(&ctx, false, service::page::PageParams::default())
+                        .await
+                        .expect("list_clients");
+                }
+            }
+            n += 1;
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        parts.push(format!(
+            "{probe} {:.0} µs/call ({})",
+            wall * 1e6 / n as f64,
+            cpu_share(c0, cpu_now(), wall)
+        ));
+    }
+    parts.join("; ")
+}
+
 // --------------------------------------------------------------- ingest ---
 
 struct IngestStats {
@@ -293,10 +439,17 @@ async fn ingest_bench(
     let mut ndjson = Vec::new();
     let mut csv = Vec::new();
     let mut nd_times = Vec::new();
+    let (mut nd_cpu, mut csv_cpu) = ((Cpu::default(), 0.0), (Cpu::default(), 0.0));
+    let add = |acc: &mut (Cpu, f64), b: Cpu, a: Cpu, wall: f64| {
+        acc.0.add(a.since(b));
+        acc.1 += wall;
+    };
     for run in 1..=INGEST_RUNS {
         let body = tests::ndjson_rows(&format!("nd{run}-"), rows);
         let mb = body.len() as f64 / 1e6;
+        let c0 = cpu_now();
         let took = import(app, key, nd_q, "application/x-ndjson", body, rows).await;
+        add(&mut nd_cpu, c0, cpu_now(), took.as_secs_f64());
         let rate = rows as f64 / took.as_secs_f64();
         println!(
             "  ingest NDJSON run {run}: {rows} rows ({mb:.1} MB) in {} ms = {} responses/s",
@@ -308,7 +461,9 @@ async fn ingest_bench(
 
         let body = tests::csv_rows(&format!("csv{run}-"), rows);
         let mb = body.len() as f64 / 1e6;
+        let c0 = cpu_now();
         let took = import(app, key, csv_q, "text/csv", body, rows).await;
+        add(&mut csv_cpu, c0, cpu_now(), took.as_secs_f64());
         let rate = rows as f64 / took.as_secs_f64();
         println!(
             "  ingest CSV    run {run}: {rows} rows ({mb:.1} MB) in {} ms = {} responses/s",
@@ -356,11 +511,13 @@ async fn ingest_bench(
     drop(parsed);
     // c) Re-sending a stored batch: upload + parse + conflict checks, no new rows.
     let dup = tests::ndjson_rows("nd1-", rows);
+    let c0 = cpu_now();
     let t0 = Instant::now();
     let r = app
         .raw(Method::POST, &path, Some(key), "application/x-ndjson", dup)
         .await;
     let resend = t0.elapsed();
+    let resend_cpu = cpu_share(c0, cpu_now(), resend.as_secs_f64());
     assert_eq!(
         r.body["duplicates"].as_u64(),
         Some(rows as u64),
@@ -371,13 +528,16 @@ async fn ingest_bench(
     let store = (total - upload.as_secs_f64() - parse.as_secs_f64()).max(0.0);
     let breakdown = format!(
         "NDJSON median {:.0} ms ≈ upload+auth {:.0} ms + parse/validate {:.0} ms + store (insert, commit) ≈{:.0} ms; \
-         re-sending a stored batch (all duplicates) {:.0} ms; CSV parse/validate {:.0} ms",
+         re-sending a stored batch (all duplicates) {:.0} ms ({resend_cpu}); CSV parse/validate {:.0} ms; \
+         CPU during the timed imports: NDJSON {}, CSV {}",
         total * 1000.0,
         upload.as_secs_f64() * 1000.0,
         parse.as_secs_f64() * 1000.0,
         store * 1000.0,
         resend.as_secs_f64() * 1000.0,
         parse_csv_t.as_secs_f64() * 1000.0,
+        nd_cpu.0.share(nd_cpu.1),
+        csv_cpu.0.share(csv_cpu.1),
     );
     println!("  breakdown: {breakdown}");
     IngestStats {
@@ -394,6 +554,7 @@ struct ModeResult {
     engine: String,
     healthz: LoopStats,
     clients: LoopStats,
+    reads: String,
     ingest: IngestStats,
 }
 
@@ -443,12 +604,20 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
 
     // Reads first: the bulk inserts leave PostgreSQL with autovacuum and
     // checkpoint work that would otherwise run during the read loops.
+    println!("  load average before: {}", loadavg());
+    let (c0, w0) = (cpu_now(), Instant::now());
     let health = read_bench(http, &app.url("/healthz"), None).await;
+    let health_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
     let bearer = HeaderValue::from_str(&format!("Bearer {}", t.token)).unwrap();
+    let (c0, w0) = (cpu_now(), Instant::now());
     let clients = read_bench(http, &app.url("/api/v1/clients"), Some(&bearer)).await;
-    for (name, s) in [("GET /healthz", &health), ("GET /api/v1/clients", &clients)] {
+    let clients_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
+    for (name, s, cpu) in [
+        ("GET /healthz", &health, &health_cpu),
+        ("GET /api/v1/clients", &clients, &clients_cpu),
+    ] {
         println!(
-            "  {name:<20} {} req/s  p50 {} ms  p99 {} ms  ({} ok, {} errors, {:.2} s)",
+            "  {name:<20} {} req/s  p50 {} ms  p99 {} ms  ({} ok, {} errors, {:.2} s; CPU: {cpu})",
             thousands(s.rps()),
             ms(s.p50),
             ms(s.p99),
@@ -462,6 +631,9 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
         100.0 * clients.rps() / health.rps()
     );
 
+    let reads = read_breakdown(&app, &t.token).await;
+    println!("  read breakdown (sequential, in-process): {reads}");
+
     let ingest = ingest_bench(&app, &t, &key, &p.questionnaire, &csv_q, rows).await;
 
     if mode == Mode::Postgres {
@@ -472,6 +644,7 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
         engine,
         healthz: health,
         clients,
+        reads,
         ingest,
     }
 }
@@ -550,10 +723,11 @@ async fn main() {
     println!("---- Markdown for docs/performance.md ----");
     println!();
     println!(
-        "Machine: {nproc} CPUs (`nproc`), {}; {}; Redis queue (worker off); {profile} build; \
-         app and load generator in one process.",
+        "Machine: {nproc} CPUs (`nproc`), {}; {}; job queue in SQLite / Redis, worker off; \
+         {profile} build; app and load generator in one process; load average {} at the end.",
         cpu_model(),
-        engines.join(", ")
+        engines.join(", "),
+        loadavg()
     );
     println!();
     println!(
@@ -599,6 +773,11 @@ async fn main() {
             "- {} ingest breakdown: {}",
             mode_name(r.mode),
             r.ingest.breakdown
+        );
+        println!(
+            "- {} read breakdown (sequential, in-process): {}",
+            mode_name(r.mode),
+            r.reads
         );
     }
     let errors: usize = results

@@ -1,0 +1,94 @@
+//! `growthpoint demo` populates every result, and loading twice is a no-op.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tests::{Mode, both_modes, spawn_app};
+
+async fn the_demo_agency_shows_every_result(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let demo = api::demo::load(&app.services)
+        .await
+        .unwrap()
+        .expect("first load");
+    assert!(
+        api::demo::load(&app.services).await.unwrap().is_none(),
+        "second load is a no-op"
+    );
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": api::demo::DEMO_EMAIL, "password": api::demo::DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let token = login.body["token"].as_str().unwrap().to_owned();
+    let (developer, club, subscription) = (demo.clients[0].1, demo.clients[1].1, demo.clients[2].1);
+
+    let qs = app
+        .get(
+            &format!("/api/v1/clients/{developer}/questionnaires"),
+            &token,
+        )
+        .await;
+    let panel_q = qs.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let segs = app
+        .get(&format!("/api/v1/clients/{developer}/segments"), &token)
+        .await;
+    let seg = segs.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let p = app
+        .get(
+            &format!("/api/v1/questionnaires/{panel_q}/panel?segment_id={seg}"),
+            &token,
+        )
+        .await;
+    assert!(p.body["panel"]["n"].as_u64().unwrap() > 30, "{}", p.text);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = app
+            .get(
+                &format!("/api/v1/clients/{developer}/hypotheses/results"),
+                &token,
+            )
+            .await;
+        if h.body["status"] == "fresh" && h.body["items"].as_array().is_some_and(|a| a.len() == 2) {
+            assert!(
+                h.body["items"][0]["result"]["verdict"].is_string(),
+                "{}",
+                h.text
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", h.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ux = app
+        .get(&format!("/api/v1/clients/{club}/ux-map"), &token)
+        .await;
+    let flagged = ux.body["by_touchpoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["stats"]["flag"] == "negative")
+        .count();
+    assert_eq!(flagged, 1, "the reception fell this week: {}", ux.text);
+    let models = app
+        .get(
+            &format!("/api/v1/clients/{subscription}/cash-models"),
+            &token,
+        )
+        .await;
+    let model = models.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .get(&format!("/api/v1/cash-models/{model}/results"), &token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("sensitivity"));
+    let _ = demo.agency_id;
+}
+
+both_modes!(the_demo_agency_shows_every_result);
