@@ -309,6 +309,49 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     )
     .await
     .map_err(e)?;
+    // 4. A restaurant's purchases with JTBD labelling rules.
+    let rest = s
+        .create_client(&ctx, parse(json!({"name": "Tarelka restaurant", "industry": "restaurant", "timezone": "Europe/Moscow"}))?)
+        .await
+        .map_err(e)?;
+    clients.push((rest.name.clone(), rest.id));
+    s.put_jtbd_rules(
+        &ctx,
+        rest.id,
+        parse(json!({"rules": [
+            {"label": "business_lunch", "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri"], "hours": {"from": 12, "to": 14}},
+            {"label": "family_dinner", "party_size": {"min": 3}},
+            {"label": "date", "party_size": {"min": 2, "max": 2}, "hours": {"from": 18, "to": 23}}
+        ]}))?,
+    )
+    .await
+    .map_err(e)?;
+    let mut csv = String::from("external_id,customer_ref,purchased_at,amount,items,party_size,channel\n");
+    let start = today - chrono::Duration::days(365);
+    let mut n = 0;
+    for c in 0..300 {
+        // Each guest has a habit, and some drift from lunches to dinners.
+        let habit = rng.below(3);
+        let visits = 1 + rng.below(20);
+        for _ in 0..visits {
+            let day = start + chrono::Duration::days(rng.below(365) as i64);
+            let drift = day > today - chrono::Duration::days(120) && c % 5 == 0;
+            let (hour, party) = match (habit, drift) {
+                (0, false) => (12 + rng.below(3), 1),
+                (0, true) | (1, _) => (18 + rng.below(4), 3 + rng.below(3)),
+                _ => (19 + rng.below(3), 2),
+            };
+            let amount = 800 + rng.below(600) * party;
+            csv.push_str(&format!(
+                "r{n},guest-{c},{}T{hour:02}:{:02}:00Z,{amount},{},{party},hall\n",
+                day.format("%Y-%m-%d"),
+                rng.below(60),
+                1 + rng.below(4)
+            ));
+            n += 1;
+        }
+    }
+    s.import_purchases(&ctx, rest.id, ImportFormat::Csv, csv.into()).await.map_err(e)?;
     Ok(Some(Demo {
         agency_id: out.agency.id,
         clients,
