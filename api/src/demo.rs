@@ -309,7 +309,8 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     )
     .await
     .map_err(e)?;
-    // 4. A restaurant's purchases with JTBD labelling rules.
+    // 4. A restaurant's purchases with JTBD labelling rules (local times,
+    //    Moscow).
     let rest = s
         .create_client(&ctx, parse(json!({"name": "Tarelka restaurant", "industry": "restaurant", "timezone": "Europe/Moscow"}))?)
         .await
@@ -326,7 +327,8 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     )
     .await
     .map_err(e)?;
-    let mut csv = String::from("external_id,customer_ref,purchased_at,amount,items,party_size,channel\n");
+    let mut csv =
+        String::from("external_id,customer_ref,purchased_at,amount,items,party_size,channel\n");
     let start = today - chrono::Duration::days(365);
     let mut n = 0;
     for c in 0..300 {
@@ -343,7 +345,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
             };
             let amount = 800 + rng.below(600) * party;
             csv.push_str(&format!(
-                "r{n},guest-{c},{}T{hour:02}:{:02}:00Z,{amount},{},{party},hall\n",
+                "r{n},guest-{c},{}T{hour:02}:{:02}:00+03:00,{amount},{},{party},hall\n",
                 day.format("%Y-%m-%d"),
                 rng.below(60),
                 1 + rng.below(4)
@@ -351,7 +353,9 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
             n += 1;
         }
     }
-    s.import_purchases(&ctx, rest.id, ImportFormat::Csv, csv.into()).await.map_err(e)?;
+    s.import_purchases(&ctx, rest.id, ImportFormat::Csv, csv.into())
+        .await
+        .map_err(e)?;
     Ok(Some(Demo {
         agency_id: out.agency.id,
         clients,

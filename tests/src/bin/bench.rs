@@ -686,6 +686,17 @@ fn cpu_model() -> String {
 #[tokio::main]
 async fn main() {
     let args = parse_args();
+    // The server's usual logging (as `serve` sets it up, so its cost is
+    // measured too), but on stderr: stdout stays the report. The harness's
+    // own `telemetry::init` then finds a subscriber and leaves it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
