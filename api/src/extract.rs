@@ -168,6 +168,29 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
+/// A segment filter sent as URL-encoded JSON in `?filter=`; errors name
+/// `filter.<field>`.
+pub fn filter_param(
+    json: Option<&str>,
+) -> Result<Option<service::domain::segment_filter::SegmentFilter>, AppError> {
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    parse_json(json.as_bytes()).map(Some).map_err(|e| match e {
+        AppError::Validation(mut errs) => {
+            for f in &mut errs {
+                f.field = if f.field == "body" {
+                    "filter".into()
+                } else {
+                    format!("filter.{}", f.field)
+                };
+            }
+            AppError::Validation(errs)
+        }
+        other => other,
+    })
+}
+
 /// A JSON body: `application/json`, bounded, unknown fields rejected (by the
 /// target types), errors naming the field.
 pub struct JsonBody<T>(pub T);

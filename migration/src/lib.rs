@@ -1,6 +1,8 @@
 //! Schema migrations, written once per change and never edited after landing.
 pub use sea_orm_migration::prelude::*;
 
+mod tables;
+
 mod m20261122_000001_create_core_tables;
 mod m20261122_000002_create_cash_tables;
 mod m20261122_000003_create_hypotheses;

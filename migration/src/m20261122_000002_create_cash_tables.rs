@@ -3,48 +3,10 @@
 //! every tenant table, each carries `agency_id` and each index starts with it.
 use sea_orm_migration::prelude::*;
 
+use crate::tables::{K, N, R, T, create_all, drop_all};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// Column kinds used by these tables.
-#[derive(Clone, Copy)]
-enum K {
-    Uuid,
-    Text,
-    Double,
-    Time,
-    Json,
-}
-
-/// One column: name, kind, nullable.
-type C = (&'static str, K, bool);
-
-const N: bool = true; // nullable
-const R: bool = false; // required
-
-fn column((name, kind, nullable): C) -> ColumnDef {
-    let mut def = ColumnDef::new(Alias::new(name));
-    match kind {
-        K::Uuid => def.uuid(),
-        K::Text => def.text(),
-        K::Double => def.double(),
-        K::Time => def.timestamp_with_time_zone(),
-        K::Json => def.json_binary(),
-    };
-    if nullable {
-        def.null();
-    } else {
-        def.not_null();
-    }
-    def
-}
-
-struct T {
-    name: &'static str,
-    columns: &'static [C],
-    /// (unique, columns)
-    indexes: &'static [(bool, &'static [&'static str])],
-}
 
 const TABLES: &[T] = &[
     T {
@@ -122,42 +84,10 @@ const TABLES: &[T] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for t in TABLES {
-            let mut create = Table::create();
-            create.table(Alias::new(t.name)).if_not_exists().col(
-                ColumnDef::new(Alias::new("id"))
-                    .uuid()
-                    .not_null()
-                    .primary_key(),
-            );
-            for c in t.columns {
-                create.col(column(*c));
-            }
-            manager.create_table(create).await?;
-            for (unique, cols) in t.indexes {
-                let mut index = Index::create();
-                index
-                    .name(format!("ix_{}_{}", t.name, cols.join("_")))
-                    .table(Alias::new(t.name))
-                    .if_not_exists();
-                for c in *cols {
-                    index.col(Alias::new(*c));
-                }
-                if *unique {
-                    index.unique();
-                }
-                manager.create_index(index).await?;
-            }
-        }
-        Ok(())
+        create_all(manager, TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for t in TABLES.iter().rev() {
-            manager
-                .drop_table(Table::drop().table(Alias::new(t.name)).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_all(manager, TABLES).await
     }
 }

@@ -248,13 +248,24 @@ impl Services {
         Ok((entry.dataset.clone(), entry.data_version))
     }
 
-    /// The filter of a saved segment of the questionnaire's client.
-    pub async fn segment_filter(
+    /// The segment a read asks for: an inline filter or a saved segment's
+    /// (not both). `segment_field` names the saved-segment parameter.
+    pub async fn resolve_segment(
         &self,
         ctx: &RequestCtx,
-        segment_id: Uuid,
-    ) -> AppResult<SegmentFilter> {
-        Ok(self.get_segment(ctx, segment_id).await?.filter)
+        filter: Option<SegmentFilter>,
+        segment_id: Option<Uuid>,
+        segment_field: &str,
+    ) -> AppResult<Option<SegmentFilter>> {
+        match (filter, segment_id) {
+            (Some(_), Some(_)) => Err(AppError::field(
+                segment_field,
+                "give either a filter or a saved segment, not both",
+            )),
+            (Some(f), None) => Ok(Some(f)),
+            (None, Some(id)) => Ok(Some(self.get_segment(ctx, id).await?.filter)),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The panel of all responses, or of those matching `filter`.

@@ -89,9 +89,15 @@ async fn the_demo_agency_shows_every_result(mode: Mode) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("sensitivity"));
     let restaurant = demo.clients[3].1;
-    let j = app.get(&format!("/api/v1/clients/{restaurant}/jtbd"), &token).await;
+    let j = app
+        .get(&format!("/api/v1/clients/{restaurant}/jtbd"), &token)
+        .await;
     assert_eq!(j.status, StatusCode::OK, "{}", j.text);
-    assert!(j.text.contains("business_lunch") && j.text.contains("family_dinner"), "{}", j.text);
+    assert!(
+        j.text.contains("business_lunch") && j.text.contains("family_dinner"),
+        "{}",
+        j.text
+    );
     let _ = demo.agency_id;
 }
 

@@ -57,22 +57,14 @@ impl Query {
         segment_id: Option<ID>,
     ) -> Result<service::qfd::QfdView> {
         let caller = caller(ctx)?;
-        let segment = match (filter, segment_id) {
-            (Some(f), None) => Some(f),
-            (None, Some(s)) => Some(
-                services(ctx)
-                    .segment_filter(caller, parse_id(&s, "segmentId")?)
-                    .await
-                    .gql()?,
-            ),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                return Err(super::gql_error(service::AppError::field(
-                    "segmentId",
-                    "give either filter or segmentId",
-                )));
-            }
+        let segment_id = match segment_id {
+            Some(s) => Some(parse_id(&s, "segmentId")?),
+            None => None,
         };
+        let segment = services(ctx)
+            .resolve_segment(caller, filter, segment_id, "segmentId")
+            .await
+            .gql()?;
         let questionnaire_id = match questionnaire_id {
             Some(q) => Some(parse_id(&q, "questionnaireId")?),
             None => None,
@@ -188,22 +180,14 @@ impl Query {
         segment_id: Option<ID>,
     ) -> Result<service::panel::PanelView> {
         let caller = caller(ctx)?;
-        let filter = match (filter, segment_id) {
-            (Some(_), Some(_)) => {
-                return Err(super::gql_error(service::AppError::field(
-                    "segmentId",
-                    "give either filter or segmentId",
-                )));
-            }
-            (Some(f), None) => Some(f),
-            (None, Some(s)) => Some(
-                services(ctx)
-                    .segment_filter(caller, parse_id(&s, "segmentId")?)
-                    .await
-                    .gql()?,
-            ),
-            (None, None) => None,
+        let segment_id = match segment_id {
+            Some(s) => Some(parse_id(&s, "segmentId")?),
+            None => None,
         };
+        let filter = services(ctx)
+            .resolve_segment(caller, filter, segment_id, "segmentId")
+            .await
+            .gql()?;
         services(ctx)
             .questionnaire_panel(caller, parse_id(&id, "id")?, filter)
             .await

@@ -1,13 +1,11 @@
 //! Analytics read models.
 use actix_web::{HttpResponse, get, web};
-use service::AppError;
-use service::domain::segment_filter::SegmentFilter;
 use service::panel::PanelView;
 use uuid::Uuid;
 
 use super::{Errors, ok};
 use crate::error::ApiResult;
-use crate::extract::{Auth, State, parse_json};
+use crate::extract::{Auth, State, filter_param};
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,28 +37,15 @@ async fn panel(
     q: web::Query<PanelQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
-    let filter = match (q.filter, q.segment_id) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::field("segment_id", "give either filter or segment_id").into());
-        }
-        (Some(json), None) => Some(parse_json::<SegmentFilter>(json.as_bytes()).map_err(
-            |e| match e {
-                AppError::Validation(mut errs) => {
-                    for f in &mut errs {
-                        f.field = if f.field == "body" {
-                            "filter".into()
-                        } else {
-                            format!("filter.{}", f.field)
-                        };
-                    }
-                    AppError::Validation(errs)
-                }
-                other => other,
-            },
-        )?),
-        (None, Some(seg)) => Some(state.services.segment_filter(&ctx, seg).await?),
-        (None, None) => None,
-    };
+    let filter = state
+        .services
+        .resolve_segment(
+            &ctx,
+            filter_param(q.filter.as_deref())?,
+            q.segment_id,
+            "segment_id",
+        )
+        .await?;
     Ok(ok(state
         .services
         .questionnaire_panel(&ctx, *id, filter)

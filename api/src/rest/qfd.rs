@@ -1,13 +1,11 @@
 //! QFD for the CJM.
 use actix_web::{HttpResponse, get, put, web};
-use service::AppError;
-use service::domain::segment_filter::SegmentFilter;
 use service::qfd::{QfdMatrix, QfdMatrixInput, QfdView};
 use uuid::Uuid;
 
 use super::{Errors, ok};
 use crate::error::ApiResult;
-use crate::extract::{Auth, JsonBody, State, parse_json};
+use crate::extract::{Auth, JsonBody, State, filter_param};
 
 #[utoipa::path(tag = "qfd", params(("id" = Uuid, Path, description = "client id")), responses((status = 200, body = QfdMatrix), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/qfd/matrix")]
@@ -55,28 +53,15 @@ async fn get_qfd(
     q: web::Query<QfdQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
-    let segment = match (q.filter, q.segment_id) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::field("segment_id", "give either filter or segment_id").into());
-        }
-        (Some(json), None) => Some(parse_json::<SegmentFilter>(json.as_bytes()).map_err(
-            |e| match e {
-                AppError::Validation(mut errs) => {
-                    for f in &mut errs {
-                        f.field = if f.field == "body" {
-                            "filter".into()
-                        } else {
-                            format!("filter.{}", f.field)
-                        };
-                    }
-                    AppError::Validation(errs)
-                }
-                other => other,
-            },
-        )?),
-        (None, Some(s)) => Some(state.services.segment_filter(&ctx, s).await?),
-        (None, None) => None,
-    };
+    let segment = state
+        .services
+        .resolve_segment(
+            &ctx,
+            filter_param(q.filter.as_deref())?,
+            q.segment_id,
+            "segment_id",
+        )
+        .await?;
     Ok(ok(state
         .services
         .qfd(&ctx, *id, q.questionnaire_id, segment)
