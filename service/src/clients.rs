@@ -347,10 +347,16 @@ impl Services {
                 .filter(entity::cash_model::Column::ClientId.eq(id))
                 .one(&self.db)
                 .await?
+                .is_some()
+            || entity::purchase::Entity::find()
+                .filter(entity::purchase::Column::AgencyId.eq(ctx.agency_id))
+                .filter(entity::purchase::Column::ClientId.eq(id))
+                .one(&self.db)
+                .await?
                 .is_some();
         if has_data {
             return Err(AppError::Conflict(
-                "the client has questionnaires or Cash Journey models; archive it instead".into(),
+                "the client has questionnaires, Cash Journey models or purchases; archive it instead".into(),
             ));
         }
         let txn = crate::db::begin_write(&self.db).await?;
@@ -362,6 +368,32 @@ impl Services {
         entity::segment::Entity::delete_many()
             .filter(entity::segment::Column::AgencyId.eq(ctx.agency_id))
             .filter(entity::segment::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        entity::qfd_cell::Entity::delete_many()
+            .filter(entity::qfd_cell::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::qfd_cell::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        entity::qfd_importance::Entity::delete_many()
+            .filter(entity::qfd_importance::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::qfd_importance::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        entity::jtbd_rule_set::Entity::delete_many()
+            .filter(entity::jtbd_rule_set::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::jtbd_rule_set::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await?;
+        // The client-level recompute target and its results.
+        entity::recompute_target::Entity::delete_many()
+            .filter(entity::recompute_target::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::recompute_target::Column::TargetId.eq(id))
+            .exec(&txn)
+            .await?;
+        entity::snapshot::Entity::delete_many()
+            .filter(entity::snapshot::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::snapshot::Column::TargetId.eq(id))
             .exec(&txn)
             .await?;
         client::Entity::delete_many()

@@ -151,6 +151,10 @@ impl Cpu {
 
     /// As shares of `wall` (100% = one core busy).
     fn share(self, wall: f64) -> String {
+        if wall < 0.2 {
+            // Too short for 10 ms ticks to mean anything.
+            return "CPU split: too short to tell".into();
+        }
         let other = (self.machine - self.own - self.pg).max(0.0);
         format!(
             "app process {:.0}%, postgres {:.0}%, other processes {:.0}% of one core",
