@@ -175,9 +175,11 @@ impl Dataset {
 
     /// Folds the given rows into a fresh state.
     pub fn fold_rows(&self, rows: impl IntoIterator<Item = u32>) -> PanelState {
+        let rows: Vec<u32> = rows.into_iter().collect();
         let mut s = PanelState::new(&self.questions);
-        for r in rows {
-            s.add_row(self, r as usize);
+        s.n = rows.len() as u64;
+        for qi in 0..self.questions.len() {
+            s.fold_column(self, qi, &rows);
         }
         s
     }
@@ -295,10 +297,10 @@ pub struct PanelState {
     pub nps: NpsTally,
     /// Spend per (question, option) for jtbd and segment-attribute questions.
     pub spend: Vec<Vec<Moments>>,
-    /// Open answers: (time, text id) of the latest, and counts per
-    /// normalised text. Text ids refer to the dataset's table.
+    /// Open answers: (time, text id) of the latest, and counts per text
+    /// id (normalised when finished). Text ids refer to the dataset's table.
     pub latest_texts: Vec<Vec<(i64, u32)>>,
-    pub text_counts: Vec<HashMap<String, u64>>,
+    pub text_counts: Vec<HashMap<u32, u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,65 +349,83 @@ impl PanelState {
     /// Folds one row of `ds` in: O(answers of the row).
     pub fn add_row(&mut self, ds: &Dataset, row: usize) {
         self.n += 1;
-        let spend = ds
-            .questions
-            .iter()
-            .position(|q| q.role == Role::Spend)
-            .and_then(|qi| match &ds.columns[qi] {
-                Column::Num(v) if !v[row].is_nan() => Some(v[row]),
-                _ => None,
-            });
-        for (qi, q) in ds.questions.iter().enumerate() {
-            match (&ds.columns[qi], &mut self.questions[qi]) {
-                (Column::Choice(v), QState::Choice { answered, counts }) => {
-                    let c = v[row];
+        for qi in 0..ds.questions.len() {
+            self.fold_column(ds, qi, &[row as u32]);
+        }
+    }
+
+    /// Folds the given rows of one question's column: the one place answers
+    /// are counted, used row by row and in bulk (column by column, which
+    /// keeps the loops tight).
+    fn fold_column(&mut self, ds: &Dataset, qi: usize, rows: &[u32]) {
+        let q = &ds.questions[qi];
+        let spend_q = ds.questions.iter().position(|q| q.role == Role::Spend);
+        let spend_col = spend_q.and_then(|si| match &ds.columns[si] {
+            Column::Num(v) => Some(v),
+            _ => None,
+        });
+        let spend_at = |r: usize| spend_col.map(|v| v[r]).filter(|x| !x.is_nan());
+        let spend = &mut self.spend[qi];
+        match (&ds.columns[qi], &mut self.questions[qi]) {
+            (Column::Choice(v), QState::Choice { answered, counts }) => {
+                for &r in rows {
+                    let r = r as usize;
+                    let c = v[r];
                     if c != BLANK_CHOICE && (c as usize) < counts.len() {
                         *answered += 1;
                         counts[c as usize] += 1;
-                        if let (Some(x), Some(m)) = (spend, self.spend[qi].get_mut(c as usize)) {
+                        if let (Some(x), Some(m)) = (spend_at(r), spend.get_mut(c as usize)) {
                             m.add(x);
                         }
                     }
                 }
-                (Column::Multi(v), QState::Choice { answered, counts }) => {
-                    let mask = v[row];
-                    if mask != 0 {
-                        *answered += 1;
-                        for (k, count) in counts.iter_mut().enumerate().take(64) {
-                            if mask & (1 << k) != 0 {
-                                *count += 1;
-                                if let (Some(x), Some(m)) = (spend, self.spend[qi].get_mut(k)) {
-                                    m.add(x);
-                                }
+            }
+            (Column::Multi(v), QState::Choice { answered, counts }) => {
+                for &r in rows {
+                    let r = r as usize;
+                    let mask = v[r];
+                    if mask == 0 {
+                        continue;
+                    }
+                    *answered += 1;
+                    let x = spend_at(r);
+                    for (k, count) in counts.iter_mut().enumerate().take(64) {
+                        if mask & (1 << k) != 0 {
+                            *count += 1;
+                            if let (Some(x), Some(m)) = (x, spend.get_mut(k)) {
+                                m.add(x);
                             }
                         }
                     }
                 }
-                (Column::Num(v), QState::Numeric { moments, top2 }) => {
-                    let x = v[row];
-                    if !x.is_nan() {
-                        moments.add(x);
-                        if q.kind == Kind::Rating && x >= 4.0 {
-                            *top2 += 1;
-                        }
-                        if q.role == Role::Nps && q.kind == Kind::Nps {
-                            self.nps.add(x as i64);
-                        }
-                    }
-                }
-                (Column::Text(v), QState::None) if q.role == Role::OpenAnswer => {
-                    let id = v[row];
-                    if id != BLANK_TEXT {
-                        let t = ds.times[row];
-                        push_latest(&mut self.latest_texts[qi], (t, id));
-                        let norm = normalise(&ds.texts[id as usize]);
-                        if !norm.is_empty() {
-                            *self.text_counts[qi].entry(norm).or_insert(0) += 1;
-                        }
-                    }
-                }
-                _ => {}
             }
+            (Column::Num(v), QState::Numeric { moments, top2 }) => {
+                let rating = q.kind == Kind::Rating;
+                let nps = q.role == Role::Nps && q.kind == Kind::Nps;
+                for &r in rows {
+                    let x = v[r as usize];
+                    if x.is_nan() {
+                        continue;
+                    }
+                    moments.add(x);
+                    if rating && x >= 4.0 {
+                        *top2 += 1;
+                    }
+                    if nps {
+                        self.nps.add(x as i64);
+                    }
+                }
+            }
+            (Column::Text(v), QState::None) if q.role == Role::OpenAnswer => {
+                for &r in rows {
+                    let id = v[r as usize];
+                    if id != BLANK_TEXT {
+                        push_latest(&mut self.latest_texts[qi], (ds.times[r as usize], id));
+                        *self.text_counts[qi].entry(id).or_insert(0) += 1;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -452,7 +472,7 @@ impl PanelState {
         }
         for (a, b) in self.text_counts.iter_mut().zip(&other.text_counts) {
             for (k, v) in b {
-                *a.entry(k.clone()).or_insert(0) += v;
+                *a.entry(*k).or_insert(0) += v;
             }
         }
     }
@@ -681,12 +701,17 @@ impl PanelState {
                     });
                 }
                 (Kind::Text, QState::None) if q.role == Role::OpenAnswer => {
-                    let mut frequent: Vec<TextCount> = self.text_counts[qi]
-                        .iter()
-                        .map(|(k, v)| TextCount {
-                            text: k.clone(),
-                            count: *v,
-                        })
+                    // Normalised once per distinct text, not once per answer.
+                    let mut by_norm: HashMap<String, u64> = HashMap::new();
+                    for (id, count) in &self.text_counts[qi] {
+                        let norm = normalise(&ds.texts[*id as usize]);
+                        if !norm.is_empty() {
+                            *by_norm.entry(norm).or_insert(0) += count;
+                        }
+                    }
+                    let mut frequent: Vec<TextCount> = by_norm
+                        .into_iter()
+                        .map(|(text, count)| TextCount { text, count })
                         .collect();
                     frequent
                         .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
@@ -965,6 +990,16 @@ mod tests {
             a.merge(&ds.fold_rows(cut..ds.len() as u32));
             let all = ds.fold_all();
             prop_assert_eq!(a.finish(&ds, ds.len() as u64), all.finish(&ds, ds.len() as u64));
+        }
+
+        #[test]
+        fn folding_row_by_row_equals_folding_columns(rows in arb_rows()) {
+            let ds = build(&rows);
+            let mut one_by_one = PanelState::new(&ds.questions);
+            for r in 0..ds.len() {
+                one_by_one.add_row(&ds, r);
+            }
+            prop_assert_eq!(one_by_one, ds.fold_all());
         }
 
         #[test]
