@@ -444,3 +444,15 @@ pub fn csv_rows(prefix: &str, n: usize) -> String {
     }
     s
 }
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved kept).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

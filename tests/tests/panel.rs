@@ -74,15 +74,7 @@ async fn developer_panel(app: &TestApp, t: &Tenant) -> (String, String) {
 }
 
 fn enc(v: &Value) -> String {
-    v.to_string()
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    tests::url_encode(&v.to_string())
 }
 
 async fn segment_panel_of_parents_buyers_from_social_networks(mode: Mode) {

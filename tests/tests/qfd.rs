@@ -182,7 +182,7 @@ async fn qfd_scores_follow_panel_importances_and_the_matrix(mode: Mode) {
         .get(
             &format!(
                 "/api/v1/clients/{client}/qfd?filter={}",
-                urlencode(&f.to_string())
+                tests::url_encode(&f.to_string())
             ),
             &t.token,
         )
@@ -199,17 +199,6 @@ async fn qfd_scores_follow_panel_importances_and_the_matrix(mode: Mode) {
         )
         .await;
     assert!(g.body["errors"].is_null(), "{}", g.text);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn bad_matrix_values_get_422(mode: Mode) {
