@@ -223,6 +223,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// The format of an import body, from its `Content-Type`.
+pub fn import_format(req: &HttpRequest) -> Result<service::responses::ImportFormat, AppError> {
+    use service::responses::ImportFormat;
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match ct.split(';').next().unwrap_or("").trim() {
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
+            Ok(ImportFormat::Ndjson)
+        }
+        "text/csv" => Ok(ImportFormat::Csv),
+        _ => Err(AppError::Validation(vec![FieldError::new(
+            "Content-Type",
+            "must be application/x-ndjson or text/csv",
+        )])),
+    }
+}
+
 /// A raw body bounded by the import limit.
 pub struct ImportBody(pub web::Bytes);
 

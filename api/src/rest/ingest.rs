@@ -1,12 +1,11 @@
 //! Responses in, summaries out.
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use service::AppError;
 use service::domain::import::ResponseInput;
 use service::idempotency::request_hash;
 use service::page::{Page, PageParams};
-use service::responses::{ImportFormat, IngestResult, ResponseView};
+use service::responses::{IngestResult, ResponseView};
 use service::summary::SummaryView;
-use service::{AppError, FieldError};
 use uuid::Uuid;
 
 use super::{Errors, ok};
@@ -98,24 +97,7 @@ async fn import_responses(
     id: web::Path<Uuid>,
     body: ImportBody,
 ) -> ApiResult<HttpResponse> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let format = match ct.split(';').next().unwrap_or("").trim() {
-        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
-            ImportFormat::Ndjson
-        }
-        "text/csv" => ImportFormat::Csv,
-        _ => {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "Content-Type",
-                "must be application/x-ndjson or text/csv",
-            )])
-            .into());
-        }
-    };
+    let format = crate::extract::import_format(&req)?;
     let result = state
         .services
         .import_responses(&ctx, *id, format, body.0)

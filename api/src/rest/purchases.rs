@@ -1,13 +1,10 @@
 //! Purchases in, the JTBD value-migration map out (analytics.md §6).
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use service::page::{Page, PageParams};
 use service::purchases::{
     CustomerPurchaseView, JtbdParams, JtbdResultsView, JtbdRulesInput, JtbdRulesView,
     PurchaseIngestResult, PurchaseInput, PurchaseView,
 };
-use service::responses::ImportFormat;
-use service::{AppError, FieldError};
 use uuid::Uuid;
 
 use super::{Errors, created, ok};
@@ -64,24 +61,7 @@ async fn import_purchases(
     id: web::Path<Uuid>,
     body: ImportBody,
 ) -> ApiResult<HttpResponse> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let format = match ct.split(';').next().unwrap_or("").trim() {
-        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
-            ImportFormat::Ndjson
-        }
-        "text/csv" => ImportFormat::Csv,
-        _ => {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "Content-Type",
-                "must be application/x-ndjson or text/csv",
-            )])
-            .into());
-        }
-    };
+    let format = crate::extract::import_format(&req)?;
     Ok(created(
         state
             .services
