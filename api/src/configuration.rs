@@ -73,6 +73,11 @@ pub struct Settings {
     /// How long a membership or API key read is reused, ms (a change made on
     /// another replica takes effect within this time; 0 = always re-read).
     pub auth_cache_ms: u64,
+    /// How long a client list stays cached, ms. On PostgreSQL every write
+    /// drops the copies of all processes at once (`LISTEN`/`NOTIFY`), so this
+    /// only bounds the life of an entry; on SQLite the shorter
+    /// `auth_cache_ms` applies. 0 = off.
+    pub read_cache_ms: u64,
 }
 
 impl Default for Settings {
@@ -99,6 +104,7 @@ impl Default for Settings {
             retry_base_ms: 1_000,
             recompute_debounce_ms: 250,
             auth_cache_ms: 2_000,
+            read_cache_ms: 30_000,
         }
     }
 }

@@ -39,7 +39,17 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         None => JobQueue::sqlite(&settings.queue_url(), &settings.queue_name).await?,
     };
     let jwt = service::auth::JwtKeys::from_secret(&settings.jwt_key()?);
-    Ok(Services {
+    // Other processes write to PostgreSQL: cached reads are served only while
+    // their invalidations are being received. SQLite has one writing process.
+    let client_cache = if settings.is_postgres() {
+        service::cache::ClientCache::new(Duration::from_millis(settings.read_cache_ms), false)
+    } else {
+        service::cache::ClientCache::new(
+            Duration::from_millis(settings.read_cache_ms.min(settings.auth_cache_ms)),
+            true,
+        )
+    };
+    let services = Services {
         db,
         queue,
         jwt: Arc::new(jwt),
@@ -54,7 +64,15 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         auth_cache: Arc::new(service::auth::AuthCache::new(Duration::from_millis(
             settings.auth_cache_ms,
         ))),
-    })
+        client_cache: Arc::new(client_cache),
+    };
+    if settings.is_postgres() {
+        tokio::spawn(service::cache::listen(
+            services.clone(),
+            settings.database_url(),
+        ));
+    }
+    Ok(services)
 }
 
 /// A unique id for this process's worker.

@@ -167,7 +167,8 @@ impl Services {
         let mut m: api_key::ActiveModel = existing.into();
         m.revoked_at = Set(Some(now()));
         let m = m.update(&self.db).await?;
-        self.auth_cache.forget_key(&public_id);
+        self.invalidate(crate::cache::Invalidation::ApiKey(public_id))
+            .await;
         Ok(m.into())
     }
 }

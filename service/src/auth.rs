@@ -119,6 +119,15 @@ impl AuthCache {
         }
     }
 
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.members.lock() {
+            map.clear();
+        }
+        if let Ok(mut map) = self.keys.lock() {
+            map.clear();
+        }
+    }
+
     /// Forgets a key (after revocation).
     pub fn forget_key(&self, public_id: &str) {
         if let Ok(mut map) = self.keys.lock() {

@@ -1,10 +1,14 @@
 //! Clients: the businesses an agency serves.
 use chrono::{DateTime, Utc};
 use entity::{client, questionnaire, touchpoint_library};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cache::Invalidation;
 use crate::domain::answers::valid_email;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::page::{Page, PageParams};
@@ -245,6 +249,7 @@ impl Services {
         }
         .insert(&self.db)
         .await?;
+        self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
         Ok(m.into())
     }
 
@@ -256,6 +261,31 @@ impl Services {
     ) -> AppResult<Page<ClientView>> {
         ctx.require(Perm::Read)?;
         let page = page.parse()?;
+        let all = match self.client_cache.get(ctx.agency_id) {
+            Ok(all) => Some(all),
+            Err(Some(ticket)) => {
+                // The whole list of a small agency, cached for the next reads.
+                let rows = client::Entity::find()
+                    .filter(client::Column::AgencyId.eq(ctx.agency_id))
+                    .order_by_asc(client::Column::Id)
+                    .limit(crate::cache::MAX_CACHED_CLIENTS as u64 + 1)
+                    .all(&self.db)
+                    .await?;
+                (rows.len() <= crate::cache::MAX_CACHED_CLIENTS).then(|| {
+                    let all: Vec<ClientView> = rows.into_iter().map(ClientView::from).collect();
+                    self.client_cache.fill(ticket, all.clone());
+                    std::sync::Arc::new(all)
+                })
+            }
+            Err(None) => None,
+        };
+        if let Some(all) = all {
+            return Ok(page.cut(
+                all.iter()
+                    .filter(|c| include_archived || c.archived_at.is_none())
+                    .cloned(),
+            ));
+        }
         let mut q = client::Entity::find().filter(client::Column::AgencyId.eq(ctx.agency_id));
         if !include_archived {
             q = q.filter(client::Column::ArchivedAt.is_null());
@@ -315,7 +345,9 @@ impl Services {
             m.min_segment_n = Set(v);
         }
         m.updated_at = Set(now());
-        Ok(m.update(&self.db).await?.into())
+        let m = m.update(&self.db).await?;
+        self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
+        Ok(m.into())
     }
 
     pub async fn set_client_archived(
@@ -329,7 +361,9 @@ impl Services {
         let mut m: client::ActiveModel = existing.into();
         m.archived_at = Set(archived.then(now));
         m.updated_at = Set(now());
-        Ok(m.update(&self.db).await?.into())
+        let m = m.update(&self.db).await?;
+        self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
+        Ok(m.into())
     }
 
     /// Deletes a client that has no questionnaires; otherwise archive it.
@@ -402,6 +436,7 @@ impl Services {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! query by `agency_id`; nothing above this crate talks to sea-orm.
 pub mod api_keys;
 pub mod auth;
+pub mod cache;
 pub mod cash;
 pub mod clients;
 pub mod ctx;
@@ -74,6 +75,42 @@ pub struct Services {
     pub panels: Arc<panel::PanelCache>,
     /// Per-process short-lived cache of memberships and API keys.
     pub auth_cache: Arc<auth::AuthCache>,
+    /// Per-process client lists, coherent across processes ([`cache`]).
+    pub client_cache: Arc<cache::ClientCache>,
+}
+
+impl Services {
+    /// Drops what a committed write changed, here and — on PostgreSQL — in
+    /// every other process (`NOTIFY`, see [`cache`]).
+    pub async fn invalidate(&self, inv: cache::Invalidation) {
+        self.invalidate_local(&inv);
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let stmt = sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [cache::CHANNEL.into(), inv.encode().into()],
+            );
+            if let Err(e) = sea_orm::ConnectionTrait::execute_raw(&self.db, stmt).await {
+                // The other processes' copies expire on their own.
+                tracing::warn!(error = %e, "could not publish a cache invalidation");
+            }
+        }
+    }
+
+    pub fn invalidate_local(&self, inv: &cache::Invalidation) {
+        match inv {
+            cache::Invalidation::Clients(a) => self.client_cache.invalidate(*a),
+            cache::Invalidation::Members(a) => self.auth_cache.forget_members(*a),
+            cache::Invalidation::ApiKey(k) => self.auth_cache.forget_key(k),
+        }
+    }
+
+    /// Drops every cached read; `live`: whether invalidations from other
+    /// processes are (again) being received.
+    pub fn forget_everything(&self, live: bool) {
+        self.auth_cache.clear();
+        self.client_cache.set_live(live);
+    }
 }
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {

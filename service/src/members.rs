@@ -148,6 +148,8 @@ impl Services {
             }
             .insert(&self.db)
             .await?;
+            self.invalidate(crate::cache::Invalidation::Members(ctx.agency_id))
+                .await;
             return Ok(InvitationResult {
                 status: "added".into(),
                 member: Some(self.member_view(m).await?),
@@ -232,6 +234,8 @@ impl Services {
         a.accepted_at = Set(Some(now()));
         a.update(&txn).await?;
         txn.commit().await?;
+        self.invalidate(crate::cache::Invalidation::Members(agency_id))
+            .await;
         Ok(crate::auth::LoginOutput {
             token: self.issue_token(user_id, agency_id, role)?,
             agency_id,
@@ -278,7 +282,8 @@ impl Services {
         let mut a: membership::ActiveModel = m.into();
         a.role = Set(input.role.as_str().into());
         let m = a.update(&self.db).await?;
-        self.auth_cache.forget_members(ctx.agency_id);
+        self.invalidate(crate::cache::Invalidation::Members(ctx.agency_id))
+            .await;
         self.member_view(m).await
     }
 
@@ -298,7 +303,8 @@ impl Services {
             .filter(membership::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
-        self.auth_cache.forget_members(ctx.agency_id);
+        self.invalidate(crate::cache::Invalidation::Members(ctx.agency_id))
+            .await;
         Ok(())
     }
 }

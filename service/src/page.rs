@@ -74,16 +74,32 @@ impl PageRequest {
         if let Some(after) = self.after {
             q = q.filter(id.gt(after));
         }
-        let mut rows = q.limit(self.limit + 1).all(db).await?;
-        let more = rows.len() as u64 > self.limit;
-        rows.truncate(self.limit as usize);
-        let items: Vec<V> = rows.into_iter().map(view).collect();
+        let rows = q.limit(self.limit + 1).all(db).await?;
+        Ok(self.finish(rows.into_iter().map(view).collect()))
+    }
+
+    /// One page cut from items already in memory, ordered by id.
+    pub fn cut<V: HasId>(&self, items: impl Iterator<Item = V>) -> Page<V> {
+        let after = self.after;
+        self.finish(
+            items
+                .filter(|v| after.is_none_or(|a| v.id() > a))
+                .take(self.limit as usize + 1)
+                .collect(),
+        )
+    }
+
+    /// `items`: up to one more than a page, the extra one telling that
+    /// another page follows.
+    fn finish<V: HasId>(&self, mut items: Vec<V>) -> Page<V> {
+        let more = items.len() as u64 > self.limit;
+        items.truncate(self.limit as usize);
         let next_cursor = if more {
             items.last().map(|v| v.id().to_string())
         } else {
             None
         };
-        Ok(Page { items, next_cursor })
+        Page { items, next_cursor }
     }
 }
 

@@ -124,6 +124,10 @@ pub async fn spawn_with(mode: Mode, tweak: impl FnOnce(&mut Settings)) -> TestAp
     api::telemetry::init();
     let Settled { mut settings, dir } = test_settings(mode).await;
     tweak(&mut settings);
+    start(mode, settings, dir).await
+}
+
+async fn start(mode: Mode, settings: Settings, dir: Option<TempDir>) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("the application starts");
@@ -140,6 +144,16 @@ pub async fn spawn_with(mode: Mode, tweak: impl FnOnce(&mut Settings)) -> TestAp
         services,
         settings,
         _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Another API process (own port, caches and worker off) on this app's
+    /// database and queue, as a second replica behind a load balancer.
+    pub async fn replica(&self) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.run_worker = false;
+        start(self.mode, settings, None).await
     }
 }
 
