@@ -26,3 +26,4 @@ pub mod snapshot;
 pub mod touchpoint;
 pub mod touchpoint_library;
 pub mod user;
+pub mod ux_alert;

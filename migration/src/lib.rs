@@ -8,6 +8,7 @@ mod m20261122_000002_create_cash_tables;
 mod m20261122_000003_create_hypotheses;
 mod m20261122_000004_create_purchases;
 mod m20261122_000005_create_qfd;
+mod m20261122_000006_create_ux_alerts;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_hypotheses::Migration),
             Box::new(m20261122_000004_create_purchases::Migration),
             Box::new(m20261122_000005_create_qfd::Migration),
+            Box::new(m20261122_000006_create_ux_alerts::Migration),
         ]
     }
 }

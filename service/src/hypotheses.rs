@@ -8,17 +8,13 @@ use analytics::hypotheses::{
 use analytics::panel::{Dataset, Kind, QState};
 use chrono::{DateTime, Utc};
 use entity::{hypothesis, snapshot};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clients::find_client;
 use crate::domain::segment_filter::SegmentFilter;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::jobs::ensure_target;
 use crate::panel::compile_filter;
 use crate::questionnaires::find_questionnaire;
 use crate::queue::RecomputeJob;
@@ -130,67 +126,6 @@ fn direction_of(s: &str) -> Option<Direction> {
         "different" => Some(Direction::Different),
         _ => None,
     }
-}
-
-/// The client's hypotheses target, created on first use.
-pub async fn ensure_client_target<C: ConnectionTrait>(
-    db: &C,
-    agency_id: Uuid,
-    client_id: Uuid,
-) -> AppResult<()> {
-    let exists = entity::recompute_target::Entity::find()
-        .filter(entity::recompute_target::Column::AgencyId.eq(agency_id))
-        .filter(entity::recompute_target::Column::Kind.eq(KIND_HYPOTHESES))
-        .filter(entity::recompute_target::Column::TargetId.eq(client_id))
-        .one(db)
-        .await?
-        .is_some();
-    if !exists {
-        match ensure_target(db, agency_id, KIND_HYPOTHESES, client_id).await {
-            Ok(()) => {}
-            // A concurrent writer created it.
-            Err(AppError::Unexpected(e))
-                if e.downcast_ref::<sea_orm::DbErr>()
-                    .is_some_and(crate::auth::is_unique_violation) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Bumps the client's hypotheses version inside the caller's transaction;
-/// true when the caller must push a job after commit.
-pub async fn bump_client<C: ConnectionTrait>(
-    db: &C,
-    agency_id: Uuid,
-    client_id: Uuid,
-) -> AppResult<bool> {
-    use entity::recompute_target as rt;
-    ensure_client_target(db, agency_id, client_id).await?;
-    let scope = |q: sea_orm::UpdateMany<rt::Entity>| {
-        q.filter(rt::Column::AgencyId.eq(agency_id))
-            .filter(rt::Column::Kind.eq(KIND_HYPOTHESES))
-            .filter(rt::Column::TargetId.eq(client_id))
-    };
-    scope(rt::Entity::update_many())
-        .col_expr(
-            rt::Column::WantedVersion,
-            Expr::col(rt::Column::WantedVersion).add(1),
-        )
-        .exec(db)
-        .await?;
-    let flipped = scope(rt::Entity::update_many())
-        .col_expr(rt::Column::Pending, Expr::value(true))
-        .col_expr(
-            rt::Column::PendingSinceMs,
-            Expr::value(Utc::now().timestamp_millis()),
-        )
-        .col_expr(rt::Column::Attempts, Expr::value(0))
-        .col_expr(rt::Column::NextAttemptMs, Expr::value(0i64))
-        .filter(rt::Column::Pending.eq(false))
-        .exec(db)
-        .await?;
-    Ok(flipped.rows_affected == 1)
 }
 
 /// Group tallies of one hypothesis over a dataset.
@@ -344,7 +279,7 @@ impl Services {
 
     async fn after_change(&self, agency_id: Uuid, client_id: Uuid) -> AppResult<()> {
         let txn = crate::db::begin_write(&self.db).await?;
-        let wake = bump_client(&txn, agency_id, client_id).await?;
+        let wake = crate::jobs::bump_target(&txn, agency_id, KIND_HYPOTHESES, client_id).await?;
         txn.commit().await?;
         if wake {
             self.enqueue_recompute(RecomputeJob {
@@ -463,15 +398,8 @@ impl Services {
         agency_id: Uuid,
         client_id: Uuid,
     ) -> AppResult<i64> {
-        use entity::recompute_target as rt;
-        let version = rt::Entity::find()
-            .filter(rt::Column::AgencyId.eq(agency_id))
-            .filter(rt::Column::Kind.eq(KIND_HYPOTHESES))
-            .filter(rt::Column::TargetId.eq(client_id))
-            .one(&self.db)
-            .await?
-            .map(|t| t.wanted_version)
-            .unwrap_or(0);
+        let version =
+            crate::jobs::wanted_version(&self.db, agency_id, KIND_HYPOTHESES, client_id).await?;
         let client = crate::clients::find_client(&self.db, agency_id, client_id).await?;
         let hs: Vec<hypothesis::Model> = hypothesis::Entity::find()
             .filter(hypothesis::Column::AgencyId.eq(agency_id))
@@ -540,29 +468,14 @@ impl Services {
             })
             .collect();
         let payload = serde_json::to_value(&items).map_err(anyhow::Error::from)?;
-        snapshot::Entity::insert(snapshot::ActiveModel {
-            id: Set(new_id()),
-            agency_id: Set(agency_id),
-            kind: Set(KIND_HYPOTHESES.into()),
-            target_id: Set(client_id),
-            data_version: Set(version),
-            computed_at: Set(now()),
-            payload: Set(payload),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                snapshot::Column::AgencyId,
-                snapshot::Column::Kind,
-                snapshot::Column::TargetId,
-            ])
-            .update_columns([
-                snapshot::Column::DataVersion,
-                snapshot::Column::ComputedAt,
-                snapshot::Column::Payload,
-            ])
-            .to_owned(),
+        crate::jobs::store_snapshot(
+            &self.db,
+            agency_id,
+            KIND_HYPOTHESES,
+            client_id,
+            version,
+            payload,
         )
-        .exec_without_returning(&self.db)
         .await?;
         Ok(version)
     }
@@ -574,15 +487,9 @@ impl Services {
     ) -> AppResult<HypothesesResults> {
         find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::Read)?;
-        use entity::recompute_target as rt;
-        let wanted = rt::Entity::find()
-            .filter(rt::Column::AgencyId.eq(ctx.agency_id))
-            .filter(rt::Column::Kind.eq(KIND_HYPOTHESES))
-            .filter(rt::Column::TargetId.eq(client_id))
-            .one(&self.db)
-            .await?
-            .map(|t| t.wanted_version)
-            .unwrap_or(0);
+        let wanted =
+            crate::jobs::wanted_version(&self.db, ctx.agency_id, KIND_HYPOTHESES, client_id)
+                .await?;
         let snap = snapshot::Entity::find()
             .filter(snapshot::Column::AgencyId.eq(ctx.agency_id))
             .filter(snapshot::Column::Kind.eq(KIND_HYPOTHESES))

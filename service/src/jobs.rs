@@ -57,6 +57,123 @@ pub async fn ensure_target<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A target, created on first use.
+pub async fn ensure_target_exists<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+) -> AppResult<()> {
+    let exists = recompute_target::Entity::find()
+        .filter(recompute_target::Column::AgencyId.eq(agency_id))
+        .filter(recompute_target::Column::Kind.eq(kind))
+        .filter(recompute_target::Column::TargetId.eq(target_id))
+        .one(db)
+        .await?
+        .is_some();
+    if !exists {
+        match ensure_target(db, agency_id, kind, target_id).await {
+            Ok(()) => {}
+            // A concurrent writer created it.
+            Err(AppError::Unexpected(e))
+                if e.downcast_ref::<sea_orm::DbErr>()
+                    .is_some_and(crate::auth::is_unique_violation) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Bumps a target's wanted version by one inside the caller's transaction
+/// (for targets whose version counts changes, e.g. a client's); true when the
+/// caller must push a job after commit.
+pub async fn bump_target<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+) -> AppResult<bool> {
+    ensure_target_exists(db, agency_id, kind, target_id).await?;
+    let scope = |q: sea_orm::UpdateMany<recompute_target::Entity>| {
+        q.filter(recompute_target::Column::AgencyId.eq(agency_id))
+            .filter(recompute_target::Column::Kind.eq(kind))
+            .filter(recompute_target::Column::TargetId.eq(target_id))
+    };
+    scope(recompute_target::Entity::update_many())
+        .col_expr(
+            recompute_target::Column::WantedVersion,
+            Expr::col(recompute_target::Column::WantedVersion).add(1),
+        )
+        .exec(db)
+        .await?;
+    let flipped = scope(recompute_target::Entity::update_many())
+        .col_expr(recompute_target::Column::Pending, Expr::value(true))
+        .col_expr(
+            recompute_target::Column::PendingSinceMs,
+            Expr::value(Utc::now().timestamp_millis()),
+        )
+        .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+        .col_expr(recompute_target::Column::NextAttemptMs, Expr::value(0i64))
+        .filter(recompute_target::Column::Pending.eq(false))
+        .exec(db)
+        .await?;
+    Ok(flipped.rows_affected == 1)
+}
+
+/// The version a target's data is at (0 before any).
+pub async fn wanted_version<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+) -> AppResult<i64> {
+    Ok(recompute_target::Entity::find()
+        .filter(recompute_target::Column::AgencyId.eq(agency_id))
+        .filter(recompute_target::Column::Kind.eq(kind))
+        .filter(recompute_target::Column::TargetId.eq(target_id))
+        .one(db)
+        .await?
+        .map(|t| t.wanted_version)
+        .unwrap_or(0))
+}
+
+/// Stores (replaces) the derived result of a target.
+pub async fn store_snapshot<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+    version: i64,
+    payload: serde_json::Value,
+) -> AppResult<()> {
+    use entity::snapshot;
+    snapshot::Entity::insert(snapshot::ActiveModel {
+        id: Set(new_id()),
+        agency_id: Set(agency_id),
+        kind: Set(kind.into()),
+        target_id: Set(target_id),
+        data_version: Set(version),
+        computed_at: Set(now()),
+        payload: Set(payload),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::columns([
+            snapshot::Column::AgencyId,
+            snapshot::Column::Kind,
+            snapshot::Column::TargetId,
+        ])
+        .update_columns([
+            snapshot::Column::DataVersion,
+            snapshot::Column::ComputedAt,
+            snapshot::Column::Payload,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
 /// Records, inside the writer's transaction, that `target` now has data
 /// version `version`. Returns true when the caller must push a job after
 /// commit (the target was not pending yet): that is the coalescing.
@@ -376,6 +493,7 @@ impl Services {
                 self.recompute_client_hypotheses(job.agency_id, job.target_id)
                     .await
             }
+            crate::ux::KIND_UX => self.recompute_client_ux(job.agency_id, job.target_id).await,
             other => Err(AppError::Unexpected(anyhow::anyhow!(
                 "unknown recompute kind {other}"
             ))),

@@ -184,12 +184,31 @@ impl Services {
             });
         }
         let wake = mark_dirty(&txn, agency_id, KIND_QUESTIONNAIRE, q.id, version).await?;
-        let wake_hypotheses = crate::hypotheses::bump_client(&txn, agency_id, q.client_id).await?;
+        let wake_hypotheses = crate::jobs::bump_target(
+            &txn,
+            agency_id,
+            crate::hypotheses::KIND_HYPOTHESES,
+            q.client_id,
+        )
+        .await?;
+        let wake_ux = if q.kind == "mystery_shopper" {
+            crate::jobs::bump_target(&txn, agency_id, crate::ux::KIND_UX, q.client_id).await?
+        } else {
+            false
+        };
         txn.commit().await?;
         if wake_hypotheses {
             self.enqueue_recompute(RecomputeJob {
                 agency_id,
                 kind: crate::hypotheses::KIND_HYPOTHESES.into(),
+                target_id: q.client_id,
+            })
+            .await;
+        }
+        if wake_ux {
+            self.enqueue_recompute(RecomputeJob {
+                agency_id,
+                kind: crate::ux::KIND_UX.into(),
                 target_id: q.client_id,
             })
             .await;

@@ -333,6 +333,34 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Waits until the worker has finished a `kind` recompute of `target`
+    /// reflecting at least `version` (from the agency's job runs).
+    pub async fn wait_for_job(&self, token: &str, kind: &str, target: &str, version: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .get("/api/v1/jobs?status=succeeded&limit=200", token)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let done = r.body["items"].as_array().into_iter().flatten().any(|j| {
+                j["kind"] == kind
+                    && j["target_id"] == target
+                    && j["data_version"].as_i64().unwrap_or(0) >= version
+            });
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} recompute of {target} at version {version}: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
 /// A small world: client, two factors, a cloned library and a panel
 /// questionnaire with every question type.
 pub struct Panel {

@@ -426,6 +426,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             json!({"id": id("client")}),
         ),
         (
+            "query($id: ID!) { uxAlerts(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
             "query($id: ID!) { qfd(clientId: $id) { clientId } }",
             json!({"id": id("client")}),
         ),

@@ -94,4 +94,163 @@ async fn a_falling_touchpoint_is_flagged_negative(mode: Mode) {
     );
 }
 
-both_modes!(a_falling_touchpoint_is_flagged_negative);
+/// The worker keeps alert records in step with today's map: one per new
+/// negative flag (touchpoint × JTBD, touchpoint, stage), not repeated while
+/// the flag stays, cleared when it goes.
+async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let lib = app
+        .post(
+            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    let tp = lib.body["stages"][3]["touchpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Fitness club", "timezone": "UTC"}),
+        )
+        .await;
+    let audit = app
+        .create(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+            json!({"title": "Mystery shopper", "kind": "mystery_shopper", "questions": [
+                {"key": "visit", "type": "date", "role": "visit_date", "required": true},
+                {"key": "job", "type": "single_choice", "options": ["lose_weight"], "role": "jtbd"},
+                {"key": "reception", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": tp}
+            ]}),
+        )
+        .await;
+    // Dates relative to today: the worker maps "today" in the client's zone.
+    // Baseline 5, 5, 5 and this week 1, 1, 1 stay in their windows even if
+    // the date turns while the test runs.
+    let day = |n: i64| (chrono::Utc::now().date_naive() - chrono::Duration::days(n)).to_string();
+    let import = |rows: Vec<(i64, u8)>| {
+        let mut csv = String::from("visit,job,reception\n");
+        for (ago, rating) in rows {
+            csv.push_str(&format!("{},lose_weight,{rating}\n", day(ago)));
+        }
+        csv
+    };
+    let path = format!("/api/v1/questionnaires/{audit}/responses/import");
+    let r = app
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "text/csv",
+            import(vec![(20, 5), (15, 5), (10, 5), (3, 1), (2, 1), (1, 1)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&t.token, "client_ux", &client, 1).await;
+    let alerts_path = format!("/api/v1/clients/{client}/ux-alerts?open=true");
+    let a = app.get(&alerts_path, &t.token).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let mut scopes: Vec<&str> = a.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["scope"].as_str().unwrap())
+        .collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        ["stage", "touchpoint", "touchpoint_jtbd"],
+        "{}",
+        a.text
+    );
+    let first = &a.body["items"][0];
+    assert!(
+        (first["deviation"].as_f64().unwrap() + 4.0).abs() < 1e-12,
+        "{}",
+        a.text
+    );
+    assert!(first["notified_at"].is_null());
+    // More bad audits: the flags stay raised, nothing new is recorded.
+    let r = app
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "text/csv",
+            import(vec![(1, 2)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&t.token, "client_ux", &client, 2).await;
+    let all = app
+        .get(&format!("/api/v1/clients/{client}/ux-alerts"), &t.token)
+        .await;
+    assert_eq!(
+        all.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        all.text
+    );
+    // Enough good audits this week lift the mean: every alert is cleared.
+    let r = app
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "text/csv",
+            import(vec![(1, 5); 30]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&t.token, "client_ux", &client, 3).await;
+    let open = app.get(&alerts_path, &t.token).await;
+    assert!(
+        open.body["items"].as_array().unwrap().is_empty(),
+        "{}",
+        open.text
+    );
+    let all = app
+        .get(&format!("/api/v1/clients/{client}/ux-alerts"), &t.token)
+        .await;
+    assert!(
+        all.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["cleared_at"].is_string()),
+        "{}",
+        all.text
+    );
+    // The map says which data it reflects; GraphQL lists the same alerts.
+    let m = app
+        .get(&format!("/api/v1/clients/{client}/ux-map"), &t.token)
+        .await;
+    assert_eq!(m.body["data_version"], 3, "{}", m.text);
+    let g = app
+        .graphql(
+            Some(&t.token),
+            "query($c: ID!) { uxAlerts(clientId: $c) { items { scope clearedAt } } uxMap(clientId: $c) { dataVersion asOf } }",
+            json!({"c": client}),
+        )
+        .await;
+    assert_eq!(
+        g.body["data"]["uxAlerts"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{}",
+        g.text
+    );
+    assert_eq!(g.body["data"]["uxMap"]["dataVersion"], 3, "{}", g.text);
+}
+
+both_modes!(
+    a_falling_touchpoint_is_flagged_negative,
+    the_worker_records_each_new_negative_flag_once
+);

@@ -129,6 +129,7 @@ gql_page!(
     CashModelPage => service::cash::CashModelView,
     PurchasePage => service::purchases::PurchaseView,
     CustomerPurchasePage => service::purchases::CustomerPurchaseView,
+    UxAlertPage => service::ux::UxAlertView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

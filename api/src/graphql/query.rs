@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKeyPage, ClientPage, JobRunPage, LibraryPage, MemberPage, OrGql, QuestionnairePage,
-    ResponsePage, SegmentPage, caller, page, services,
+    ResponsePage, SegmentPage, UxAlertPage, caller, page, services,
 };
 
 pub struct Query;
@@ -29,10 +29,34 @@ impl Query {
         ctx: &Context<'_>,
         client_id: ID,
         as_of: Option<chrono::NaiveDate>,
-    ) -> Result<analytics::ux::UxMap> {
+    ) -> Result<service::ux::UxMapView> {
         services(ctx)
             .ux_map(caller(ctx)?, parse_id(&client_id, "clientId")?, as_of)
             .await
+            .gql()
+    }
+
+    /// Negative flags of a client's UX map, raised by the worker as audits
+    /// arrive; `open: true` for those not cleared yet.
+    async fn ux_alerts(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        open: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<UxAlertPage> {
+        services(ctx)
+            .ux_alerts(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                service::ux::AlertFilter {
+                    open_only: open.unwrap_or(false),
+                },
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
             .gql()
     }
 
