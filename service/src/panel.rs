@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use analytics::panel::{
-    Cell, CompiledFilter, Condition, Dataset, Kind, Panel, PanelQuestion, Role,
+    Cell, CompiledFilter, Condition, Dataset, Kind, Panel, PanelQuestion, PanelState, Role,
 };
 use entity::{choice_factor, response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -29,6 +29,9 @@ struct Entry {
     questions_version: i32,
     data_version: i64,
     dataset: Arc<Dataset>,
+    /// Aggregates of every row of `dataset`, folded in as rows arrive: the
+    /// unfiltered panel without a pass over the data.
+    state: Arc<PanelState>,
     last_used: std::time::Instant,
 }
 
@@ -171,6 +174,19 @@ impl Services {
         agency_id: Uuid,
         id: Uuid,
     ) -> AppResult<(Arc<Dataset>, i64)> {
+        let (ds, _, version) = self.panel_data(agency_id, id).await?;
+        Ok((ds, version))
+    }
+
+    /// The dataset and the aggregates of all its rows, brought up to the
+    /// current data version: rows stored since the cached version are read
+    /// and folded in (O(their answers)); a questionnaire version change or a
+    /// new process starts over from all rows (the full recompute).
+    pub async fn panel_data(
+        &self,
+        agency_id: Uuid,
+        id: Uuid,
+    ) -> AppResult<(Arc<Dataset>, Arc<PanelState>, i64)> {
         let slot = {
             let mut map = self.panels.entries.lock().await;
             if map.len() >= MAX_CACHED && !map.contains_key(&id) {
@@ -208,11 +224,13 @@ impl Services {
                 .into_iter()
                 .map(|f| (f.id, f.name))
                 .collect();
+            let questions = panel_questions(&questions, &factor_names);
             *guard = Some(Entry {
                 agency_id,
                 questions_version: q.version,
                 data_version: 0,
-                dataset: Arc::new(Dataset::new(panel_questions(&questions, &factor_names))),
+                state: Arc::new(PanelState::new(&questions)),
+                dataset: Arc::new(Dataset::new(questions)),
                 last_used: std::time::Instant::now(),
             });
         }
@@ -239,13 +257,41 @@ impl Services {
                 .await?;
             // In place unless a request is still reading the old version.
             let ds = Arc::make_mut(&mut entry.dataset);
+            let state = Arc::make_mut(&mut entry.state);
             let questions = ds.questions.clone();
             for (_, at, answers) in &rows {
                 ds.push(at.timestamp_millis(), cells(&questions, answers));
+                state.add_row(ds, ds.len() - 1);
             }
             entry.data_version = q.data_version;
         }
-        Ok((entry.dataset.clone(), entry.data_version))
+        Ok((
+            entry.dataset.clone(),
+            entry.state.clone(),
+            entry.data_version,
+        ))
+    }
+
+    /// The unfiltered panel the worker stored, if it reflects the current
+    /// data version.
+    async fn materialised_panel(&self, agency_id: Uuid, id: Uuid) -> AppResult<Option<PanelView>> {
+        let q = find_questionnaire(&self.db, agency_id, id).await?;
+        let snap = entity::snapshot::Entity::find()
+            .filter(entity::snapshot::Column::AgencyId.eq(agency_id))
+            .filter(entity::snapshot::Column::Kind.eq(crate::summary::KIND_PANEL))
+            .filter(entity::snapshot::Column::TargetId.eq(id))
+            .one(&self.db)
+            .await?;
+        Ok(snap
+            .filter(|s| s.data_version >= q.data_version)
+            .and_then(|s| {
+                Some(PanelView {
+                    questionnaire_id: id,
+                    data_version: s.data_version,
+                    computed_at: s.computed_at,
+                    panel: serde_json::from_value(s.payload).ok()?,
+                })
+            }))
     }
 
     /// The segment a read asks for: an inline filter or a saved segment's
@@ -279,17 +325,19 @@ impl Services {
         if let Some(f) = &filter {
             f.validate("filter").map_err(AppError::Validation)?;
         }
-        let (ds, version) = self.dataset(ctx.agency_id, id).await?;
+        if filter.is_none()
+            && let Some(view) = self.materialised_panel(ctx.agency_id, id).await?
+        {
+            return Ok(view);
+        }
+        let (ds, all, version) = self.panel_data(ctx.agency_id, id).await?;
         let compiled = match &filter {
             Some(f) => Some(compile_filter(&ds, f, "filter")?),
             None => None,
         };
-        let panel = tokio::task::spawn_blocking(move || {
-            let state = match compiled {
-                Some(f) => ds.fold_rows(ds.select(&f)),
-                None => ds.fold_all(),
-            };
-            state.finish(&ds, ds.len() as u64)
+        let panel = tokio::task::spawn_blocking(move || match compiled {
+            Some(f) => ds.fold_rows(ds.select(&f)).finish(&ds, ds.len() as u64),
+            None => all.finish(&ds, ds.len() as u64),
         })
         .await
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel: {e}")))?;

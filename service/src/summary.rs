@@ -3,17 +3,19 @@
 use analytics::moments::Moments;
 use analytics::nps::NpsTally;
 use chrono::{DateTime, Utc};
-use entity::{questionnaire, response, snapshot};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
+use entity::{questionnaire, snapshot};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::questions::{QuestionRole, QuestionType};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::jobs::KIND_QUESTIONNAIRE;
-use crate::questionnaires::{find_questionnaire, load_questions};
-use crate::{Perm, RequestCtx, Services, db, new_id};
+
+/// The snapshot kind of a questionnaire's unfiltered panel.
+pub const KIND_PANEL: &str = "questionnaire_panel";
+use crate::questionnaires::find_questionnaire;
+use crate::{Perm, RequestCtx, Services};
 
 #[derive(
     Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, async_graphql::SimpleObject,
@@ -118,55 +120,75 @@ pub fn summarise<'a>(
     }
 }
 
+/// The summary read off the aggregates of all rows (the same figures as
+/// [`summarise`] over the same answers: a questionnaire has at most one NPS
+/// question, and factor importances are numeric).
+pub fn summary_from_state(
+    questions: &[analytics::panel::PanelQuestion],
+    state: &analytics::panel::PanelState,
+) -> SummaryBody {
+    use analytics::panel::{Kind, QState, Role};
+    let has_nps = questions
+        .iter()
+        .any(|q| q.role == Role::Nps && q.kind == Kind::Nps);
+    let nps = has_nps.then(|| {
+        let tally = &state.nps;
+        let ci = tally.ci95();
+        NpsView {
+            n: tally.n(),
+            promoters: tally.promoters,
+            passives: tally.passives,
+            detractors: tally.detractors,
+            nps: tally.nps(),
+            ci95_low: ci.map(|c| c.0),
+            ci95_high: ci.map(|c| c.1),
+        }
+    });
+    let factors = questions
+        .iter()
+        .zip(&state.questions)
+        .filter(|(q, _)| q.role == Role::ChoiceFactorImportance)
+        .map(|(q, st)| {
+            let m = match st {
+                QState::Numeric { moments, .. } => *moments,
+                _ => Moments::default(),
+            };
+            FactorMean {
+                question_key: q.key.clone(),
+                choice_factor_id: q
+                    .factor
+                    .as_ref()
+                    .and_then(|(id, _)| Uuid::parse_str(id).ok()),
+                n: m.n,
+                mean: m.mean(),
+            }
+        })
+        .collect();
+    SummaryBody {
+        n: state.n,
+        nps,
+        factors,
+    }
+}
+
 impl Services {
-    /// Reads one consistent snapshot, computes, stores; returns the version.
+    /// Brings the questionnaire's aggregates up to its data version (folding
+    /// in only the rows stored since this process last did), then stores the
+    /// summary and the unfiltered panel; returns the version they reflect.
     pub async fn recompute_questionnaire_summary(
         &self,
         agency_id: Uuid,
         id: Uuid,
     ) -> AppResult<i64> {
-        let txn = db::begin_snapshot(&self.db).await?;
-        let q = find_questionnaire(&txn, agency_id, id).await?;
-        let questions = load_questions(&txn, agency_id, id, q.version).await?;
-        let answers: Vec<serde_json::Value> = response::Entity::find()
-            .filter(response::Column::AgencyId.eq(agency_id))
-            .filter(response::Column::QuestionnaireId.eq(id))
-            .select_only()
-            .column(response::Column::Answers)
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        txn.commit().await?;
-        let version = q.data_version;
-        let body = tokio::task::spawn_blocking(move || summarise(&questions, answers.iter()))
-            .await
-            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("summary: {e}")))?;
-        let payload = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
+        let (ds, state, version) = self.panel_data(agency_id, id).await?;
+        let body = summary_from_state(&ds.questions, &state);
+        let panel = state.finish(&ds, ds.len() as u64);
+        let summary = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
+        let panel = serde_json::to_value(&panel).map_err(anyhow::Error::from)?;
         let write = self.db.begin().await?;
-        snapshot::Entity::insert(snapshot::ActiveModel {
-            id: Set(new_id()),
-            agency_id: Set(agency_id),
-            kind: Set(KIND_QUESTIONNAIRE.into()),
-            target_id: Set(id),
-            data_version: Set(version),
-            computed_at: Set(crate::now()),
-            payload: Set(payload),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                snapshot::Column::AgencyId,
-                snapshot::Column::Kind,
-                snapshot::Column::TargetId,
-            ])
-            .update_columns([
-                snapshot::Column::DataVersion,
-                snapshot::Column::ComputedAt,
-                snapshot::Column::Payload,
-            ])
-            .to_owned(),
-        )
-        .exec_without_returning(&write)
-        .await?;
+        crate::jobs::store_snapshot(&write, agency_id, KIND_QUESTIONNAIRE, id, version, summary)
+            .await?;
+        crate::jobs::store_snapshot(&write, agency_id, KIND_PANEL, id, version, panel).await?;
         write.commit().await?;
         Ok(version)
     }
@@ -212,5 +234,66 @@ impl Services {
                 summary: None,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::questions::{Question, QuestionRole, QuestionType};
+    use proptest::prelude::*;
+
+    fn question(key: &str, qtype: QuestionType, role: Option<QuestionRole>) -> Question {
+        Question {
+            key: key.into(),
+            label: key.into(),
+            qtype,
+            role,
+            required: false,
+            options: vec![],
+            min: None,
+            max: None,
+            choice_factor_id: (role == Some(QuestionRole::ChoiceFactorImportance))
+                .then(Uuid::now_v7),
+            touchpoint_id: None,
+        }
+    }
+
+    proptest! {
+        /// The worker's summary, read off the folded aggregates, equals the
+        /// one computed from the stored answers directly.
+        #[test]
+        fn summary_from_folded_state_equals_direct_summary(
+            rows in proptest::collection::vec(
+                (proptest::option::of(0i64..=10), proptest::option::of(1i64..=5), proptest::option::of(1i64..=5)),
+                0..200,
+            )
+        ) {
+            let questions = vec![
+                question("nps", QuestionType::Nps0To10, Some(QuestionRole::Nps)),
+                question("price", QuestionType::Rating1To5, Some(QuestionRole::ChoiceFactorImportance)),
+                question("speed", QuestionType::Rating1To5, Some(QuestionRole::ChoiceFactorImportance)),
+            ];
+            let answers: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(n, p, s)| {
+                    let mut a = serde_json::Map::new();
+                    for (k, v) in [("nps", n), ("price", p), ("speed", s)] {
+                        if let Some(v) = v {
+                            a.insert(k.into(), (*v).into());
+                        }
+                    }
+                    serde_json::Value::Object(a)
+                })
+                .collect();
+            let pq = crate::panel::panel_questions(&questions, &Default::default());
+            let mut ds = analytics::panel::Dataset::new(pq.clone());
+            let mut state = analytics::panel::PanelState::new(&pq);
+            for a in &answers {
+                ds.push(0, crate::panel::cells(&pq, a));
+                state.add_row(&ds, ds.len() - 1);
+            }
+            prop_assert_eq!(summary_from_state(&pq, &state), summarise(&questions, answers.iter()));
+        }
     }
 }

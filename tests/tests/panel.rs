@@ -156,6 +156,23 @@ async fn segment_panel_of_parents_buyers_from_social_networks(mode: Mode) {
         ),
         (Some(3), Some(2))
     );
+    // The worker materialises the unfiltered panel by folding in the new
+    // row; once it has, that stored panel is what a read gets, and it equals
+    // the panel computed from every row (a filter that keeps them all).
+    app.wait_for_summary(&t.token, &q, 2).await;
+    let stored = app
+        .get(&format!("/api/v1/questionnaires/{q}/panel"), &t.token)
+        .await;
+    assert_eq!(stored.body["data_version"], 2);
+    let everyone = json!({"conditions": [{"question": "trust", "min": 0, "max": 10}]});
+    let computed = app
+        .get(
+            &format!("/api/v1/questionnaires/{q}/panel?filter={}", enc(&everyone)),
+            &t.token,
+        )
+        .await;
+    assert_eq!(computed.body["panel"]["n"], 7, "{}", computed.text);
+    assert_eq!(stored.body["panel"], computed.body["panel"]);
 }
 
 async fn bad_panel_filters_get_422(mode: Mode) {
