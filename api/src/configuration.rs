@@ -78,6 +78,14 @@ pub struct Settings {
     /// only bounds the life of an entry; on SQLite the shorter
     /// `auth_cache_ms` applies. 0 = off.
     pub read_cache_ms: u64,
+    /// The From of every email.
+    pub mail_from: String,
+    /// Most emails per second one agency sends from one worker process.
+    pub email_rate_per_second: u32,
+    /// SMTP connections kept open per worker process.
+    pub smtp_pool_size: u32,
+    /// First retry delay of a deferred email, ms; doubles per attempt.
+    pub email_retry_base_ms: i64,
 }
 
 impl Default for Settings {
@@ -105,6 +113,10 @@ impl Default for Settings {
             recompute_debounce_ms: 250,
             auth_cache_ms: 2_000,
             read_cache_ms: 30_000,
+            mail_from: "Growthpoint <reports@growthpoint.localhost>".into(),
+            email_rate_per_second: 1_000,
+            smtp_pool_size: 8,
+            email_retry_base_ms: 30_000,
         }
     }
 }

@@ -65,6 +65,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             settings.auth_cache_ms,
         ))),
         client_cache: Arc::new(client_cache),
+        email: Some(Arc::new(email_settings(settings)?)),
     };
     if settings.is_postgres() {
         tokio::spawn(service::cache::listen(
@@ -73,6 +74,24 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         ));
     }
     Ok(services)
+}
+
+/// The mail transport: `SMTP_URL`, else `.eml` files in the outbox folder.
+fn email_settings(settings: &Settings) -> anyhow::Result<service::email::EmailSettings> {
+    let mailer = match &settings.smtp_url {
+        Some(url) => service::email::Mailer::smtp(url, settings.smtp_pool_size)?,
+        None => service::email::Mailer::outbox(settings.outbox_dir()),
+    };
+    let from = settings
+        .mail_from
+        .parse()
+        .with_context(|| format!("GROWTHPOINT_MAIL_FROM {:?}", settings.mail_from))?;
+    Ok(service::email::EmailSettings::new(
+        mailer,
+        from,
+        settings.email_rate_per_second,
+        settings.email_retry_base_ms,
+    ))
 }
 
 /// A unique id for this process's worker.

@@ -9,6 +9,7 @@ mod m20261122_000003_create_hypotheses;
 mod m20261122_000004_create_purchases;
 mod m20261122_000005_create_qfd;
 mod m20261122_000006_create_ux_alerts;
+mod m20261122_000007_create_email_deliveries;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_purchases::Migration),
             Box::new(m20261122_000005_create_qfd::Migration),
             Box::new(m20261122_000006_create_ux_alerts::Migration),
+            Box::new(m20261122_000007_create_email_deliveries::Migration),
         ]
     }
 }

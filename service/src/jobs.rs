@@ -411,7 +411,10 @@ impl Services {
                             recompute_target::Column::NextAttemptMs,
                             Expr::value(now_ms() + backoff_ms(self.config.retry_base_ms, attempts)),
                         )
-                        .col_expr(recompute_target::Column::LastError, Expr::value(cause))
+                        .col_expr(
+                            recompute_target::Column::LastError,
+                            Expr::value(cause.clone()),
+                        )
                         // Not pending once given up: the next data change re-arms it.
                         .col_expr(recompute_target::Column::Pending, Expr::value(!gave_up))
                         .col_expr(
@@ -429,10 +432,59 @@ impl Services {
                         .filter(recompute_target::Column::Id.eq(target.id))
                         .exec(&self.db)
                         .await?;
+                    if gave_up {
+                        self.alert_job_failed(job, wanted, attempts, &cause).await?;
+                    }
                     return Ok(RunOutcome::Failed(msg));
                 }
             }
         }
+    }
+
+    /// Emails the agency's owners and admins that a recompute gave up,
+    /// once per (target, data version).
+    async fn alert_job_failed(
+        &self,
+        job: &RecomputeJob,
+        version: i64,
+        attempts: i32,
+        cause: &str,
+    ) -> AppResult<()> {
+        let agency = entity::agency::Entity::find_by_id(job.agency_id)
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let rendered = crate::email::render::render(
+            "job_failed",
+            "en",
+            &crate::email::Brand::of(&agency.name),
+            serde_json::json!({"job": {
+                "kind": job.kind, "target_id": job.target_id, "attempt": attempts, "error": cause,
+            }}),
+        )?;
+        let mail: Vec<crate::email::NewDelivery> =
+            crate::email::admin_emails(&self.db, job.agency_id)
+                .await?
+                .into_iter()
+                .map(|(user, email)| crate::email::NewDelivery {
+                    agency_id: job.agency_id,
+                    client_id: None,
+                    kind: "job_failed".into(),
+                    source_id: Some(job.target_id),
+                    recipient: email,
+                    dedupe_key: format!(
+                        "job_failed:{}:{}:{version}:{user}",
+                        job.kind, job.target_id
+                    ),
+                    rendered: rendered.clone(),
+                    headers: vec![],
+                    inline: vec![],
+                })
+                .collect();
+        if crate::email::enqueue(&self.db, mail).await? > 0 {
+            self.wake_mailer(job.agency_id).await;
+        }
+        Ok(())
     }
 
     async fn attempts_of(&self, id: Uuid) -> AppResult<i32> {

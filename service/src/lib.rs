@@ -10,6 +10,7 @@ pub mod clients;
 pub mod ctx;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod factors;
 pub mod hypotheses;
@@ -77,6 +78,8 @@ pub struct Services {
     pub auth_cache: Arc<auth::AuthCache>,
     /// Per-process client lists, coherent across processes ([`cache`]).
     pub client_cache: Arc<cache::ClientCache>,
+    /// Outgoing mail (None: this process does not send).
+    pub email: Option<Arc<email::EmailSettings>>,
 }
 
 impl Services {

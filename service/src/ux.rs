@@ -59,7 +59,8 @@ pub struct UxAlertView {
     pub raised_at: DateTime<Utc>,
     /// When a recompute no longer saw the flag; absent while open.
     pub cleared_at: Option<DateTime<Utc>>,
-    /// When the agency was emailed about it.
+    /// When the email to the agency's owners and admins was queued (its
+    /// delivery: `GET /api/v1/deliveries?kind=ux_alerts`).
     pub notified_at: Option<DateTime<Utc>>,
 }
 crate::has_id!(UxAlertView);
@@ -197,7 +198,8 @@ impl Services {
                 data_version: Set(data_version),
                 raised_at: Set(t),
                 cleared_at: Set(None),
-                notified_at: Set(None),
+                // The email to the agency is queued in the same transaction.
+                notified_at: Set(Some(t)),
             });
         }
         let cleared: Vec<Uuid> = open
@@ -205,11 +207,21 @@ impl Services {
             .filter(|a| !current.contains_key(&a.flag_key))
             .map(|a| a.id)
             .collect();
+        let mail = if raised.is_empty() {
+            vec![]
+        } else {
+            self.ux_alert_mail(&client, &raised).await?
+        };
+        let mut wake = false;
         let txn = crate::db::begin_write(&self.db).await?;
         if !raised.is_empty() {
             ux_alert::Entity::insert_many(raised)
                 .exec_without_returning(&txn)
                 .await?;
+            // The agency hears of them in one email per admin, queued with
+            // the alerts themselves.
+            crate::email::enqueue(&txn, mail).await?;
+            wake = true;
         }
         if !cleared.is_empty() {
             ux_alert::Entity::update_many()
@@ -220,7 +232,134 @@ impl Services {
                 .await?;
         }
         txn.commit().await?;
+        if wake {
+            self.wake_mailer(agency_id).await;
+        }
         Ok(version)
+    }
+
+    /// One email per owner/admin listing newly raised alerts, in the
+    /// client's language; marks the alerts notified.
+    async fn ux_alert_mail(
+        &self,
+        client: &client::Model,
+        raised: &[ux_alert::ActiveModel],
+    ) -> AppResult<Vec<crate::email::NewDelivery>> {
+        use sea_orm::ActiveValue;
+        let agency = entity::agency::Entity::find_by_id(client.agency_id)
+            .one(&self.db)
+            .await?
+            .ok_or(crate::AppError::NotFound)?;
+        let ru = client.locale == "ru";
+        let tps: HashMap<Uuid, String> = touchpoint::Entity::find()
+            .filter(touchpoint::Column::AgencyId.eq(client.agency_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
+            .collect();
+        let stages: HashMap<Uuid, String> = entity::cjm_stage::Entity::find()
+            .filter(entity::cjm_stage::Column::AgencyId.eq(client.agency_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, if ru { s.name_ru } else { s.name_en }))
+            .collect();
+        let get = |v: &ActiveValue<Option<f64>>| match v {
+            ActiveValue::Set(x) | ActiveValue::Unchanged(x) => *x,
+            ActiveValue::NotSet => None,
+        };
+        let num = |x: Option<f64>| {
+            x.map(|x| {
+                let s = format!("{x:.2}");
+                if ru { s.replace('.', ",") } else { s }
+            })
+            .unwrap_or_else(|| "—".into())
+        };
+        let alerts: Vec<serde_json::Value> = raised
+            .iter()
+            .map(|a| {
+                let tp = a
+                    .touchpoint_id
+                    .clone()
+                    .unwrap()
+                    .and_then(|id| tps.get(&id).cloned());
+                let st = a
+                    .stage_id
+                    .clone()
+                    .unwrap()
+                    .and_then(|id| stages.get(&id).cloned());
+                serde_json::json!({
+                    "label": tp.or(st).unwrap_or_else(|| "—".into()),
+                    "jtbd": a.jtbd.clone().unwrap(),
+                    "current": num(get(&a.current_mean)),
+                    "baseline": num(get(&a.baseline_mean)),
+                    "deviation": num(get(&a.deviation)),
+                    "n": a.current_n.clone().unwrap(),
+                })
+            })
+            .collect();
+        let rendered = crate::email::render::render(
+            "ux_alerts",
+            &client.locale,
+            &crate::email::Brand::of(&agency.name),
+            serde_json::json!({"client": client.name, "count": alerts.len(), "alerts": alerts}),
+        )?;
+        // The batch is named by its first alert: each alert is in one batch.
+        let batch = raised[0].id.clone().unwrap();
+        Ok(crate::email::admin_emails(&self.db, client.agency_id)
+            .await?
+            .into_iter()
+            .map(|(user, email)| crate::email::NewDelivery {
+                agency_id: client.agency_id,
+                client_id: Some(client.id),
+                kind: "ux_alerts".into(),
+                source_id: Some(batch),
+                recipient: email,
+                dedupe_key: format!("ux_alerts:{batch}:{user}"),
+                rendered: rendered.clone(),
+                headers: vec![],
+                inline: vec![],
+            })
+            .collect())
+    }
+
+    /// The email of `kind` for a client as it would be sent now.
+    pub async fn preview_email(
+        &self,
+        ctx: &RequestCtx,
+        client_id: Uuid,
+        kind: &str,
+    ) -> AppResult<crate::email::Rendered> {
+        let client = find_client(&self.db, ctx.agency_id, client_id).await?;
+        ctx.require(Perm::Read)?;
+        match kind {
+            "ux_alerts" => {
+                use sea_orm::IntoActiveModel;
+                let open: Vec<ux_alert::ActiveModel> = ux_alert::Entity::find()
+                    .filter(ux_alert::Column::AgencyId.eq(ctx.agency_id))
+                    .filter(ux_alert::Column::ClientId.eq(client_id))
+                    .filter(ux_alert::Column::ClearedAt.is_null())
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(IntoActiveModel::into_active_model)
+                    .collect();
+                if open.is_empty() {
+                    return Err(crate::AppError::Conflict(
+                        "the client has no open UX alerts to show".into(),
+                    ));
+                }
+                Ok(self
+                    .ux_alert_mail(&client, &open)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|d| d.rendered)
+                    .ok_or_else(|| crate::AppError::Conflict("the agency has no admins".into()))?)
+            }
+            _ => Err(crate::AppError::field("kind", "must be ux_alerts")),
+        }
     }
 
     /// A client's UX alerts, in the order raised.

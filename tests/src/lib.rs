@@ -498,3 +498,193 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A real SMTP server on loopback (`tests/smtp_sink.py`, aiosmtpd): every
+/// accepted message lands as an `.eml` file in its own folder. `args` adds
+/// faults (`--data-replies 421,451`, `--reject REGEX`). Stopped on drop.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpSink {
+    pub fn start(args: &[&str]) -> SmtpSink {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("gp-smtp-{}", Uuid::new_v4().simple()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (the SMTP sink needs python3 with aiosmtpd: bash .ci/run installs it)");
+        let stdout = child.stdout.take().expect("sink stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the SMTP sink starts");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!("the SMTP sink did not start (is aiosmtpd installed? pip install aiosmtpd): {line:?}")
+            });
+        SmtpSink { port, dir, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        read_eml_dir(&self.dir)
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        wait_for_files(&self.dir, n).await
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `.eml` files of a folder, sorted by name.
+pub fn read_eml_dir(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// Waits until `dir` holds at least `n` `.eml` files.
+pub async fn wait_for_files(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = read_eml_dir(dir);
+        if m.len() >= n {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} emails in {}, found {}",
+            dir.display(),
+            m.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a test reads off a received message (decoded by mail-parser).
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub message_id: String,
+    /// The top-level Content-Type, e.g. `multipart/alternative`.
+    pub content_type: String,
+    pub text: String,
+    pub html: String,
+    /// Content-IDs of inline parts.
+    pub inline_cids: Vec<String>,
+    pub raw: String,
+}
+
+pub fn parse_mail(raw: &str) -> Mail {
+    use mail_parser::MimeHeaders;
+    let m = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a parsable message");
+    let addr = |a: Option<&mail_parser::Address>| {
+        a.and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let ct = m
+        .content_type()
+        .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or_default()))
+        .unwrap_or_default();
+    Mail {
+        subject: m.subject().unwrap_or_default().to_owned(),
+        from: addr(m.from()),
+        to: addr(m.to()),
+        message_id: m.message_id().unwrap_or_default().to_owned(),
+        content_type: ct,
+        text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        inline_cids: m
+            .parts
+            .iter()
+            .filter_map(|p| p.content_id().map(str::to_owned))
+            .collect(),
+        raw: raw.to_owned(),
+    }
+}
+
+/// A fitness club with one mystery-shopper questionnaire rating the first
+/// touchpoint of the experience stage: (client, questionnaire, touchpoint).
+pub async fn mystery_audit(app: &TestApp, t: &Tenant, locale: &str) -> (String, String, String) {
+    let lib = app
+        .post(
+            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    let tp = lib.body["stages"][3]["touchpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Fitness club", "timezone": "UTC", "locale": locale}),
+        )
+        .await;
+    let audit = app
+        .create(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+            json!({"title": "Mystery shopper", "kind": "mystery_shopper", "questions": [
+                {"key": "visit", "type": "date", "role": "visit_date", "required": true},
+                {"key": "job", "type": "single_choice", "options": ["lose_weight"], "role": "jtbd"},
+                {"key": "reception", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": tp}
+            ]}),
+        )
+        .await;
+    (client, audit, tp)
+}
+
+/// CSV of audits `(days ago, rating)`, dated relative to today (UTC).
+pub fn audits_csv(rows: &[(i64, u8)]) -> String {
+    let mut csv = String::from("visit,job,reception\n");
+    for (ago, rating) in rows {
+        let day = chrono::Utc::now().date_naive() - chrono::Duration::days(*ago);
+        csv.push_str(&format!("{day},lose_weight,{rating}\n"));
+    }
+    csv
+}
+
+/// Baseline 5, 5, 5 and this week 1, 1, 1: one negative flag at each level.
+pub const FALLING: [(i64, u8); 6] = [(20, 5), (15, 5), (10, 5), (3, 1), (2, 1), (1, 1)];

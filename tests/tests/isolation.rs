@@ -101,7 +101,32 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A fitness client whose falling audits raised UX alerts, and the
+    // alert email to B's owner, sent (an .eml in the outbox) before A tries.
+    let (audit_client, audit, _) = tests::mystery_audit(app, b, "en").await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/questionnaires/{audit}/responses/import"),
+            Some(&b.token),
+            "text/csv",
+            tests::audits_csv(&tests::FALLING),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&b.token, "client_ux", &audit_client, 1)
+        .await;
+    tests::wait_for_files(&app.settings.outbox_dir(), 1).await;
+    let delivery = loop {
+        let d = app.get("/api/v1/deliveries", &b.token).await;
+        if d.body["items"][0]["status"] == "sent" {
+            break d.body["items"][0]["id"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let mut ids = HashMap::new();
+    ids.insert("audit_client", audit_client);
+    ids.insert("delivery", delivery);
     ids.insert("client", p.client);
     ids.insert("factor", p.factors[0].clone());
     ids.insert("library", p.library);
@@ -147,6 +172,9 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/jtbd?as_of=2026-11-30", id("client")),
         "/api/v1/api-keys".to_owned(),
         "/api/v1/members".to_owned(),
+        format!("/api/v1/clients/{}/ux-alerts", id("audit_client")),
+        "/api/v1/deliveries".to_owned(),
+        format!("/api/v1/deliveries/{}", id("delivery")),
     ] {
         let r = app.get(&path, &b.token).await;
         assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
@@ -175,6 +203,8 @@ fn fill(path: &str, w: &BWorld) -> String {
         "api_key"
     } else if p.starts_with("/api/v1/members/") {
         "membership"
+    } else if p.starts_with("/api/v1/deliveries/") {
+        "delivery"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -184,6 +214,7 @@ fn fill(path: &str, w: &BWorld) -> String {
     p = p.replace("{period}", "2026-11");
     p = p.replace("{channel}", "tv");
     p = p.replace("{customer_ref}", "c1");
+    p = p.replace("{kind}", "ux_alerts");
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -427,7 +458,11 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "query($id: ID!) { uxAlerts(clientId: $id) { items { id } } }",
-            json!({"id": id("client")}),
+            json!({"id": id("audit_client")}),
+        ),
+        (
+            "query($id: ID!) { delivery(id: $id) { id } }",
+            json!({"id": id("delivery")}),
         ),
         (
             "query($id: ID!) { qfd(clientId: $id) { clientId } }",

@@ -100,46 +100,10 @@ async fn a_falling_touchpoint_is_flagged_negative(mode: Mode) {
 async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
     let app = spawn_app(mode).await;
     let t = app.signup("Acme").await;
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    let tp = lib.body["stages"][3]["touchpoints"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let client = app
-        .create(
-            "/api/v1/clients",
-            &t.token,
-            json!({"name": "Fitness club", "timezone": "UTC"}),
-        )
-        .await;
-    let audit = app
-        .create(
-            &format!("/api/v1/clients/{client}/questionnaires"),
-            &t.token,
-            json!({"title": "Mystery shopper", "kind": "mystery_shopper", "questions": [
-                {"key": "visit", "type": "date", "role": "visit_date", "required": true},
-                {"key": "job", "type": "single_choice", "options": ["lose_weight"], "role": "jtbd"},
-                {"key": "reception", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": tp}
-            ]}),
-        )
-        .await;
+    let (client, audit, _) = tests::mystery_audit(&app, &t, "ru").await;
     // Dates relative to today: the worker maps "today" in the client's zone.
-    // Baseline 5, 5, 5 and this week 1, 1, 1 stay in their windows even if
-    // the date turns while the test runs.
-    let day = |n: i64| (chrono::Utc::now().date_naive() - chrono::Duration::days(n)).to_string();
-    let import = |rows: Vec<(i64, u8)>| {
-        let mut csv = String::from("visit,job,reception\n");
-        for (ago, rating) in rows {
-            csv.push_str(&format!("{},lose_weight,{rating}\n", day(ago)));
-        }
-        csv
-    };
+    // They stay in their windows even if the date turns while the test runs.
+    let import = |rows: &[(i64, u8)]| tests::audits_csv(rows);
     let path = format!("/api/v1/questionnaires/{audit}/responses/import");
     let r = app
         .raw(
@@ -147,7 +111,7 @@ async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
             &path,
             Some(&t.token),
             "text/csv",
-            import(vec![(20, 5), (15, 5), (10, 5), (3, 1), (2, 1), (1, 1)]),
+            import(&tests::FALLING),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -174,7 +138,10 @@ async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
         "{}",
         a.text
     );
-    assert!(first["notified_at"].is_null());
+    assert!(
+        first["notified_at"].is_string(),
+        "the email is queued with the alert"
+    );
     // More bad audits: the flags stay raised, nothing new is recorded.
     let r = app
         .raw(
@@ -182,7 +149,7 @@ async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
             &path,
             Some(&t.token),
             "text/csv",
-            import(vec![(1, 2)]),
+            import(&[(1, 2)]),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -203,7 +170,7 @@ async fn the_worker_records_each_new_negative_flag_once(mode: Mode) {
             &path,
             Some(&t.token),
             "text/csv",
-            import(vec![(1, 5); 30]),
+            import(&[(1, 5); 30]),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

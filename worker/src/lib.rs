@@ -51,6 +51,14 @@ async fn recompute(
     services: Data<Services>,
     worker: Data<WorkerId>,
 ) -> Result<(), BoxDynError> {
+    if job.kind == service::email::KIND_WAKE {
+        let sent = services
+            .deliver_due(&worker.0.0)
+            .await
+            .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
+        tracing::debug!(sent, "emails delivered");
+        return Ok(());
+    }
     let outcome = services
         .run_recompute(&job, &worker.0.0)
         .await
@@ -151,6 +159,7 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
     };
     tasks.push(consumer);
     let backend = services.queue.backend_name();
+    let sweeper_id = format!("{id}-sweeper");
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(opts.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,6 +169,11 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pushed = n, "sweeper re-armed stale recomputes"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep failed"),
+            }
+            // Deferred emails whose time has come, and any whose wake-up
+            // call was lost.
+            if let Err(e) = services.deliver_due(&sweeper_id).await {
+                tracing::warn!(error = %format!("{e:#}"), "email delivery failed");
             }
         }
     });

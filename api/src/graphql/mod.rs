@@ -130,6 +130,7 @@ gql_page!(
     PurchasePage => service::purchases::PurchaseView,
     CustomerPurchasePage => service::purchases::CustomerPurchaseView,
     UxAlertPage => service::ux::UxAlertView,
+    DeliveryPage => service::email::DeliveryView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

@@ -9,8 +9,8 @@ use service::summary::SummaryView;
 use uuid::Uuid;
 
 use super::{
-    ApiKeyPage, ClientPage, JobRunPage, LibraryPage, MemberPage, OrGql, QuestionnairePage,
-    ResponsePage, SegmentPage, UxAlertPage, caller, page, services,
+    ApiKeyPage, ClientPage, DeliveryPage, JobRunPage, LibraryPage, MemberPage, OrGql,
+    QuestionnairePage, ResponsePage, SegmentPage, UxAlertPage, caller, page, services,
 };
 
 pub struct Query;
@@ -32,6 +32,28 @@ impl Query {
     ) -> Result<service::ux::UxMapView> {
         services(ctx)
             .ux_map(caller(ctx)?, parse_id(&client_id, "clientId")?, as_of)
+            .await
+            .gql()
+    }
+
+    /// The agency's emails and their status (owners and admins).
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<service::email::DeliveryFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<DeliveryPage> {
+        services(ctx)
+            .list_deliveries(caller(ctx)?, filter.unwrap_or_default(), page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn delivery(&self, ctx: &Context<'_>, id: ID) -> Result<service::email::DeliveryView> {
+        services(ctx)
+            .get_delivery(caller(ctx)?, parse_id(&id, "id")?)
             .await
             .gql()
     }

@@ -4,6 +4,7 @@ pub mod account;
 pub mod analytics;
 pub mod cash;
 pub mod clients;
+pub mod email;
 pub mod health;
 pub mod hypotheses;
 pub mod ingest;
@@ -74,6 +75,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     hypotheses::configure(cfg);
     qfd::configure(cfg);
     ux::configure(cfg);
+    email::configure(cfg);
     cash::configure(cfg);
     purchases::configure(cfg);
 }

@@ -388,6 +388,8 @@ struct IngestStats {
     ndjson: Vec<f64>,
     csv: Vec<f64>,
     breakdown: String,
+    /// PostgreSQL's own COPY of the same stored rows, responses/s per run.
+    copy: Vec<f64>,
 }
 
 async fn import(
@@ -548,6 +550,7 @@ async fn ingest_bench(
         ndjson,
         csv,
         breakdown,
+        copy: Vec::new(),
     }
 }
 
@@ -638,7 +641,15 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
     let reads = read_breakdown(&app, &t.token).await;
     println!("  read breakdown (sequential, in-process): {reads}");
 
-    let ingest = ingest_bench(&app, &t, &key, &p.questionnaire, &csv_q, rows).await;
+    let mut ingest = ingest_bench(&app, &t, &key, &p.questionnaire, &csv_q, rows).await;
+    if mode == Mode::Postgres {
+        ingest.copy = copy_baseline(&app, &p.questionnaire, rows).await;
+        println!(
+            "  PostgreSQL COPY of {rows} stored rows into a copy of the table (same indexes): median {} / best {} rows/s",
+            thousands(median(&ingest.copy)),
+            thousands(best(&ingest.copy))
+        );
+    }
 
     if mode == Mode::Postgres {
         drop_database(&app).await;
@@ -651,6 +662,52 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
         reads,
         ingest,
     }
+}
+
+/// The reference the ingest target is set against: PostgreSQL's own COPY
+/// of the rows an import stored (the same JSONB answers), into an empty
+/// table like `responses` with all its indexes, three times.
+async fn copy_baseline(app: &TestApp, questionnaire: &str, rows: usize) -> Vec<f64> {
+    let q = Uuid::parse_str(questionnaire).unwrap();
+    let pool = app.services.db.get_postgres_connection_pool();
+    let mut conn = pool.acquire().await.unwrap();
+    sea_orm::sqlx::query("CREATE TABLE copy_baseline (LIKE responses INCLUDING ALL)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    {
+        use futures::StreamExt;
+        let mut out = conn
+            .copy_out_raw(&format!(
+                "COPY (SELECT * FROM responses WHERE questionnaire_id = '{q}' LIMIT {rows}) TO STDOUT"
+            ))
+            .await
+            .unwrap();
+        while let Some(chunk) = out.next().await {
+            data.extend_from_slice(&chunk.unwrap());
+        }
+    }
+    let mut rates = Vec::new();
+    for _ in 0..INGEST_RUNS {
+        sea_orm::sqlx::query("TRUNCATE copy_baseline")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let mut copy = conn
+            .copy_in_raw("COPY copy_baseline FROM STDIN")
+            .await
+            .unwrap();
+        copy.send(data.as_slice()).await.unwrap();
+        let n = copy.finish().await.unwrap();
+        rates.push(n as f64 / t0.elapsed().as_secs_f64());
+    }
+    sea_orm::sqlx::query("DROP TABLE copy_baseline")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    rates
 }
 
 /// The harness leaves its databases behind; a bench database holds ~600k
@@ -751,12 +808,21 @@ async fn main() {
     );
     println!();
     println!(
-        "| Mode | NDJSON import, responses/s (median / best of {INGEST_RUNS}) | CSV import, responses/s (median / best of {INGEST_RUNS}) |"
+        "| Mode | NDJSON import, responses/s (median / best of {INGEST_RUNS}) | CSV import, responses/s (median / best of {INGEST_RUNS}) | PostgreSQL COPY of the same rows, rows/s (median / best) |"
     );
-    println!("|---|---:|---:|");
+    println!("|---|---:|---:|---:|");
     for r in &results {
+        let copy = if r.ingest.copy.is_empty() {
+            "—".to_owned()
+        } else {
+            format!(
+                "{} / {}",
+                thousands(median(&r.ingest.copy)),
+                thousands(best(&r.ingest.copy))
+            )
+        };
         println!(
-            "| {} | {} / {} | {} / {} |",
+            "| {} | {} / {} | {} / {} | {copy} |",
             mode_name(r.mode),
             thousands(median(&r.ingest.ndjson)),
             thousands(best(&r.ingest.ndjson)),

@@ -1,0 +1,86 @@
+//! Outgoing mail: the delivery ledger and rendered previews.
+use actix_web::{HttpResponse, get, web};
+use service::email::{DeliveryFilter, DeliveryView};
+use service::page::{Page, PageParams};
+use uuid::Uuid;
+
+use super::{Errors, ok};
+use crate::error::ApiResult;
+use crate::extract::{Auth, State};
+
+/// The agency's emails and their status (owners and admins).
+#[utoipa::path(tag = "email", params(DeliveryFilter, PageParams), responses((status = 200, body = Page<DeliveryView>), Errors), security(("bearer" = [])))]
+#[get("/deliveries")]
+async fn list_deliveries(
+    state: State,
+    Auth(ctx): Auth,
+    filter: web::Query<DeliveryFilter>,
+    page: web::Query<PageParams>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .list_deliveries(&ctx, filter.into_inner(), page.into_inner())
+        .await?))
+}
+
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path)), responses((status = 200, body = DeliveryView), Errors), security(("bearer" = [])))]
+#[get("/deliveries/{id}")]
+async fn get_delivery(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.get_delivery(&ctx, *id).await?))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// `html` (default) or `text`.
+    part: Option<String>,
+}
+
+/// The email of `kind` as it would be sent now for this client, without
+/// sending it: `ux_alerts` (the client's open alerts). HTML by default,
+/// `?part=text` for the plain-text alternative; the subject is in the
+/// `X-Email-Subject` header (percent-encoded UTF-8).
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id"), ("kind" = String, Path, description = "ux_alerts"), PreviewQuery), responses((status = 200, content_type = "text/html", body = String), Errors), security(("bearer" = [])))]
+#[get("/clients/{id}/email-previews/{kind}")]
+async fn preview_email(
+    state: State,
+    Auth(ctx): Auth,
+    path: web::Path<(Uuid, String)>,
+    q: web::Query<PreviewQuery>,
+) -> ApiResult<HttpResponse> {
+    let (id, kind) = path.into_inner();
+    let r = state.services.preview_email(&ctx, id, &kind).await?;
+    let (body, ct) = match q.part.as_deref() {
+        None | Some("html") => (r.html, "text/html; charset=utf-8"),
+        Some("text") => (r.text, "text/plain; charset=utf-8"),
+        Some(_) => {
+            return Err(service::AppError::field("part", "must be html or text").into());
+        }
+    };
+    let subject: String = r
+        .subject
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b" -_.:".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type(ct)
+        .insert_header(("X-Email-Subject", subject))
+        .body(body))
+}
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list_deliveries)
+        .service(get_delivery)
+        .service(preview_email);
+}

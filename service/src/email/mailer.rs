@@ -1,0 +1,62 @@
+//! Where messages go: an SMTP server through a pooled lettre transport
+//! (`SMTP_URL`: `smtp://host:port` plain, `smtp://…?tls=required`
+//! STARTTLS, `smtps://` TLS), or `.eml` files in the outbox folder (the
+//! embedded default).
+use std::path::PathBuf;
+
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// How a send went wrong: worth retrying, or not.
+#[derive(Debug)]
+pub enum SendError {
+    /// 4xx replies, connection and TLS errors: try again later.
+    Transient(String),
+    /// 5xx replies: the server refused for good.
+    Permanent(String),
+}
+
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+impl Mailer {
+    pub fn smtp(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
+            .timeout(Some(std::time::Duration::from_secs(30)))
+            .build();
+        Ok(Mailer::Smtp(transport))
+    }
+
+    pub fn outbox(dir: PathBuf) -> Self {
+        Mailer::Outbox(dir)
+    }
+
+    /// Sends one message; `file_name` names its `.eml` in the outbox.
+    pub async fn send(&self, msg: Message, file_name: &str) -> Result<(), SendError> {
+        match self {
+            Mailer::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| {
+                if e.is_permanent() {
+                    SendError::Permanent(e.to_string())
+                } else {
+                    SendError::Transient(e.to_string())
+                }
+            }),
+            Mailer::Outbox(dir) => {
+                let bytes = msg.formatted();
+                let tmp = dir.join(format!(".{file_name}.tmp"));
+                let path = dir.join(format!("{file_name}.eml"));
+                let written = async {
+                    tokio::fs::create_dir_all(dir).await?;
+                    tokio::fs::write(&tmp, bytes).await?;
+                    tokio::fs::rename(&tmp, &path).await
+                };
+                written
+                    .await
+                    .map_err(|e| SendError::Transient(format!("outbox {}: {e}", dir.display())))
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! One outgoing-mail pipeline for every kind of email.
+//!
+//! A message is rendered and written to the `email_deliveries` ledger —
+//! unique per agency by a dedupe key naming (kind, source, recipient) — in
+//! the same transaction as whatever caused it, so it can be neither lost nor
+//! queued twice. Workers claim due rows with a lease, send them (SMTP pool or
+//! outbox folder) and record the outcome: `sent`; `deferred` with backoff on
+//! 4xx replies and connection errors; `failed` on 5xx replies or after
+//! [`MAX_ATTEMPTS`]. A retry sends the stored bytes with the same
+//! Message-ID. A worker killed between the server's "250" and the ledger
+//! update sends that one message again when the lease runs out (same
+//! Message-ID, so receivers can tell): the window is one SMTP round trip.
+pub mod mailer;
+pub mod render;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use chrono::Utc;
+use entity::{email_delivery, membership, user};
+use futures::StreamExt;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::page::{Page, PageParams};
+use crate::{Perm, RequestCtx, Services, new_id, now};
+pub use mailer::{Mailer, SendError};
+pub use render::{Brand, Rendered};
+
+/// The queue kind that wakes a worker to send due emails.
+pub const KIND_WAKE: &str = "email";
+
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: i32 = 8;
+/// How long a claimed delivery is reserved for its worker.
+const LEASE_MS: i64 = 60_000;
+/// Rows claimed per round.
+const BATCH: u64 = 200;
+
+/// The mail side of the services: transport, sender, rate limit.
+pub struct EmailSettings {
+    pub mailer: Mailer,
+    pub from: Mailbox,
+    /// Messages in flight per worker.
+    pub concurrency: usize,
+    /// First retry delay; doubles per attempt.
+    pub retry_base_ms: i64,
+    limiter: governor::DefaultKeyedRateLimiter<Uuid>,
+}
+
+impl EmailSettings {
+    /// `per_second`: the most messages one agency sends per second from one
+    /// worker process.
+    pub fn new(mailer: Mailer, from: Mailbox, per_second: u32, retry_base_ms: i64) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        EmailSettings {
+            mailer,
+            from,
+            concurrency: 16,
+            retry_base_ms,
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_second(rate)),
+        }
+    }
+}
+
+/// The stored, rendered message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredBody {
+    pub html: String,
+    pub text: String,
+    /// Extra headers (name, value), e.g. List-Unsubscribe.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Inline images referenced as `cid:<id>` from the HTML.
+    #[serde(default)]
+    pub inline: Vec<InlineImage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InlineImage {
+    pub cid: String,
+    pub content_type: String,
+    /// Base64 of the bytes.
+    pub data: String,
+}
+
+/// One message to put in the ledger.
+pub struct NewDelivery {
+    pub agency_id: Uuid,
+    pub client_id: Option<Uuid>,
+    pub kind: String,
+    pub source_id: Option<Uuid>,
+    pub recipient: String,
+    /// Unique per agency: the same key is never queued twice.
+    pub dedupe_key: String,
+    pub rendered: Rendered,
+    pub headers: Vec<(String, String)>,
+    pub inline: Vec<InlineImage>,
+}
+
+/// Writes deliveries in the caller's transaction; a key already there is
+/// left as it was. Returns how many were new.
+pub async fn enqueue<C: ConnectionTrait>(db: &C, items: Vec<NewDelivery>) -> AppResult<u64> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let t = now();
+    let mut rows = Vec::with_capacity(items.len());
+    for d in items {
+        let id = new_id();
+        let body = StoredBody {
+            html: d.rendered.html,
+            text: d.rendered.text,
+            headers: d.headers,
+            inline: d.inline,
+        };
+        rows.push(email_delivery::ActiveModel {
+            id: Set(id),
+            agency_id: Set(d.agency_id),
+            client_id: Set(d.client_id),
+            kind: Set(d.kind),
+            source_id: Set(d.source_id),
+            recipient: Set(d.recipient),
+            dedupe_key: Set(d.dedupe_key),
+            message_id: Set(format!("<{}@growthpoint>", id.simple())),
+            subject: Set(d.rendered.subject),
+            body: Set(serde_json::to_value(&body).map_err(anyhow::Error::from)?),
+            status: Set("queued".into()),
+            attempts: Set(0),
+            next_attempt_ms: Set(0),
+            lease_owner: Set(None),
+            lease_until_ms: Set(0),
+            last_error: Set(None),
+            created_at: Set(t),
+            sent_at: Set(None),
+            updated_at: Set(t),
+        });
+    }
+    let mut inserted = 0;
+    for chunk in rows.chunks(500) {
+        let res = email_delivery::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    email_delivery::Column::AgencyId,
+                    email_delivery::Column::DedupeKey,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await;
+        inserted += match res {
+            Ok(n) => n,
+            Err(sea_orm::DbErr::RecordNotInserted) => 0,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(inserted)
+}
+
+/// The agency's owners and admins: who gets alerts.
+pub async fn admin_emails<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+) -> AppResult<Vec<(Uuid, String)>> {
+    let members = membership::Entity::find()
+        .filter(membership::Column::AgencyId.eq(agency_id))
+        .filter(membership::Column::Role.is_in(["owner", "admin"]))
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect())
+}
+
+/// A delivery as the API shows it (never the body).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub client_id: Option<Uuid>,
+    pub kind: String,
+    pub source_id: Option<Uuid>,
+    pub recipient: String,
+    pub subject: String,
+    pub message_id: String,
+    /// `queued`, `sent`, `deferred` (will retry) or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    pub sent_at: Option<chrono::DateTime<Utc>>,
+}
+crate::has_id!(DeliveryView);
+
+impl From<email_delivery::Model> for DeliveryView {
+    fn from(m: email_delivery::Model) -> Self {
+        Self {
+            id: m.id,
+            client_id: m.client_id,
+            kind: m.kind,
+            source_id: m.source_id,
+            recipient: m.recipient,
+            subject: m.subject,
+            message_id: m.message_id,
+            status: m.status,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// `?status=&kind=` of the delivery list.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams, async_graphql::InputObject)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryFilter {
+    /// `queued`, `sent`, `deferred` or `failed`.
+    pub status: Option<String>,
+    /// e.g. `ux_alerts`, `job_failed`.
+    pub kind: Option<String>,
+}
+
+fn backoff_ms(base: i64, attempts: i32) -> i64 {
+    base.saturating_mul(1 << attempts.clamp(0, 16))
+        .min(3_600_000)
+}
+
+fn build_message(from: &Mailbox, d: &email_delivery::Model) -> Result<lettre::Message, String> {
+    let body: StoredBody = serde_json::from_value(d.body.clone()).map_err(|e| e.to_string())?;
+    let to: Mailbox = d.recipient.parse().map_err(|e| format!("recipient: {e}"))?;
+    let mut b = lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(d.subject.clone())
+        .message_id(Some(d.message_id.clone()));
+    for (name, value) in &body.headers {
+        b = b.raw_header(lettre::message::header::HeaderValue::new(
+            lettre::message::header::HeaderName::new_from_ascii(name.clone())
+                .map_err(|e| format!("header {name}: {e}"))?,
+            value.clone(),
+        ));
+    }
+    let html = SinglePart::builder()
+        .header(ContentType::TEXT_HTML)
+        .body(body.html);
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.text);
+    let alternative = if body.inline.is_empty() {
+        MultiPart::alternative().singlepart(text).singlepart(html)
+    } else {
+        let mut related = MultiPart::related().singlepart(html);
+        for img in &body.inline {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&img.data)
+                .map_err(|e| format!("inline {}: {e}", img.cid))?;
+            let ct = ContentType::parse(&img.content_type).map_err(|e| e.to_string())?;
+            related = related.singlepart(
+                lettre::message::Attachment::new_inline(img.cid.clone()).body(bytes, ct),
+            );
+        }
+        MultiPart::alternative().singlepart(text).multipart(related)
+    };
+    b.multipart(alternative).map_err(|e| e.to_string())
+}
+
+impl Services {
+    /// Asks a worker to send what is due (after the deliveries committed;
+    /// a lost call only waits for the next sweep).
+    pub async fn wake_mailer(&self, agency_id: Uuid) {
+        self.enqueue_recompute(crate::queue::RecomputeJob {
+            agency_id,
+            kind: KIND_WAKE.into(),
+            target_id: agency_id,
+        })
+        .await;
+    }
+
+    fn email(&self) -> AppResult<&Arc<EmailSettings>> {
+        self.email
+            .as_ref()
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no mail transport configured")))
+    }
+
+    /// Claims due deliveries and sends them, until none is due. Returns
+    /// how many were sent.
+    pub async fn deliver_due(&self, worker_id: &str) -> AppResult<usize> {
+        let mut sent = 0;
+        loop {
+            let claimed = self.claim_deliveries(worker_id).await?;
+            if claimed.is_empty() {
+                return Ok(sent);
+            }
+            let settings = self.email()?.clone();
+            let outcomes: Vec<bool> = futures::stream::iter(claimed)
+                .map(|d| {
+                    let settings = settings.clone();
+                    async move { self.send_one(&settings, worker_id, d).await }
+                })
+                .buffer_unordered(settings.concurrency)
+                .collect()
+                .await;
+            sent += outcomes.into_iter().filter(|ok| *ok).count();
+        }
+    }
+
+    async fn claim_deliveries(&self, worker_id: &str) -> AppResult<Vec<email_delivery::Model>> {
+        let now = Utc::now().timestamp_millis();
+        let due = |q: sea_orm::Select<email_delivery::Entity>| {
+            q.filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
+                .filter(email_delivery::Column::NextAttemptMs.lte(now))
+                .filter(email_delivery::Column::LeaseUntilMs.lt(now))
+        };
+        let ids: Vec<Uuid> = due(email_delivery::Entity::find())
+            .order_by_asc(email_delivery::Column::NextAttemptMs)
+            .order_by_asc(email_delivery::Column::Id)
+            .select_only()
+            .column(email_delivery::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let token = format!("{worker_id}:{}", Uuid::new_v4().simple());
+        // The lease condition is checked again on each row as it is updated,
+        // so two workers never both claim a row.
+        email_delivery::Entity::update_many()
+            .col_expr(
+                email_delivery::Column::LeaseOwner,
+                Expr::value(token.clone()),
+            )
+            .col_expr(
+                email_delivery::Column::LeaseUntilMs,
+                Expr::value(now + LEASE_MS),
+            )
+            .filter(email_delivery::Column::Id.is_in(ids))
+            .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
+            .filter(email_delivery::Column::LeaseUntilMs.lt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(email_delivery::Entity::find()
+            .filter(email_delivery::Column::LeaseOwner.eq(token))
+            .order_by_asc(email_delivery::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Sends one claimed delivery and records what happened; true if sent.
+    async fn send_one(
+        &self,
+        settings: &EmailSettings,
+        _worker_id: &str,
+        d: email_delivery::Model,
+    ) -> bool {
+        settings.limiter.until_key_ready(&d.agency_id).await;
+        let outcome = match build_message(&settings.from, &d) {
+            Ok(msg) => settings.mailer.send(msg, &d.id.to_string()).await,
+            Err(e) => Err(SendError::Permanent(format!(
+                "cannot build the message: {e}"
+            ))),
+        };
+        let attempts = d.attempts + 1;
+        let (status, error, next) = match &outcome {
+            Ok(()) => ("sent", None, 0),
+            Err(SendError::Permanent(e)) => ("failed", Some(e.clone()), 0),
+            Err(SendError::Transient(e)) if attempts >= MAX_ATTEMPTS => {
+                ("failed", Some(e.clone()), 0)
+            }
+            Err(SendError::Transient(e)) => (
+                "deferred",
+                Some(e.clone()),
+                Utc::now().timestamp_millis() + backoff_ms(settings.retry_base_ms, attempts - 1),
+            ),
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(delivery = %d.id, status, error = ?e, "email not sent");
+        }
+        let recorded = email_delivery::Entity::update_many()
+            .col_expr(email_delivery::Column::Status, Expr::value(status))
+            .col_expr(email_delivery::Column::Attempts, Expr::value(attempts))
+            .col_expr(email_delivery::Column::LastError, Expr::value(error))
+            .col_expr(email_delivery::Column::NextAttemptMs, Expr::value(next))
+            .col_expr(email_delivery::Column::LeaseUntilMs, Expr::value(0i64))
+            .col_expr(
+                email_delivery::Column::SentAt,
+                Expr::value(outcome.is_ok().then(now)),
+            )
+            .col_expr(email_delivery::Column::UpdatedAt, Expr::value(now()))
+            .filter(email_delivery::Column::Id.eq(d.id))
+            .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(delivery = %d.id, error = %e, "could not record an email outcome");
+        }
+        outcome.is_ok()
+    }
+
+    /// The agency's deliveries (admins), oldest first.
+    pub async fn list_deliveries(
+        &self,
+        ctx: &RequestCtx,
+        filter: DeliveryFilter,
+        page: PageParams,
+    ) -> AppResult<Page<DeliveryView>> {
+        ctx.require(Perm::Admin)?;
+        let page = page.parse()?;
+        let mut q = email_delivery::Entity::find()
+            .filter(email_delivery::Column::AgencyId.eq(ctx.agency_id));
+        if let Some(s) = filter.status {
+            if !["queued", "sent", "deferred", "failed"].contains(&s.as_str()) {
+                return Err(AppError::field(
+                    "status",
+                    "must be queued, sent, deferred or failed",
+                ));
+            }
+            q = q.filter(email_delivery::Column::Status.eq(s));
+        }
+        if let Some(k) = filter.kind {
+            q = q.filter(email_delivery::Column::Kind.eq(k));
+        }
+        page.fetch(q, email_delivery::Column::Id, &self.db, DeliveryView::from)
+            .await
+    }
+
+    pub async fn get_delivery(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<DeliveryView> {
+        let d = email_delivery::Entity::find_by_id(id)
+            .filter(email_delivery::Column::AgencyId.eq(ctx.agency_id))
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        ctx.require(Perm::Admin)?;
+        Ok(d.into())
+    }
+}

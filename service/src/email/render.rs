@@ -1,0 +1,183 @@
+//! Every email as HTML and plain text, from minijinja templates compiled
+//! into the binary, in Russian or English, with the agency's branding.
+use std::sync::OnceLock;
+
+use minijinja::{Environment, context};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{AppError, AppResult};
+
+/// How an agency's emails look.
+#[derive(Debug, Clone, Serialize)]
+pub struct Brand {
+    pub name: String,
+    /// CSS colour of the header band.
+    pub colour: String,
+    pub logo_url: Option<String>,
+}
+
+impl Brand {
+    pub fn of(agency_name: &str) -> Self {
+        Brand {
+            name: agency_name.to_owned(),
+            colour: "#1f4e79".into(),
+            logo_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// The kinds with templates.
+pub const KINDS: [&str; 2] = ["ux_alerts", "job_failed"];
+
+const TEMPLATES: [(&str, &str); 5] = [
+    ("layout.html", include_str!("templates/layout.html")),
+    ("ux_alerts.html", include_str!("templates/ux_alerts.html")),
+    ("ux_alerts.txt", include_str!("templates/ux_alerts.txt")),
+    ("job_failed.html", include_str!("templates/job_failed.html")),
+    ("job_failed.txt", include_str!("templates/job_failed.txt")),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        // .html templates escape what they insert; .txt ones do not.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        for (name, source) in TEMPLATES {
+            if let Err(e) = env.add_template(name, source) {
+                // A broken template is a build defect; the render tests catch it.
+                tracing::error!(template = name, error = %e, "email template does not compile");
+            }
+        }
+        env
+    })
+}
+
+/// The words of each kind, by locale (`ru`, else English). `subject` and
+/// `heading` may use the variables of the kind's context.
+fn strings(kind: &str, locale: &str) -> Value {
+    let ru = locale == "ru";
+    let footer = if ru {
+        "Это письмо отправлено Growthpoint по поручению агентства."
+    } else {
+        "Sent by Growthpoint on behalf of your agency."
+    };
+    let t = match (kind, ru) {
+        ("ux_alerts", true) => json!({
+            "subject": "{{ client }}: {{ count }} новых отрицательных отклонения на UX-карте",
+            "heading": "Новые отрицательные отклонения: {{ client }}",
+            "intro": "Средняя оценка тайных покупателей за последнюю неделю заметно ниже, чем за четыре недели до неё:",
+            "where": "Где", "current": "Неделя", "baseline": "База", "change": "Отклонение",
+            "jtbd": "Работа (JTBD)",
+            "explain": "Флаг ставится, когда отклонение не меньше 0,5 балла и в обоих окнах есть хотя бы 3 оценки. Письмо приходит один раз на флаг.",
+        }),
+        ("ux_alerts", false) => json!({
+            "subject": "{{ client }}: {{ count }} new negative UX-map flags",
+            "heading": "New negative flags: {{ client }}",
+            "intro": "Mystery-shopper ratings of the last week are clearly below those of the four weeks before:",
+            "where": "Where", "current": "This week", "baseline": "Baseline", "change": "Change",
+            "jtbd": "Job (JTBD)",
+            "explain": "A flag is raised when the change is at least 0.5 points with 3 or more ratings in both windows. You get one email per flag.",
+        }),
+        ("job_failed", true) => json!({
+            "subject": "Пересчёт не удался: {{ job.kind }}",
+            "heading": "Пересчёт не удался",
+            "intro": "Фоновый пересчёт исчерпал все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
+            "what": "Что", "attempts": "Попыток", "error": "Ошибка",
+            "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed.",
+        }),
+        (_, _) => json!({
+            "subject": "Recompute failed: {{ job.kind }}",
+            "heading": "A recompute failed",
+            "intro": "A background recompute used up all its attempts. The data is stored, but results stay stale until the next successful recompute.",
+            "what": "What", "attempts": "Attempts", "error": "Error",
+            "explain": "It runs again when new data arrives; failed runs are listed at GET /api/v1/jobs?status=failed.",
+        }),
+    };
+    let mut t = t;
+    t["footer"] = json!(footer);
+    t
+}
+
+/// Renders `kind` for `locale` with `data` (the kind's variables).
+pub fn render(kind: &str, locale: &str, brand: &Brand, data: Value) -> AppResult<Rendered> {
+    let fail = |e: minijinja::Error| AppError::Unexpected(anyhow::anyhow!("email {kind}: {e:#}"));
+    let env = env();
+    let t = strings(kind, locale);
+    let line = |key: &str| -> AppResult<String> {
+        env.render_str(t[key].as_str().unwrap_or_default(), &data)
+            .map_err(fail)
+    };
+    let subject = line("subject")?;
+    let heading = line("heading")?;
+    let ctx = context! {
+        ..minijinja::Value::from_serialize(&data),
+        ..context! { t => &t, brand => brand, locale => locale, subject => &subject, heading => &heading }
+    };
+    let html = env
+        .get_template(&format!("{kind}.html"))
+        .and_then(|tpl| tpl.render(&ctx))
+        .map_err(fail)?;
+    let text = env
+        .get_template(&format!("{kind}.txt"))
+        .and_then(|tpl| tpl.render(&ctx))
+        .map_err(fail)?;
+    Ok(Rendered {
+        subject,
+        html,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(kind: &str) -> Value {
+        match kind {
+            "ux_alerts" => json!({
+                "client": "Fitness <club>",
+                "count": 1,
+                "alerts": [{"label": "Reception", "jtbd": "relax", "current": "2.00", "baseline": "4.67", "deviation": "−2.67", "n": 3}],
+            }),
+            _ => {
+                json!({"job": {"kind": "client_ux", "target_id": "x", "attempt": 5, "error": "boom"}})
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_renders_in_both_languages_with_escaping() {
+        for kind in KINDS {
+            for locale in ["ru", "en"] {
+                let r = render(kind, locale, &Brand::of("Agency & Co"), sample(kind)).unwrap();
+                assert!(!r.subject.is_empty() && !r.subject.contains("{{"));
+                assert!(r.html.contains("Agency &amp; Co"), "{}", r.html);
+                assert!(r.text.contains("Agency & Co"), "{}", r.text);
+                assert!(!r.html.contains("{{") && !r.text.contains("{{"));
+            }
+        }
+        let r = render("ux_alerts", "en", &Brand::of("A"), sample("ux_alerts")).unwrap();
+        assert!(r.html.contains("Fitness &lt;club&gt;"));
+        assert!(
+            r.text
+                .contains("Reception (Job (JTBD): relax): 2.00 (n=3) vs 4.67")
+        );
+        let ru = render("ux_alerts", "ru", &Brand::of("A"), sample("ux_alerts")).unwrap();
+        assert!(ru.subject.contains("отрицательных"), "{}", ru.subject);
+    }
+}

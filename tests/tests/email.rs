@@ -1,0 +1,292 @@
+//! Email through a real SMTP server on loopback (aiosmtpd, see
+//! `tests/smtp_sink.py`): what arrives, once, and how faults are handled.
+//! The embedded default writes the same messages as `.eml` files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tests::{
+    FALLING, Mail, Mode, SmtpSink, Tenant, TestApp, audits_csv, both_modes, mystery_audit,
+    parse_mail, spawn_with,
+};
+
+/// An agency with an owner and an invited admin.
+async fn agency_with_two_admins(app: &TestApp) -> (Tenant, String) {
+    let t = app.signup("Acme").await;
+    let admin = format!("admin-{}@acme.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .post(
+            "/api/v1/members",
+            &t.token,
+            json!({"email": admin, "role": "admin"}),
+        )
+        .await;
+    let invite = r.body["invitation_token"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/accept-invitation",
+            None,
+            Some(json!({"token": invite, "name": "Ada", "password": "a long enough password"})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    (t, admin)
+}
+
+/// Imports falling ratings and waits for the worker's UX recompute.
+async fn raise_flags(app: &TestApp, t: &Tenant, locale: &str) -> String {
+    let (client, audit, _) = mystery_audit(app, t, locale).await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/questionnaires/{audit}/responses/import"),
+            Some(&t.token),
+            "text/csv",
+            audits_csv(&FALLING),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&t.token, "client_ux", &client, 1).await;
+    client
+}
+
+async fn deliveries(app: &TestApp, t: &Tenant) -> Vec<serde_json::Value> {
+    let r = app.get("/api/v1/deliveries?limit=200", &t.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["items"].as_array().unwrap().clone()
+}
+
+/// Waits until no delivery is queued or deferred.
+async fn settled(app: &TestApp, t: &Tenant) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let d = deliveries(app, t).await;
+        if !d.is_empty()
+            && d.iter()
+                .all(|x| x["status"] == "sent" || x["status"] == "failed")
+        {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries never settled: {d:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+async fn ux_alerts_reach_every_admin_once(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let (t, admin) = agency_with_two_admins(&app).await;
+    let client = raise_flags(&app, &t, "en").await;
+    let mail: Vec<Mail> = sink
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|m| parse_mail(m))
+        .collect();
+    let to: HashSet<String> = mail.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(to, HashSet::from([t.email.clone(), admin.clone()]));
+    for m in &mail {
+        assert!(
+            m.subject.contains("Fitness club") && m.subject.contains("negative"),
+            "{}",
+            m.subject
+        );
+        assert_eq!(m.from, "reports@growthpoint.localhost");
+        assert!(m.message_id.ends_with("@growthpoint"), "{}", m.message_id);
+        assert_eq!(m.content_type, "multipart/alternative", "{}", m.raw);
+        // The touchpoint's figures (both windows, the change) in both parts.
+        for part in [&m.text, &m.html] {
+            assert!(
+                part.contains("5.00") && part.contains("1.00") && part.contains("-4.00"),
+                "{part}"
+            );
+            assert!(part.contains("Acme"), "branding: {part}");
+        }
+        assert!(m.html.contains("<table"), "{}", m.html);
+    }
+    let d = settled(&app, &t).await;
+    assert_eq!(d.len(), 2);
+    for x in &d {
+        assert_eq!(
+            (x["status"].as_str(), x["attempts"].as_i64()),
+            (Some("sent"), Some(1))
+        );
+        assert_eq!(x["kind"], "ux_alerts");
+        assert_eq!(x["client_id"], client.as_str());
+        let id = x["message_id"].as_str().unwrap();
+        assert!(
+            mail.iter().any(|m| format!("<{}>", m.message_id) == id),
+            "{id}"
+        );
+    }
+    // The flags stay: the next recompute raises nothing and mails nothing.
+    let audit = app
+        .get(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+        )
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/questionnaires/{audit}/responses/import"),
+            Some(&t.token),
+            "text/csv",
+            audits_csv(&[(1, 1)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.wait_for_job(&t.token, "client_ux", &client, 2).await;
+    assert_eq!(
+        deliveries(&app, &t).await.len(),
+        2,
+        "no second email for the same flags"
+    );
+
+    // The preview is the same email, rendered without sending.
+    let p = app
+        .get(
+            &format!("/api/v1/clients/{client}/email-previews/ux_alerts"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert!(
+        p.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        p.text.contains("<table") && p.text.contains("Fitness club"),
+        "{}",
+        p.text
+    );
+    let p = app
+        .get(
+            &format!("/api/v1/clients/{client}/email-previews/ux_alerts?part=text"),
+            &t.token,
+        )
+        .await;
+    assert!(p.text.contains("-4.00"), "{}", p.text);
+    let r = app
+        .get(
+            &format!("/api/v1/clients/{client}/email-previews/newsletter"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_fields()),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["kind".to_owned()])
+    );
+    assert_eq!(sink.messages().len(), 2, "previews send nothing");
+}
+
+/// Russian clients get Russian email.
+async fn a_russian_client_gets_russian_alerts(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    raise_flags(&app, &t, "ru").await;
+    let m = parse_mail(&sink.wait_for(1).await[0]);
+    assert!(m.subject.contains("отрицательных"), "{}", m.subject);
+    assert!(
+        m.text.contains("-4,00") && m.html.contains("-4,00"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("Фитнес") || m.text.contains("Fitness"),
+        "{}",
+        m.text
+    );
+}
+
+/// 421 and 451 are temporary: the message is retried and arrives once.
+async fn temporary_failures_are_retried_and_delivered_once(mode: Mode) {
+    let sink = SmtpSink::start(&["--data-replies", "421,451"]);
+    let app = spawn_with(mode, |s| {
+        s.smtp_url = Some(sink.url());
+        s.email_retry_base_ms = 50;
+    })
+    .await;
+    let (t, _) = agency_with_two_admins(&app).await;
+    raise_flags(&app, &t, "en").await;
+    let d = settled(&app, &t).await;
+    assert_eq!(d.len(), 2);
+    assert!(d.iter().all(|x| x["status"] == "sent"), "{d:?}");
+    let attempts: i64 = d.iter().map(|x| x["attempts"].as_i64().unwrap()).sum();
+    assert_eq!(attempts, 4, "two refusals, then two successes: {d:?}");
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 2, "each admin gets exactly one copy");
+    let ids: HashSet<String> = mail.iter().map(|m| parse_mail(m).message_id).collect();
+    assert_eq!(ids.len(), 2);
+}
+
+/// 550 is permanent: that delivery fails at once, the other is sent.
+async fn a_permanent_refusal_fails_without_retry(mode: Mode) {
+    let sink = SmtpSink::start(&["--reject", "^admin-"]);
+    let app = spawn_with(mode, |s| {
+        s.smtp_url = Some(sink.url());
+        s.email_retry_base_ms = 50;
+    })
+    .await;
+    let (t, admin) = agency_with_two_admins(&app).await;
+    raise_flags(&app, &t, "en").await;
+    let d = settled(&app, &t).await;
+    let refused = d.iter().find(|x| x["recipient"] == admin.as_str()).unwrap();
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(refused["attempts"], 1, "no retry after 550");
+    assert!(
+        refused["last_error"].as_str().unwrap().contains("550"),
+        "{refused}"
+    );
+    let owner = d
+        .iter()
+        .find(|x| x["recipient"] == t.email.as_str())
+        .unwrap();
+    assert_eq!(owner["status"], "sent");
+    assert_eq!(sink.messages().len(), 1);
+    let r = app.get("/api/v1/deliveries?status=failed", &t.token).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/deliveries?status=lost", &t.token).await;
+    assert_eq!(
+        (r.status, r.error_fields()),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["status".to_owned()])
+    );
+}
+
+both_modes!(
+    ux_alerts_reach_every_admin_once,
+    a_russian_client_gets_russian_alerts,
+    temporary_failures_are_retried_and_delivered_once,
+    a_permanent_refusal_fails_without_retry
+);
+
+/// Without SMTP_URL (the embedded default) every email is an `.eml` file in
+/// the outbox folder, one per delivery.
+#[tokio::test]
+async fn the_embedded_default_writes_eml_files() {
+    let app = spawn_with(Mode::Sqlite, |_| {}).await;
+    assert!(app.settings.smtp_url.is_none());
+    let t = app.signup("Acme").await;
+    raise_flags(&app, &t, "en").await;
+    let files = tests::wait_for_files(&app.settings.outbox_dir(), 1).await;
+    assert_eq!(files.len(), 1);
+    let m = parse_mail(&files[0]);
+    assert!(m.subject.contains("Fitness club"), "{}", m.subject);
+    assert_eq!(m.to, t.email);
+    assert!(!m.text.is_empty() && !m.html.is_empty());
+    let d = settled(&app, &t).await;
+    assert_eq!(d[0]["status"], "sent");
+}
