@@ -632,11 +632,17 @@ pub struct CashChannelEffect {
     pub p_value: Option<f64>,
 }
 
+/// Counts the changes of a model (parameters, actuals, channels): the data
+/// version its results reflect.
+pub const KIND_CASH: &str = "cash_model";
+
 /// Every figure of a model, computed now from what is stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct CashResultsView {
     pub model_id: Uuid,
     pub name: String,
+    /// The number of changes to the model, its actuals and channels so far.
+    pub data_version: i64,
     pub computed_at: DateTime<Utc>,
     pub scenarios: CashScenarioResults,
     /// One entry per period with actuals, by period.
@@ -1039,6 +1045,7 @@ impl Services {
         a.name = Set(input.name.trim().to_owned());
         a.updated_at = Set(now());
         let m = a.update(&txn).await?;
+        crate::jobs::bump_version(&txn, ctx.agency_id, KIND_CASH, id).await?;
         txn.commit().await?;
         Ok(view(m, input.scenarios))
     }
@@ -1149,6 +1156,7 @@ impl Services {
         } else {
             a.update(&txn).await?
         };
+        crate::jobs::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
         txn.commit().await?;
         Ok(row.into())
     }
@@ -1172,6 +1180,7 @@ impl Services {
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
+        crate::jobs::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1241,6 +1250,7 @@ impl Services {
         } else {
             a.update(&txn).await?
         };
+        crate::jobs::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
         txn.commit().await?;
         row.try_into()
     }
@@ -1264,6 +1274,7 @@ impl Services {
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
+        crate::jobs::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1282,6 +1293,8 @@ impl Services {
             })?;
         let actuals = actuals_of(&txn, ctx.agency_id, m.id).await?;
         let channels = channels_of(&txn, ctx.agency_id, m.id).await?;
+        let data_version =
+            crate::jobs::wanted_version(&txn, ctx.agency_id, KIND_CASH, m.id).await?;
         txn.commit().await?;
         let plan_vs_fact = actuals
             .into_iter()
@@ -1299,6 +1312,7 @@ impl Services {
         Ok(CashResultsView {
             model_id: m.id,
             name: m.name,
+            data_version,
             computed_at: now(),
             scenarios: CashScenarioResults {
                 min: scenario_result(&scenarios.min),

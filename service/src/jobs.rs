@@ -72,13 +72,38 @@ pub async fn ensure_target_exists<C: ConnectionTrait>(
         .await?
         .is_some();
     if !exists {
-        match ensure_target(db, agency_id, kind, target_id).await {
-            Ok(()) => {}
-            // A concurrent writer created it.
-            Err(AppError::Unexpected(e))
-                if e.downcast_ref::<sea_orm::DbErr>()
-                    .is_some_and(crate::auth::is_unique_violation) => {}
-            Err(e) => return Err(e),
+        // ON CONFLICT: a concurrent writer may create it first, and on
+        // PostgreSQL a failed INSERT would abort the caller's transaction.
+        let res = recompute_target::Entity::insert(recompute_target::ActiveModel {
+            id: Set(new_id()),
+            agency_id: Set(agency_id),
+            kind: Set(kind.into()),
+            target_id: Set(target_id),
+            wanted_version: Set(0),
+            computed_version: Set(0),
+            pending: Set(false),
+            pending_since_ms: Set(0),
+            lease_owner: Set(None),
+            lease_until_ms: Set(0),
+            next_attempt_ms: Set(0),
+            attempts: Set(0),
+            last_error: Set(None),
+            updated_at: Set(now()),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                recompute_target::Column::AgencyId,
+                recompute_target::Column::Kind,
+                recompute_target::Column::TargetId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await;
+        match res {
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -118,6 +143,29 @@ pub async fn bump_target<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(flipped.rows_affected == 1)
+}
+
+/// Counts one change of something whose results are computed on read (no
+/// job is queued, the target never becomes pending): its data version.
+pub async fn bump_version<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+) -> AppResult<()> {
+    ensure_target_exists(db, agency_id, kind, target_id).await?;
+    recompute_target::Entity::update_many()
+        .col_expr(
+            recompute_target::Column::WantedVersion,
+            Expr::col(recompute_target::Column::WantedVersion).add(1),
+        )
+        .col_expr(recompute_target::Column::UpdatedAt, Expr::value(now()))
+        .filter(recompute_target::Column::AgencyId.eq(agency_id))
+        .filter(recompute_target::Column::Kind.eq(kind))
+        .filter(recompute_target::Column::TargetId.eq(target_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The version a target's data is at (0 before any).

@@ -237,9 +237,16 @@ pub struct JtbdStatsView {
     pub intervals: u64,
 }
 
+/// Counts the purchase batches of a client: the data version of its JTBD
+/// results.
+pub const KIND_PURCHASES: &str = "client_purchases";
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct JtbdResultsView {
     pub client_id: Uuid,
+    /// The number of purchase batches stored for the client so far.
+    pub data_version: i64,
+    pub computed_at: DateTime<Utc>,
     pub as_of: NaiveDate,
     /// month, week or quarter.
     pub period: String,
@@ -804,6 +811,9 @@ impl Services {
                 Err(e) => return Err(e.into()),
             };
         }
+        if inserted > 0 {
+            crate::jobs::bump_version(&txn, agency_id, KIND_PURCHASES, client_id).await?;
+        }
         txn.commit().await?;
         tracing::info!(%agency_id, %client_id, received, inserted, "purchases stored");
         Ok(PurchaseIngestResult {
@@ -992,6 +1002,9 @@ impl Services {
             q = q.filter(purchase::Column::PurchasedAt.lt(cut));
         }
         type Row = (String, DateTime<Utc>, f64, i32, i32, Option<String>);
+        // Read before the rows: the figures reflect at least this version.
+        let data_version =
+            crate::jobs::wanted_version(&self.db, ctx.agency_id, KIND_PURCHASES, client_id).await?;
         let rows: Vec<Row> = q
             .order_by_asc(purchase::Column::PurchasedAt)
             .order_by_asc(purchase::Column::Id)
@@ -1058,6 +1071,8 @@ impl Services {
         };
         Ok(JtbdResultsView {
             client_id,
+            data_version,
+            computed_at: now(),
             as_of: report.as_of,
             period: period_name(report.period).to_owned(),
             margin,

@@ -75,6 +75,8 @@ async fn the_worked_example_of_section_5_comes_back_through_the_api(mode: Mode) 
         .await;
 
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["data_version"], 0, "nothing changed since creation");
+    assert!(r.body["computed_at"].is_string());
     let base = &r.body["scenarios"]["base"];
     assert_eq!(base["parameters"], example());
     let f = &base["figures"];
@@ -210,6 +212,7 @@ async fn models_are_listed_read_replaced_and_deleted(mode: Mode) {
         &results.body["scenarios"]["base"]["figures"]["revenue"],
         21000.0,
     );
+    assert_eq!(results.body["data_version"], 1, "one update so far");
 
     let r = put(
         &app,

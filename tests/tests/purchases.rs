@@ -97,6 +97,11 @@ async fn a_restaurant_map_computed_by_hand_comes_back_through_the_api(mode: Mode
         .await;
 
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["data_version"], 1,
+        "one batch of purchases: {}",
+        r.text
+    );
     let b = &r.body;
     assert_eq!(b["timezone"], "Europe/Moscow");
     assert_eq!(b["current_period_start"], "2026-03-01");
