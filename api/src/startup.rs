@@ -38,7 +38,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         }
         None => JobQueue::sqlite(&settings.queue_url(), &settings.queue_name).await?,
     };
-    let jwt = service::auth::JwtKeys::from_secret(&settings.jwt_key()?);
+    let secret = settings.jwt_key()?;
+    let jwt = service::auth::JwtKeys::from_secret(&secret);
+    let links = service::email::links::LinkSigner::new(&secret, &settings.public_url);
     // Other processes write to PostgreSQL: cached reads are served only while
     // their invalidations are being received. SQLite has one writing process.
     let client_cache = if settings.is_postgres() {
@@ -66,6 +68,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         ))),
         client_cache: Arc::new(client_cache),
         email: Some(Arc::new(email_settings(settings)?)),
+        links: Arc::new(links),
     };
     if settings.is_postgres() {
         tokio::spawn(service::cache::listen(

@@ -1,6 +1,7 @@
 //! sea-orm entities of Growthpoint. Every tenant table carries `agency_id`.
 pub mod agency;
 pub mod api_key;
+pub mod campaign;
 pub mod cash_actual;
 pub mod cash_channel;
 pub mod cash_model;
@@ -24,6 +25,8 @@ pub mod recompute_target;
 pub mod response;
 pub mod segment;
 pub mod snapshot;
+pub mod subscriber;
+pub mod subscriber_list;
 pub mod touchpoint;
 pub mod touchpoint_library;
 pub mod user;

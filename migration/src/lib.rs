@@ -10,6 +10,7 @@ mod m20261122_000004_create_purchases;
 mod m20261122_000005_create_qfd;
 mod m20261122_000006_create_ux_alerts;
 mod m20261122_000007_create_email_deliveries;
+mod m20261122_000008_create_subscribers;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_qfd::Migration),
             Box::new(m20261122_000006_create_ux_alerts::Migration),
             Box::new(m20261122_000007_create_email_deliveries::Migration),
+            Box::new(m20261122_000008_create_subscribers::Migration),
         ]
     }
 }

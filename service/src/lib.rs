@@ -26,6 +26,7 @@ pub mod questionnaires;
 pub mod queue;
 pub mod responses;
 pub mod segments;
+pub mod subscribers;
 pub mod summary;
 pub mod ux;
 
@@ -80,6 +81,8 @@ pub struct Services {
     pub client_cache: Arc<cache::ClientCache>,
     /// Outgoing mail (None: this process does not send).
     pub email: Option<Arc<email::EmailSettings>>,
+    /// Signs and checks the links that work without login.
+    pub links: Arc<email::links::LinkSigner>,
 }
 
 impl Services {

@@ -606,6 +606,8 @@ pub struct Mail {
     pub html: String,
     /// Content-IDs of inline parts.
     pub inline_cids: Vec<String>,
+    pub list_unsubscribe: Option<String>,
+    pub list_unsubscribe_post: Option<String>,
     pub raw: String,
 }
 
@@ -637,6 +639,12 @@ pub fn parse_mail(raw: &str) -> Mail {
             .iter()
             .filter_map(|p| p.content_id().map(str::to_owned))
             .collect(),
+        list_unsubscribe: m
+            .header_raw("List-Unsubscribe")
+            .map(|v| v.trim().to_owned()),
+        list_unsubscribe_post: m
+            .header_raw("List-Unsubscribe-Post")
+            .map(|v| v.trim().to_owned()),
         raw: raw.to_owned(),
     }
 }

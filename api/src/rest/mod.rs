@@ -12,6 +12,7 @@ pub mod libraries;
 pub mod purchases;
 pub mod qfd;
 pub mod research;
+pub mod subscribers;
 pub mod ux;
 
 use actix_web::HttpResponse;
@@ -76,6 +77,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     qfd::configure(cfg);
     ux::configure(cfg);
     email::configure(cfg);
+    subscribers::configure(cfg);
     cash::configure(cfg);
     purchases::configure(cfg);
 }

@@ -10,6 +10,7 @@
 //! Message-ID. A worker killed between the server's "250" and the ledger
 //! update sends that one message again when the lease runs out (same
 //! Message-ID, so receivers can tell): the window is one SMTP round trip.
+pub mod links;
 pub mod mailer;
 pub mod render;
 
@@ -303,6 +304,8 @@ impl Services {
     /// Claims due deliveries and sends them, until none is due. Returns
     /// how many were sent.
     pub async fn deliver_due(&self, worker_id: &str) -> AppResult<usize> {
+        // Campaigns whose time came become deliveries first.
+        self.start_due_campaigns().await?;
         let mut sent = 0;
         loop {
             let claimed = self.claim_deliveries(worker_id).await?;

@@ -35,9 +35,13 @@ pub struct Rendered {
 }
 
 /// The kinds with templates.
-pub const KINDS: [&str; 2] = ["ux_alerts", "job_failed"];
+pub const KINDS: [&str; 4] = ["ux_alerts", "job_failed", "confirm", "newsletter"];
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 9] = [
+    ("confirm.html", include_str!("templates/confirm.html")),
+    ("confirm.txt", include_str!("templates/confirm.txt")),
+    ("newsletter.html", include_str!("templates/newsletter.html")),
+    ("newsletter.txt", include_str!("templates/newsletter.txt")),
     ("layout.html", include_str!("templates/layout.html")),
     ("ux_alerts.html", include_str!("templates/ux_alerts.html")),
     ("ux_alerts.txt", include_str!("templates/ux_alerts.txt")),
@@ -93,6 +97,34 @@ fn strings(kind: &str, locale: &str) -> Value {
             "jtbd": "Job (JTBD)",
             "explain": "A flag is raised when the change is at least 0.5 points with 3 or more ratings in both windows. You get one email per flag.",
         }),
+        ("confirm", true) => json!({
+            "subject": "Подтвердите подписку: {{ list }}",
+            "heading": "Подтвердите подписку",
+            "intro": "Вы (или кто-то от вашего имени) подписались на рассылку «{{ list }}». Подтвердите, что это вы:",
+            "button": "Подтвердить подписку",
+            "consent": "Вы дали согласие:",
+            "ignore": "Если вы не подписывались, просто проигнорируйте это письмо.",
+        }),
+        ("confirm", false) => json!({
+            "subject": "Please confirm your subscription: {{ list }}",
+            "heading": "Confirm your subscription",
+            "intro": "You (or someone on your behalf) subscribed to “{{ list }}”. Please confirm it was you:",
+            "button": "Confirm subscription",
+            "consent": "You agreed to:",
+            "ignore": "If you did not subscribe, just ignore this email.",
+        }),
+        ("newsletter", true) => json!({
+            "subject": "{{ subject }}",
+            "heading": "{{ subject }}",
+            "why": "Вы получили это письмо, потому что подписались на рассылку «{{ list }}».",
+            "unsubscribe": "Отписаться",
+        }),
+        ("newsletter", false) => json!({
+            "subject": "{{ subject }}",
+            "heading": "{{ subject }}",
+            "why": "You get this email because you subscribed to “{{ list }}”.",
+            "unsubscribe": "Unsubscribe",
+        }),
         ("job_failed", true) => json!({
             "subject": "Пересчёт не удался: {{ job.kind }}",
             "heading": "Пересчёт не удался",
@@ -124,6 +156,19 @@ pub fn render(kind: &str, locale: &str, brand: &Brand, data: Value) -> AppResult
     };
     let subject = line("subject")?;
     let heading = line("heading")?;
+    // The other strings may use the kind's variables too.
+    let mut t = t;
+    if let Some(map) = t.as_object_mut() {
+        for (k, v) in map.iter_mut() {
+            if k != "subject"
+                && k != "heading"
+                && let Some(src) = v.as_str()
+                && src.contains("{{")
+            {
+                *v = Value::String(env.render_str(src, &data).map_err(fail)?);
+            }
+        }
+    }
     let ctx = context! {
         ..minijinja::Value::from_serialize(&data),
         ..context! { t => &t, brand => brand, locale => locale, subject => &subject, heading => &heading }

@@ -1,0 +1,136 @@
+//! Signed links that work without login (confirm a subscription,
+//! unsubscribe): `<id>.<mac>`, the MAC an HMAC-SHA256 over purpose and id
+//! with a key derived from the JWT secret, so they cannot be forged or moved
+//! from one purpose to another.
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed with 32 bytes (zero-padded to the block, which is
+/// what HMAC does with a short key anyway): no fallible key setup.
+fn keyed(key: &[u8; 32]) -> HmacSha256 {
+    use hmac::digest::KeyInit;
+    let mut k = hmac::digest::Key::<HmacSha256>::default();
+    k[..32].copy_from_slice(key);
+    <HmacSha256 as KeyInit>::new(&k)
+}
+
+pub struct LinkSigner {
+    key: [u8; 32],
+    /// Where the API is reached from outside, e.g. `https://api.example.com`.
+    pub public_url: String,
+}
+
+/// What a link may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Confirm,
+    Unsubscribe,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::Confirm => b"confirm",
+            Purpose::Unsubscribe => b"unsubscribe",
+        }
+    }
+}
+
+impl LinkSigner {
+    pub fn new(secret: &[u8], public_url: &str) -> Self {
+        use sha2::Digest;
+        // A key of its own, so a link MAC is never a token MAC.
+        let mut mac = keyed(&Sha256::digest(secret).into());
+        mac.update(b"growthpoint link signing v1");
+        LinkSigner {
+            key: mac.finalize().into_bytes().into(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn mac(&self, purpose: Purpose, id: Uuid) -> HmacSha256 {
+        let mut mac = keyed(&self.key);
+        mac.update(purpose.tag());
+        mac.update(b":");
+        mac.update(id.as_bytes());
+        mac
+    }
+
+    pub fn token(&self, purpose: Purpose, id: Uuid) -> String {
+        let tag = self.mac(purpose, id).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            id.simple(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
+        )
+    }
+
+    /// The id a token was made for, if it is genuine.
+    pub fn verify(&self, purpose: Purpose, token: &str) -> Option<Uuid> {
+        let (id, tag) = token.split_once('.')?;
+        let id = Uuid::parse_str(id).ok()?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tag)
+            .ok()?;
+        if tag.len() != 16 {
+            return None;
+        }
+        self.mac(purpose, id)
+            .verify_truncated_left(&tag)
+            .ok()
+            .map(|()| id)
+    }
+
+    pub fn url(&self, purpose: Purpose, id: Uuid) -> String {
+        let path = match purpose {
+            Purpose::Confirm => "confirm",
+            Purpose::Unsubscribe => "unsubscribe",
+        };
+        format!(
+            "{}/api/v1/public/{path}?token={}",
+            self.public_url,
+            self.token(purpose, id)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_for_their_purpose_and_key() {
+        let s = LinkSigner::new(b"a secret of at least thirty-two bytes!!", "http://x/");
+        let id = Uuid::now_v7();
+        let t = s.token(Purpose::Unsubscribe, id);
+        assert_eq!(s.verify(Purpose::Unsubscribe, &t), Some(id));
+        assert_eq!(s.verify(Purpose::Confirm, &t), None);
+        let other = LinkSigner::new(b"another secret of at least 32 bytes!!!", "http://x");
+        assert_eq!(other.verify(Purpose::Unsubscribe, &t), None);
+        // Any changed character breaks it.
+        let mut bad = t.clone().into_bytes();
+        let last = bad.len() - 1;
+        bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            s.verify(Purpose::Unsubscribe, std::str::from_utf8(&bad).unwrap()),
+            None
+        );
+        let moved = format!(
+            "{}.{}",
+            Uuid::now_v7().simple(),
+            t.split_once('.').unwrap().1
+        );
+        assert_eq!(s.verify(Purpose::Unsubscribe, &moved), None);
+        for junk in ["", ".", "x.y", "not-a-token"] {
+            assert_eq!(s.verify(Purpose::Unsubscribe, junk), None);
+        }
+        assert!(
+            s.url(Purpose::Confirm, id)
+                .starts_with("http://x/api/v1/public/confirm?token=")
+        );
+    }
+}
