@@ -20,6 +20,7 @@ pub mod libraries;
 pub mod members;
 pub mod page;
 pub mod panel;
+pub mod pgtx;
 pub mod purchases;
 pub mod qfd;
 pub mod questionnaires;

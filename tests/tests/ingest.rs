@@ -73,6 +73,71 @@ async fn two_concurrent_imports_of_the_same_batch_store_it_once(mode: Mode) {
     );
 }
 
+/// A bulk import (the PostgreSQL COPY path) keeps every character: text
+/// with backslashes, tabs, newlines, quotes and Cyrillic comes back as sent,
+/// and ids already stored are left out.
+async fn bulk_imports_keep_every_character(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let tricky = "tab\there, new\nline, back\\slash \\N, \"quoted\", кириллица, \r end";
+    let mut body = String::new();
+    for i in 0..1_500 {
+        let mut line = serde_json::json!({
+            "external_id": format!("x\\{i}\t"),
+            "respondent_ref": "ref\\1",
+            "answers": {"city": "msk", "comment": format!("{tricky} #{i}")}
+        });
+        if i == 0 {
+            line["submitted_at"] = serde_json::json!("2026-01-02T03:04:05Z");
+        }
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    let path = format!(
+        "/api/v1/questionnaires/{}/responses/import",
+        p.questionnaire
+    );
+    let r = app
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "application/x-ndjson",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["inserted"], 1_500);
+    let r = app
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t.token),
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(
+        (r.body["inserted"].as_u64(), r.body["duplicates"].as_u64()),
+        (Some(0), Some(1_500))
+    );
+    let list = app
+        .get(
+            &format!(
+                "/api/v1/questionnaires/{}/responses?limit=1",
+                p.questionnaire
+            ),
+            &t.token,
+        )
+        .await;
+    let first = &list.body["items"][0];
+    assert_eq!(first["external_id"], "x\\0\t", "{}", list.text);
+    assert_eq!(first["respondent_ref"], "ref\\1");
+    assert_eq!(first["answers"]["comment"], format!("{tricky} #0"));
+    assert_eq!(first["submitted_at"], "2026-01-02T03:04:05Z");
+}
+
 async fn a_100k_import_triggers_a_handful_of_recomputes(mode: Mode) {
     let app = spawn_app(mode).await;
     let t = app.signup("Acme").await;
@@ -206,4 +271,5 @@ both_modes!(
     a_100k_import_triggers_a_handful_of_recomputes,
     a_burst_of_single_posts_is_coalesced_and_each_version_computed_once,
     the_served_openapi_document_is_the_checked_in_one,
+    bulk_imports_keep_every_character,
 );

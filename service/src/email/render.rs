@@ -108,7 +108,7 @@ fn strings(kind: &str, locale: &str) -> Value {
         ("confirm", false) => json!({
             "subject": "Please confirm your subscription: {{ list }}",
             "heading": "Confirm your subscription",
-            "intro": "You (or someone on your behalf) subscribed to “{{ list }}”. Please confirm it was you:",
+            "intro": "You (or someone on your behalf) subscribed to '{{ list }}'. Please confirm it was you:",
             "button": "Confirm subscription",
             "consent": "You agreed to:",
             "ignore": "If you did not subscribe, just ignore this email.",
@@ -122,7 +122,7 @@ fn strings(kind: &str, locale: &str) -> Value {
         ("newsletter", false) => json!({
             "subject": "{{ subject }}",
             "heading": "{{ subject }}",
-            "why": "You get this email because you subscribed to “{{ list }}”.",
+            "why": "You get this email because you subscribed to '{{ list }}'.",
             "unsubscribe": "Unsubscribe",
         }),
         ("job_failed", true) => json!({
