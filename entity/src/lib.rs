@@ -9,6 +9,7 @@ pub mod cash_scenario;
 pub mod choice_factor;
 pub mod cjm_stage;
 pub mod client;
+pub mod digest_run;
 pub mod email_delivery;
 pub mod hypothesis;
 pub mod idempotency_key;

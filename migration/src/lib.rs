@@ -11,6 +11,7 @@ mod m20261122_000005_create_qfd;
 mod m20261122_000006_create_ux_alerts;
 mod m20261122_000007_create_email_deliveries;
 mod m20261122_000008_create_subscribers;
+mod m20261122_000009_create_digest_runs;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_ux_alerts::Migration),
             Box::new(m20261122_000007_create_email_deliveries::Migration),
             Box::new(m20261122_000008_create_subscribers::Migration),
+            Box::new(m20261122_000009_create_digest_runs::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod cash;
 pub mod clients;
 pub mod ctx;
 pub mod db;
+pub mod digest;
 pub mod domain;
 pub mod email;
 pub mod error;

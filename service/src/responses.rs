@@ -352,10 +352,16 @@ async fn copy_postgres(
 ) -> AppResult<u64> {
     const CHUNK: usize = 10_000;
     let ids: Vec<String> = rows.iter().filter_map(|r| r.external_id.clone()).collect();
+    // PostgreSQL guesses 100 ids and, with few rows stored, may plan a
+    // nested loop over all ids for every row (20 s for 100k ids against 1k
+    // rows; `= ANY(ARRAY(…))` is no better, a runtime array is not hashed):
+    // a hash semi-join is linear whatever the sizes.
     let stored: std::collections::HashSet<String> = if ids.is_empty() {
         Default::default()
     } else {
         let mut found = std::collections::HashSet::new();
+        txn.execute_unprepared("SET LOCAL enable_nestloop = off")
+            .await?;
         for batch in ids.chunks(50_000) {
             let stmt = sea_orm::Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -371,6 +377,8 @@ async fn copy_postgres(
                 found.insert(row.try_get_by_index::<String>(0)?);
             }
         }
+        txn.execute_unprepared("SET LOCAL enable_nestloop = on")
+            .await?;
         found
     };
     let rows: Vec<ParsedResponse> = rows

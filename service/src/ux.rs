@@ -358,7 +358,11 @@ impl Services {
                     .map(|d| d.rendered)
                     .ok_or_else(|| crate::AppError::Conflict("the agency has no admins".into()))?)
             }
-            _ => Err(crate::AppError::field("kind", "must be ux_alerts")),
+            "digest" => self.preview_digest(ctx, client_id).await,
+            _ => Err(crate::AppError::field(
+                "kind",
+                "must be ux_alerts or digest",
+            )),
         }
     }
 

@@ -71,7 +71,8 @@ async fn wait_stats(app: &TestApp, token: &str, campaign: &str, sent: i64) -> Va
 }
 
 async fn subscribe_confirm_send_unsubscribe(mode: Mode) {
-    let sink = SmtpSink::start(&[]);
+    // The server refuses one address for good (550).
+    let sink = SmtpSink::start(&["--reject", "^gone@"]);
     let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
     let t = app.signup("Acme").await;
     let client = app
@@ -217,10 +218,10 @@ async fn subscribe_confirm_send_unsubscribe(mode: Mode) {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
     let r = app
         .raw(Method::POST, &format!("/api/v1/lists/{list}/subscribers/import"), Some(&t.token), "text/csv",
-            "email,name,consent_source,consent_at\nb@x.example.com,<b>Bob</b>,fair 2025,2025-06-01T10:00:00Z\nc@x.example.com,Cleo,fair 2025,\n")
+            "email,name,consent_source,consent_at\nb@x.example.com,<b>Bob</b>,fair 2025,2025-06-01T10:00:00Z\nc@x.example.com,Cleo,fair 2025,\ngone@x.example.com,Gus,fair 2025,\n")
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(r.body["inserted"], 2);
+    assert_eq!(r.body["inserted"], 3);
 
     // A personalised campaign to the three active subscribers.
     let campaign = app
@@ -248,7 +249,22 @@ async fn subscribe_confirm_send_unsubscribe(mode: Mode) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let stats = wait_stats(&app, &t.token, &campaign, 3).await;
-    assert_eq!(stats["total"], 3);
+    assert_eq!(
+        (stats["total"].as_i64(), stats["failed"].as_i64()),
+        (Some(4), Some(1)),
+        "{stats}"
+    );
+    // The refused address bounced: it is not mailed again.
+    let subs = app
+        .get(&format!("/api/v1/lists/{list}/subscribers"), &t.token)
+        .await;
+    let gone = subs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["email"] == "gone@x.example.com")
+        .unwrap();
+    assert_eq!(gone["status"], "bounced");
     let r = app
         .post(
             &format!("/api/v1/campaigns/{campaign}/send"),

@@ -170,6 +170,10 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
                 Ok(n) => tracing::info!(pushed = n, "sweeper re-armed stale recomputes"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep failed"),
             }
+            // Client digests whose slot has come (queued as emails).
+            if let Err(e) = services.run_due_digests(chrono::Utc::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "digests failed");
+            }
             // Deferred emails whose time has come, and any whose wake-up
             // call was lost.
             if let Err(e) = services.deliver_due(&sweeper_id).await {

@@ -1,5 +1,5 @@
 //! Outgoing mail: the delivery ledger and rendered previews.
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use service::email::{DeliveryFilter, DeliveryView};
 use service::page::{Page, PageParams};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ pub struct PreviewQuery {
 }
 
 /// The email of `kind` as it would be sent now for this client, without
-/// sending it: `ux_alerts` (the client's open alerts). HTML by default,
+/// sending it: `ux_alerts` (the client's open alerts) or `digest` (as of now). HTML by default,
 /// `?part=text` for the plain-text alternative; the subject is in the
 /// `X-Email-Subject` header (percent-encoded UTF-8).
 #[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id"), ("kind" = String, Path, description = "ux_alerts"), PreviewQuery), responses((status = 200, content_type = "text/html", body = String), Errors), security(("bearer" = [])))]
@@ -79,8 +79,28 @@ async fn preview_email(
         .body(body))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DigestQueued {
+    /// Emails queued (one per report recipient).
+    queued: u64,
+}
+
+/// Send the client's digest now to its report recipients (owners and
+/// admins), outside its schedule.
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id")), responses((status = 202, body = DigestQueued), Errors), security(("bearer" = [])))]
+#[post("/clients/{id}/digest/send")]
+async fn send_digest_now(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let queued = state.services.send_digest_now(&ctx, *id).await?;
+    Ok(HttpResponse::Accepted().json(DigestQueued { queued }))
+}
+
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_deliveries)
         .service(get_delivery)
-        .service(preview_email);
+        .service(preview_email)
+        .service(send_digest_now);
 }

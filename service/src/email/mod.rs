@@ -238,6 +238,19 @@ pub struct DeliveryFilter {
     pub kind: Option<String>,
 }
 
+/// The subscriber a delivery went to, for kinds sent to subscribers.
+fn subscriber_of(d: &email_delivery::Model) -> Option<Uuid> {
+    match d.kind.as_str() {
+        "confirm" => d.source_id,
+        "newsletter" => d
+            .dedupe_key
+            .rsplit(':')
+            .next()
+            .and_then(|s| Uuid::parse_str(s).ok()),
+        _ => None,
+    }
+}
+
 fn backoff_ms(base: i64, attempts: i32) -> i64 {
     base.saturating_mul(1 << attempts.clamp(0, 16))
         .min(3_600_000)
@@ -397,6 +410,21 @@ impl Services {
         };
         if let Err(e) = &outcome {
             tracing::warn!(delivery = %d.id, status, error = ?e, "email not sent");
+        }
+        if let Err(SendError::Permanent(_)) = &outcome
+            && let Some(subscriber) = subscriber_of(&d)
+        {
+            // The address refused for good: no more mail to it.
+            let bounced = entity::subscriber::Entity::update_many()
+                .col_expr(entity::subscriber::Column::Status, Expr::value("bounced"))
+                .col_expr(entity::subscriber::Column::UpdatedAt, Expr::value(now()))
+                .filter(entity::subscriber::Column::AgencyId.eq(d.agency_id))
+                .filter(entity::subscriber::Column::Id.eq(subscriber))
+                .exec(&self.db)
+                .await;
+            if let Err(e) = bounced {
+                tracing::error!(delivery = %d.id, error = %e, "could not mark a subscriber bounced");
+            }
         }
         let recorded = email_delivery::Entity::update_many()
             .col_expr(email_delivery::Column::Status, Expr::value(status))

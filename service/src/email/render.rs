@@ -35,9 +35,11 @@ pub struct Rendered {
 }
 
 /// The kinds with templates.
-pub const KINDS: [&str; 4] = ["ux_alerts", "job_failed", "confirm", "newsletter"];
+pub const KINDS: [&str; 5] = ["ux_alerts", "job_failed", "confirm", "newsletter", "digest"];
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 11] = [
+    ("digest.html", include_str!("templates/digest.html")),
+    ("digest.txt", include_str!("templates/digest.txt")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("confirm.txt", include_str!("templates/confirm.txt")),
     ("newsletter.html", include_str!("templates/newsletter.html")),
@@ -125,6 +127,26 @@ fn strings(kind: &str, locale: &str) -> Value {
             "why": "You get this email because you subscribed to '{{ list }}'.",
             "unsubscribe": "Unsubscribe",
         }),
+        ("digest", true) => json!({
+            "subject": "{{ client }}: {% if nothing_new %}без изменений{% else %}отчёт{% endif %} за {{ period }}",
+            "heading": "{{ client }}: отчёт за {{ period }}",
+            "nothing_new": "С прошлого отчёта новых данных нет. Следующий отчёт придёт по расписанию.",
+            "panel": "Клиентская панель", "respondents": "Респондентов",
+            "since_last": "с прошлого отчёта",
+            "factors": "Главные факторы выбора (средняя важность, 1–5)",
+            "hypotheses": "Гипотезы, сменившие вывод",
+            "ux": "Отрицательные отклонения на UX-карте",
+        }),
+        ("digest", false) => json!({
+            "subject": "{{ client }}: {% if nothing_new %}nothing new{% else %}report{% endif %} for {{ period }}",
+            "heading": "{{ client }}: report for {{ period }}",
+            "nothing_new": "No new data since the last report. The next one follows on schedule.",
+            "panel": "Customer panel", "respondents": "Respondents",
+            "since_last": "since the last report",
+            "factors": "Top choice factors (mean importance, 1-5)",
+            "hypotheses": "Hypotheses that changed verdict",
+            "ux": "Negative flags on the UX map",
+        }),
         ("job_failed", true) => json!({
             "subject": "Пересчёт не удался: {{ job.kind }}",
             "heading": "Пересчёт не удался",
@@ -199,6 +221,17 @@ mod tests {
                 "count": 1,
                 "alerts": [{"label": "Reception", "jtbd": "relax", "current": "2.00", "baseline": "4.67", "deviation": "−2.67", "n": 3}],
             }),
+            "confirm" => {
+                json!({"list": "News", "confirm_url": "http://x/c?token=1", "consent_text": "I agree"})
+            }
+            "newsletter" => {
+                json!({"list": "News", "subject": "Hello", "body": "<p>Hi</p>", "unsubscribe_url": "http://x/u?token=1"})
+            }
+            "digest" => {
+                json!({"client": "Shop", "period": "2026-11-23", "nothing_new": false, "chart_height": 60,
+                "panel": {"title": "Panel", "n": 10, "nps": "20.0", "nps_change": "+5.0", "nps_up": true},
+                "factors": [{"name": "Price", "mean": "4.50"}], "verdicts": [], "ux": []})
+            }
             _ => {
                 json!({"job": {"kind": "client_ux", "target_id": "x", "attempt": 5, "error": "boom"}})
             }
@@ -210,7 +243,11 @@ mod tests {
         for kind in KINDS {
             for locale in ["ru", "en"] {
                 let r = render(kind, locale, &Brand::of("Agency & Co"), sample(kind)).unwrap();
-                assert!(!r.subject.is_empty() && !r.subject.contains("{{"));
+                assert!(
+                    !r.subject.is_empty() && !r.subject.contains("{{"),
+                    "{kind} {locale}: {:?}",
+                    r.subject
+                );
                 assert!(r.html.contains("Agency &amp; Co"), "{}", r.html);
                 assert!(r.text.contains("Agency & Co"), "{}", r.text);
                 assert!(!r.html.contains("{{") && !r.text.contains("{{"));
