@@ -199,7 +199,11 @@ async fn a_russian_client_gets_russian_alerts(mode: Mode) {
     let t = app.signup("Acme").await;
     raise_flags(&app, &t, "ru").await;
     let m = parse_mail(&sink.wait_for(1).await[0]);
-    assert!(m.subject.contains("отрицательных"), "{}", m.subject);
+    assert!(
+        m.subject.contains("отрицательные отклонения"),
+        "{}",
+        m.subject
+    );
     assert!(
         m.text.contains("-4,00") && m.html.contains("-4,00"),
         "{}",

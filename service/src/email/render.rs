@@ -84,7 +84,7 @@ fn strings(kind: &str, locale: &str) -> Value {
     };
     let t = match (kind, ru) {
         ("ux_alerts", true) => json!({
-            "subject": "{{ client }}: {{ count }} новых отрицательных отклонения на UX-карте",
+            "subject": "{{ client }}: новые отрицательные отклонения на UX-карте ({{ count }})",
             "heading": "Новые отрицательные отклонения: {{ client }}",
             "intro": "Средняя оценка тайных покупателей за последнюю неделю заметно ниже, чем за четыре недели до неё:",
             "where": "Где", "current": "Неделя", "baseline": "База", "change": "Отклонение",
@@ -260,6 +260,10 @@ mod tests {
                 .contains("Reception (Job (JTBD): relax): 2.00 (n=3) vs 4.67")
         );
         let ru = render("ux_alerts", "ru", &Brand::of("A"), sample("ux_alerts")).unwrap();
-        assert!(ru.subject.contains("отрицательных"), "{}", ru.subject);
+        assert!(
+            ru.subject.contains("отрицательные отклонения"),
+            "{}",
+            ru.subject
+        );
     }
 }
