@@ -1030,7 +1030,7 @@ impl Services {
             }
         };
         let open = get("queued") + get("deferred");
-        let status = if c.status == "sending" && c.started_at.is_some() && open == 0 {
+        let status = if c.status == "sending" && c.finished_at.is_some() && open == 0 {
             "sent".to_owned()
         } else {
             c.status.clone()
@@ -1140,15 +1140,39 @@ impl Services {
             .filter(campaign::Column::ScheduledAt.lte(now()))
             .exec(&self.db)
             .await?;
+        // Campaigns not fully queued yet whose fan-out nobody is running: never
+        // started, or started by a worker that stopped (no heartbeat for two
+        // minutes). The fan-out is idempotent, so a resumed one just goes on.
+        let stale = now() - chrono::Duration::minutes(2);
         let due = campaign::Entity::find()
             .filter(campaign::Column::Status.eq("sending"))
-            .filter(campaign::Column::StartedAt.is_null())
+            .filter(campaign::Column::FinishedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(campaign::Column::StartedAt.is_null())
+                    .add(campaign::Column::UpdatedAt.lt(stale)),
+            )
             .limit(20)
             .all(&self.db)
             .await?;
-        let n = due.len();
+        let mut n = 0;
         for c in due {
-            self.fan_out(&c).await?;
+            // One worker per campaign: the claim only succeeds on the row as read.
+            let claimed = campaign::Entity::update_many()
+                .col_expr(
+                    campaign::Column::StartedAt,
+                    Expr::value(c.started_at.unwrap_or_else(now)),
+                )
+                .col_expr(campaign::Column::UpdatedAt, Expr::value(now()))
+                .filter(campaign::Column::Id.eq(c.id))
+                .filter(campaign::Column::UpdatedAt.eq(c.updated_at))
+                .filter(campaign::Column::FinishedAt.is_null())
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected == 1 {
+                self.fan_out(&c).await?;
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -1183,12 +1207,19 @@ impl Services {
                 .collect::<AppResult<Vec<_>>>()?;
             enqueue(&self.db, items).await?;
             self.wake_mailer(c.agency_id).await;
+            // Still at it: keeps other workers from taking the fan-out over.
+            campaign::Entity::update_many()
+                .col_expr(campaign::Column::UpdatedAt, Expr::value(now()))
+                .filter(campaign::Column::Id.eq(c.id))
+                .exec(&self.db)
+                .await?;
         }
+        // Every recipient is queued.
         campaign::Entity::update_many()
-            .col_expr(campaign::Column::StartedAt, Expr::value(now()))
             .col_expr(campaign::Column::Total, Expr::value(total))
+            .col_expr(campaign::Column::FinishedAt, Expr::value(now()))
+            .col_expr(campaign::Column::UpdatedAt, Expr::value(now()))
             .filter(campaign::Column::Id.eq(c.id))
-            .filter(campaign::Column::StartedAt.is_null())
             .exec(&self.db)
             .await?;
         Ok(())
