@@ -1070,7 +1070,7 @@ impl Services {
         brand: &Brand,
         s: &subscriber::Model,
     ) -> AppResult<NewDelivery> {
-        let env = newsletter_env();
+        let env = crate::email::render::env();
         let fail =
             |e: minijinja::Error| AppError::Unexpected(anyhow::anyhow!("campaign {}: {e:#}", c.id));
         let vars = serde_json::json!({
@@ -1091,22 +1091,11 @@ impl Services {
             serde_json::json!({
                 "list": list.name,
                 "subject": subject,
-                "body": body_html,
+                "body_html": body_html,
+                "body_text": body_text,
                 "unsubscribe_url": unsubscribe_url,
             }),
         )?;
-        let text = render(
-            "newsletter",
-            &s.locale,
-            brand,
-            serde_json::json!({
-                "list": list.name,
-                "subject": subject,
-                "body": body_text,
-                "unsubscribe_url": unsubscribe_url,
-            }),
-        )?
-        .text;
         Ok(NewDelivery {
             agency_id: c.agency_id,
             client_id: Some(c.client_id),
@@ -1116,8 +1105,7 @@ impl Services {
             dedupe_key: format!("newsletter:{}:{}", c.id, s.id),
             rendered: crate::email::Rendered {
                 subject,
-                html: rendered.html,
-                text,
+                ..rendered
             },
             headers: vec![
                 ("List-Unsubscribe".into(), format!("<{unsubscribe_url}>")),
@@ -1230,19 +1218,4 @@ fn iloc(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
     i.and_then(|i| rec.get(i))
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-}
-
-fn newsletter_env() -> &'static minijinja::Environment<'static> {
-    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = minijinja::Environment::new();
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
-        env
-    })
 }

@@ -51,7 +51,9 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("job_failed.txt", include_str!("templates/job_failed.txt")),
 ];
 
-fn env() -> &'static Environment<'static> {
+/// The one template environment (HTML autoescaped by name): the built-in
+/// templates, and campaign sources compiled on the fly.
+pub(crate) fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();

@@ -160,7 +160,7 @@ async fn main() {
             "newsletter",
             "en",
             &brand,
-            json!({"list": "News", "subject": format!("News {i}"), "body": "<p>Hello!</p>".repeat(40), "unsubscribe_url": "http://x/u?token=1"}),
+            json!({"list": "News", "subject": format!("News {i}"), "body_html": "<p>Hello!</p>".repeat(40), "body_text": "Hello!", "unsubscribe_url": "http://x/u?token=1"}),
         )
         .unwrap();
     }
