@@ -21,6 +21,7 @@ pub mod libraries;
 pub mod members;
 pub mod page;
 pub mod panel;
+pub mod panel_rows;
 pub mod pgtx;
 pub mod purchases;
 pub mod qfd;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::domain::questions::{Question, QuestionRole, QuestionType};
 use crate::domain::segment_filter::SegmentFilter;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::panel_rows::{CopyRows, RowDecoder};
 use crate::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services};
 
@@ -142,36 +143,6 @@ pub fn cells(questions: &[PanelQuestion], answers: &Value) -> Vec<Cell> {
         .collect()
 }
 
-/// One answer as PostgreSQL's `answers->>key` gives it (strings unquoted,
-/// numbers and arrays as JSON text) → the same cell [`cells`] makes of the
-/// stored (validated) answer.
-pub fn cell_from_text(kind: &Kind, v: Option<&str>) -> Cell {
-    let Some(v) = v else {
-        return Cell::Blank;
-    };
-    match kind {
-        Kind::Single { options } => options
-            .iter()
-            .position(|o| o == v)
-            .map(|i| Cell::Choice(i as u16))
-            .unwrap_or(Cell::Blank),
-        Kind::Multi { options } => {
-            let picked: Vec<String> = serde_json::from_str(v).unwrap_or_default();
-            let mut mask = 0u64;
-            for s in &picked {
-                if let Some(i) = options.iter().position(|o| o == s).filter(|&i| i < 64) {
-                    mask |= 1 << i;
-                }
-            }
-            Cell::Multi(mask)
-        }
-        Kind::Rating | Kind::Nps | Kind::Number => {
-            v.parse::<f64>().map(Cell::Num).unwrap_or(Cell::Blank)
-        }
-        Kind::Text | Kind::Other => Cell::Text(v.to_owned()),
-    }
-}
-
 /// Segment filter → analytics conditions, with errors named as the client sent them.
 pub fn compile_filter(
     ds: &Dataset,
@@ -275,8 +246,15 @@ impl Services {
         {
             let ds = Arc::make_mut(&mut entry.dataset);
             let state = Arc::make_mut(&mut entry.state);
-            self.stream_rows_pg(agency_id, id, entry.data_version, q.data_version, ds, state)
-                .await?;
+            let from = entry.data_version;
+            if let Err(e) = self
+                .stream_rows_pg(agency_id, id, from, q.data_version, ds, state)
+                .await
+            {
+                // Some rows may be in: start from scratch next time.
+                *guard = None;
+                return Err(e);
+            }
             entry.data_version = q.data_version;
         }
         if entry.data_version < q.data_version {
@@ -312,10 +290,12 @@ impl Services {
     }
 
     /// PostgreSQL: streams the rows of versions `(from, to]` into the
-    /// dataset and the aggregates. PostgreSQL picks each question's answer
-    /// out of the JSONB (`answers->>key`), so only small texts travel and
-    /// no JSON document is built per row; rows are folded as they arrive,
-    /// while PostgreSQL produces the next ones.
+    /// dataset and the aggregates. A binary `COPY … TO STDOUT` hands over
+    /// each answers document as JSON text with no per-row protocol work;
+    /// a blocking thread decodes the documents straight into cells
+    /// ([`RowDecoder`]) and folds them while PostgreSQL produces the next
+    /// ones. The index on `(agency_id, questionnaire_id, data_version, id)`
+    /// gives the rows in the order the incremental path reads them.
     async fn stream_rows_pg(
         &self,
         agency_id: Uuid,
@@ -326,37 +306,62 @@ impl Services {
         state: &mut PanelState,
     ) -> AppResult<()> {
         use futures::TryStreamExt;
-        use sea_orm::sqlx::{self, Row};
-        let questions = ds.questions.clone();
-        let mut sql = String::from("SELECT submitted_at");
-        for i in 0..questions.len() {
-            sql.push_str(&format!(", answers->>${}", i + 5));
-        }
-        sql.push_str(
-            " FROM responses WHERE agency_id = $1 AND questionnaire_id = $2 \
-             AND data_version > $3 AND data_version <= $4 ORDER BY data_version, id",
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(agency_id)
-            .bind(id)
-            .bind(from)
-            .bind(to);
-        for q in &questions {
-            query = query.bind(q.key.clone());
-        }
+        use sea_orm::sqlx;
         let fail = |e: sqlx::Error| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}"));
-        let mut rows = query.fetch(self.db.get_postgres_connection_pool());
-        while let Some(row) = rows.try_next().await.map_err(fail)? {
-            let at: chrono::DateTime<chrono::Utc> = row.try_get(0).map_err(fail)?;
-            let mut cells = Vec::with_capacity(questions.len());
-            for (i, q) in questions.iter().enumerate() {
-                let v: Option<&str> = row.try_get(i + 1).map_err(fail)?;
-                cells.push(cell_from_text(&q.kind, v));
+        // COPY takes no parameters; uuids and integers print safely.
+        let sql = format!(
+            "COPY (SELECT submitted_at, answers FROM responses \
+             WHERE agency_id = '{agency_id}' AND questionnaire_id = '{id}' \
+             AND data_version > {from} AND data_version <= {to} \
+             ORDER BY data_version, id) TO STDOUT (FORMAT binary)"
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let mut owned_ds = std::mem::replace(ds, Dataset::new(Vec::new()));
+        let mut owned_state = std::mem::replace(state, PanelState::new(&[]));
+        let fold = tokio::task::spawn_blocking(move || {
+            let decoder = RowDecoder::new(&owned_ds.questions);
+            let mut rows = CopyRows::default();
+            let mut result = Ok(());
+            while let Some(chunk) = rx.blocking_recv() {
+                result = rows.feed(&chunk, |r| {
+                    let cells = decoder
+                        .decode(r.answers)
+                        .map_err(|e| format!("stored answers: {e}"))?;
+                    owned_ds.push(r.submitted_ms, cells);
+                    owned_state.add_row(&owned_ds, owned_ds.len() - 1);
+                    Ok(())
+                });
+                if result.is_err() {
+                    break;
+                }
             }
-            ds.push(at.timestamp_millis(), cells);
-            state.add_row(ds, ds.len() - 1);
+            (owned_ds, owned_state, result.and_then(|()| rows.finish()))
+        });
+        let read = async {
+            let mut conn = self
+                .db
+                .get_postgres_connection_pool()
+                .acquire()
+                .await
+                .map_err(fail)?;
+            let mut stream = conn.copy_out_raw(&sql).await.map_err(fail)?;
+            while let Some(chunk) = stream.try_next().await.map_err(fail)? {
+                if tx.send(chunk).await.is_err() {
+                    // The decoder stopped; its error is reported below.
+                    break;
+                }
+            }
+            drop(tx);
+            Ok::<(), AppError>(())
         }
-        Ok(())
+        .await;
+        let (back_ds, back_state, decoded) = fold
+            .await
+            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}")))?;
+        *ds = back_ds;
+        *state = back_state;
+        read?;
+        decoded.map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}")))
     }
 
     /// The unfiltered panel the worker stored, if it reflects the current
@@ -434,61 +439,5 @@ impl Services {
             computed_at: crate::now(),
             panel,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What `answers->>key` gives for a stored JSON value.
-    fn pg_text(v: &Value) -> Option<String> {
-        match v {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        }
-    }
-
-    #[test]
-    fn cells_from_postgres_texts_equal_cells_from_json() {
-        let q = |key: &str, kind: Kind| PanelQuestion {
-            key: key.into(),
-            kind,
-            role: Role::None,
-            factor: None,
-        };
-        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let questions = vec![
-            q(
-                "city",
-                Kind::Single {
-                    options: opts(&["msk", "spb"]),
-                },
-            ),
-            q(
-                "src",
-                Kind::Multi {
-                    options: opts(&["social", "tv", "friends"]),
-                },
-            ),
-            q("price", Kind::Rating),
-            q("nps", Kind::Nps),
-            q("budget", Kind::Number),
-            q("comment", Kind::Text),
-        ];
-        for answers in [
-            serde_json::json!({"city": "spb", "src": ["tv", "friends"], "price": 4, "nps": 0,
-                               "budget": 1234567.25, "comment": "Кв. \"№5\"\\t"}),
-            serde_json::json!({"city": "msk", "src": [], "price": 1, "budget": -0.5}),
-            serde_json::json!({"src": ["social"], "comment": null, "nps": 10}),
-            serde_json::json!({}),
-        ] {
-            let from_pg: Vec<Cell> = questions
-                .iter()
-                .map(|q| cell_from_text(&q.kind, pg_text(&answers[&q.key]).as_deref()))
-                .collect();
-            assert_eq!(from_pg, cells(&questions, &answers), "{answers}");
-        }
     }
 }
