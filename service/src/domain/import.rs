@@ -120,21 +120,68 @@ fn too_many_rows() -> FieldError {
     FieldError::new("body", format!("at most {MAX_IMPORT_ROWS} rows per import"))
 }
 
-/// NDJSON: one response object per line; blank lines are skipped.
+/// NDJSON: one response object per line; blank lines are skipped. Large
+/// bodies are parsed on several threads, each taking a contiguous run of
+/// lines; rows and errors come out in line order as from one pass.
 pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResponse>, ErrorSink> {
+    let mut lines: Vec<&[u8]> = body
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let too_many = lines.len() > MAX_IMPORT_ROWS;
+    lines.truncate(MAX_IMPORT_ROWS);
+    let threads = if lines.len() < PARALLEL_FROM_ROWS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    let per = lines.len().div_ceil(threads).max(1);
+    let parts: Vec<(Vec<ParsedResponse>, ErrorSink)> = if threads == 1 {
+        vec![parse_lines(schema, &lines, 0)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = lines
+                .chunks(per)
+                .enumerate()
+                .map(|(i, chunk)| s.spawn(move || parse_lines(schema, chunk, i * per)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
     let mut sink = ErrorSink::default();
-    let mut out = Vec::new();
-    let mut row = 0usize;
-    for line in body.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    let mut out = Vec::with_capacity(lines.len());
+    for (rows, part) in parts {
+        out.extend(rows);
+        // Each part kept its own first errors, so the first overall are among them.
+        let kept = part.errors.len();
+        for e in part.errors {
+            sink.push(e);
         }
-        row += 1;
-        if row > MAX_IMPORT_ROWS {
-            sink.push(too_many_rows().at_row(row));
-            break;
-        }
+        sink.total += part.total - kept;
+    }
+    if too_many {
+        sink.push(too_many_rows().at_row(MAX_IMPORT_ROWS + 1));
+    }
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// Bodies with fewer lines are parsed on the calling thread.
+const PARALLEL_FROM_ROWS: usize = 4_096;
+
+/// Parses `lines`, the first of which is row `before + 1`.
+fn parse_lines(
+    schema: &AnswerSchema,
+    lines: &[&[u8]],
+    before: usize,
+) -> (Vec<ParsedResponse>, ErrorSink) {
+    let mut sink = ErrorSink::default();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let row = before + i + 1;
         let mut de = serde_json::Deserializer::from_slice(line);
         let parsed: Result<ResponseInput, _> = serde_path_to_error::deserialize(&mut de);
         match parsed {
@@ -150,7 +197,7 @@ pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResp
             }
         }
     }
-    if sink.total == 0 { Ok(out) } else { Err(sink) }
+    (out, sink)
 }
 
 /// CSV with a header of question keys (plus `external_id`, `submitted_at`,
@@ -334,5 +381,58 @@ mod tests {
         assert_eq!(got[1].0, Some(3));
         assert_eq!(got[2].0, Some(4));
         assert_eq!(err.total, 3);
+    }
+
+    #[test]
+    fn ndjson_parsed_in_parallel_equals_one_pass() {
+        let q = qs();
+        let s = AnswerSchema::new(&q);
+        let mut body = String::new();
+        for i in 0..20_000 {
+            match i % 97 {
+                5 => body.push_str("{\"answers\":{\"city\":\"kzn\"}}\n"),
+                6 => body.push_str("\n  \r\n"),
+                7 => body.push_str("{oops\n"),
+                _ => body.push_str(&format!(
+                    "{{\"external_id\":\"e{i}\",\"answers\":{{\"city\":\"msk\",\"nps\":{}}}}}\r\n",
+                    i % 11
+                )),
+            }
+        }
+        let lines: Vec<&[u8]> = body
+            .as_bytes()
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        let (_, one_pass) = parse_lines(&s, &lines, 0);
+        let parallel = parse_ndjson(&s, body.as_bytes()).unwrap_err();
+        assert_eq!(parallel.total, one_pass.total);
+        assert_eq!(parallel.errors, one_pass.errors);
+        assert_eq!(parallel.errors.len(), MAX_REPORTED_ERRORS);
+
+        let good: String = body
+            .lines()
+            .filter(|l| !l.contains("kzn") && !l.contains("oops"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let rows = parse_ndjson(&s, good.as_bytes()).unwrap();
+        let lines: Vec<&[u8]> = good
+            .as_bytes()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        assert_eq!(rows, parse_lines(&s, &lines, 0).0);
+        assert_eq!(rows[0].external_id.as_deref(), Some("e0"));
+    }
+
+    #[test]
+    fn ndjson_over_the_row_limit_names_the_first_row_too_many() {
+        let q = qs();
+        let s = AnswerSchema::new(&q);
+        let body = "{\"answers\":{\"city\":\"msk\"}}\n".repeat(MAX_IMPORT_ROWS + 5);
+        let err = parse_ndjson(&s, body.as_bytes()).unwrap_err();
+        assert_eq!(err.total, 1);
+        assert_eq!(err.errors[0].row, Some(MAX_IMPORT_ROWS + 1));
     }
 }
