@@ -22,6 +22,7 @@ pub mod members;
 pub mod page;
 pub mod panel;
 pub mod panel_rows;
+pub mod pgcopy;
 pub mod pgtx;
 pub mod purchases;
 pub mod qfd;

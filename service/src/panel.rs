@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::domain::questions::{Question, QuestionRole, QuestionType};
 use crate::domain::segment_filter::SegmentFilter;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::panel_rows::{CopyRows, RowDecoder};
+use crate::panel_rows::RowDecoder;
 use crate::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services};
 
@@ -290,12 +290,10 @@ impl Services {
     }
 
     /// PostgreSQL: streams the rows of versions `(from, to]` into the
-    /// dataset and the aggregates. A binary `COPY … TO STDOUT` hands over
-    /// each answers document as JSON text with no per-row protocol work;
-    /// a blocking thread decodes the documents straight into cells
-    /// ([`RowDecoder`]) and folds them while PostgreSQL produces the next
-    /// ones. The index on `(agency_id, questionnaire_id, data_version, id)`
-    /// gives the rows in the order the incremental path reads them.
+    /// dataset and the aggregates by a binary COPY ([`crate::pgcopy`]),
+    /// each answers document decoded straight into cells ([`RowDecoder`]).
+    /// The index on `(agency_id, questionnaire_id, data_version, id)` gives
+    /// the rows in the order the incremental path reads them.
     async fn stream_rows_pg(
         &self,
         agency_id: Uuid,
@@ -305,63 +303,36 @@ impl Services {
         ds: &mut Dataset,
         state: &mut PanelState,
     ) -> AppResult<()> {
-        use futures::TryStreamExt;
-        use sea_orm::sqlx;
-        let fail = |e: sqlx::Error| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}"));
-        // COPY takes no parameters; uuids and integers print safely.
         let sql = format!(
             "COPY (SELECT submitted_at, answers FROM responses \
              WHERE agency_id = '{agency_id}' AND questionnaire_id = '{id}' \
              AND data_version > {from} AND data_version <= {to} \
              ORDER BY data_version, id) TO STDOUT (FORMAT binary)"
         );
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-        let mut owned_ds = std::mem::replace(ds, Dataset::new(Vec::new()));
-        let mut owned_state = std::mem::replace(state, PanelState::new(&[]));
-        let fold = tokio::task::spawn_blocking(move || {
-            let decoder = RowDecoder::new(&owned_ds.questions);
-            let mut rows = CopyRows::default();
-            let mut result = Ok(());
-            while let Some(chunk) = rx.blocking_recv() {
-                result = rows.feed(&chunk, |r| {
-                    let cells = decoder
-                        .decode(r.answers)
-                        .map_err(|e| format!("stored answers: {e}"))?;
-                    owned_ds.push(r.submitted_ms, cells);
-                    owned_state.add_row(&owned_ds, owned_ds.len() - 1);
-                    Ok(())
-                });
-                if result.is_err() {
-                    break;
-                }
-            }
-            (owned_ds, owned_state, result.and_then(|()| rows.finish()))
-        });
-        let read = async {
-            let mut conn = self
-                .db
-                .get_postgres_connection_pool()
-                .acquire()
-                .await
-                .map_err(fail)?;
-            let mut stream = conn.copy_out_raw(&sql).await.map_err(fail)?;
-            while let Some(chunk) = stream.try_next().await.map_err(fail)? {
-                if tx.send(chunk).await.is_err() {
-                    // The decoder stopped; its error is reported below.
-                    break;
-                }
-            }
-            drop(tx);
-            Ok::<(), AppError>(())
-        }
-        .await;
-        let (back_ds, back_state, decoded) = fold
-            .await
-            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}")))?;
-        *ds = back_ds;
-        *state = back_state;
-        read?;
-        decoded.map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel rows: {e}")))
+        let decoder = RowDecoder::new(&ds.questions);
+        let taken = (
+            std::mem::replace(ds, Dataset::new(Vec::new())),
+            std::mem::replace(state, PanelState::new(&[])),
+        );
+        let (new_ds, new_state) = crate::pgcopy::copy_out(
+            self.db.get_postgres_connection_pool(),
+            sql,
+            2,
+            taken,
+            move |(ds, state), f| {
+                let at = crate::pgcopy::timestamptz_us(f[0])?.div_euclid(1000);
+                let cells = decoder
+                    .decode(crate::pgcopy::jsonb(f[1])?)
+                    .map_err(|e| format!("stored answers: {e}"))?;
+                ds.push(at, cells);
+                state.add_row(ds, ds.len() - 1);
+                Ok(())
+            },
+        )
+        .await?;
+        *ds = new_ds;
+        *state = new_state;
+        Ok(())
     }
 
     /// The unfiltered panel the worker stored, if it reflects the current

@@ -3,6 +3,8 @@
 //! with its own Redis queue name, or a fresh SQLite folder — and talks HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench_util;
+
 use std::time::{Duration, Instant};
 
 use api::configuration::{Secret, Settings};
