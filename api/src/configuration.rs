@@ -70,6 +70,9 @@ pub struct Settings {
     pub retry_base_ms: i64,
     /// Wait before a recompute reads its data, folding a burst of writes, ms.
     pub recompute_debounce_ms: u64,
+    /// Failed-job alerts are sent once no other job failed for this long
+    /// (at the latest after 12 times that), batched per agency, ms.
+    pub alert_window_ms: i64,
     /// How long a membership or API key read is reused, ms (a change made on
     /// another replica takes effect within this time; 0 = always re-read).
     pub auth_cache_ms: u64,
@@ -114,6 +117,7 @@ impl Default for Settings {
             sweep_grace_ms: 10_000,
             retry_base_ms: 1_000,
             recompute_debounce_ms: 250,
+            alert_window_ms: 5_000,
             auth_cache_ms: 2_000,
             read_cache_ms: 30_000,
             mail_from: "Growthpoint <reports@growthpoint.localhost>".into(),

@@ -19,7 +19,7 @@ use utoipa_actix_web::AppExt;
 use crate::configuration::Settings;
 use crate::error::{ApiError, problem_response};
 use crate::extract::{AppState, State, bearer, read_body, resolve};
-use crate::graphql::{Caller, GpSchema, build_schema};
+use crate::graphql::{GpSchema, build_schema};
 
 /// Connects to the database and the queue named by the settings.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
@@ -60,6 +60,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             sweep_grace_ms: settings.sweep_grace_ms,
             retry_base_ms: settings.retry_base_ms,
             recompute_debounce_ms: settings.recompute_debounce_ms,
+            alert_window_ms: settings.alert_window_ms,
             ..ServiceConfig::default()
         }),
         panels: Default::default(),
@@ -273,6 +274,12 @@ async fn graphql(
     if let Err(e @ AppError::RateLimited { .. }) = caller {
         return Err(e.into());
     }
-    let response = schema.execute(request.data(Caller(caller))).await;
+    let response = schema
+        .execute(crate::graphql::request_data(
+            request,
+            &state.services,
+            caller,
+        ))
+        .await;
     Ok(HttpResponse::Ok().json(response))
 }

@@ -7,6 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub name: String,
+    pub logo_url: Option<String>,
+    pub brand_colour: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -9,6 +9,7 @@ pub struct Model {
     pub agency_id: Uuid,
     pub client_id: Uuid,
     pub list_id: Uuid,
+    pub segment_id: Option<Uuid>,
     pub name: String,
     pub subject: String,
     pub html: String,

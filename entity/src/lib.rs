@@ -14,6 +14,7 @@ pub mod email_delivery;
 pub mod hypothesis;
 pub mod idempotency_key;
 pub mod invitation;
+pub mod job_alert;
 pub mod job_run;
 pub mod jtbd_rule_set;
 pub mod membership;

@@ -20,6 +20,7 @@ pub struct Model {
     pub consent_ip: Option<String>,
     pub confirmed_at: Option<DateTimeUtc>,
     pub unsubscribed_at: Option<DateTimeUtc>,
+    pub attributes: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

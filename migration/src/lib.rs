@@ -12,6 +12,7 @@ mod m20261122_000006_create_ux_alerts;
 mod m20261122_000007_create_email_deliveries;
 mod m20261122_000008_create_subscribers;
 mod m20261122_000009_create_digest_runs;
+mod m20261201_000010_extend_email_tables;
 mod m20261201_000011_index_responses_by_version;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_email_deliveries::Migration),
             Box::new(m20261122_000008_create_subscribers::Migration),
             Box::new(m20261122_000009_create_digest_runs::Migration),
+            Box::new(m20261201_000010_extend_email_tables::Migration),
             Box::new(m20261201_000011_index_responses_by_version::Migration),
         ]
     }

@@ -91,3 +91,48 @@ pub async fn drop_all(manager: &SchemaManager<'_>, tables: &[T]) -> Result<(), D
     }
     Ok(())
 }
+
+/// A column added to an existing table, with the SQL literal existing rows
+/// get (needed for a required column).
+pub type Added = (C, Option<&'static str>);
+
+/// Adds columns one `ALTER TABLE` at a time (SQLite takes one per statement).
+pub async fn add_columns(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[Added],
+) -> Result<(), DbErr> {
+    for (c, default) in columns {
+        let mut def = column(*c);
+        if let Some(lit) = default {
+            def.default(Expr::cust(*lit));
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new(table))
+                    .add_column(def)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn drop_columns(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[Added],
+) -> Result<(), DbErr> {
+    for ((name, _, _), _) in columns.iter().rev() {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new(table))
+                    .drop_column(Alias::new(*name))
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -354,6 +354,8 @@ impl Services {
         agency::ActiveModel {
             id: Set(agency_id),
             name: Set(agency_name.clone()),
+            logo_url: Set(None),
+            brand_colour: Set(None),
             created_at: Set(t),
         }
         .insert(&txn)

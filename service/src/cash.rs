@@ -1384,3 +1384,55 @@ mod tests {
         }
     }
 }
+
+/// A model's newest period of actuals against its base scenario.
+#[derive(Debug, Clone)]
+pub struct LatestPlanVsFact {
+    pub model: String,
+    pub period: String,
+    /// The figures present in the actuals, in figure order.
+    pub variances: Vec<CashVariance>,
+}
+
+/// For digests: every Cash Journey model of a client that has actuals, with
+/// its latest period against the base scenario, and the sum of the models'
+/// data versions (unchanged = nothing new).
+pub async fn latest_plan_vs_fact<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+) -> AppResult<(Vec<LatestPlanVsFact>, i64)> {
+    let models = cash_model::Entity::find()
+        .filter(cash_model::Column::AgencyId.eq(agency_id))
+        .filter(cash_model::Column::ClientId.eq(client_id))
+        .order_by_asc(cash_model::Column::Id)
+        .limit(50)
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = models.iter().map(|m| m.id).collect();
+    let mut scenarios = load_scenarios(db, agency_id, &ids).await?;
+    let mut out = Vec::new();
+    let mut versions = 0;
+    for m in models {
+        versions += crate::jobs::wanted_version(db, agency_id, KIND_CASH, m.id).await?;
+        let latest = cash_actual::Entity::find()
+            .filter(cash_actual::Column::AgencyId.eq(agency_id))
+            .filter(cash_actual::Column::ModelId.eq(m.id))
+            .order_by_desc(cash_actual::Column::Period)
+            .one(db)
+            .await?;
+        let (Some(actual), Some(s)) = (latest, scenarios.remove(&m.id)) else {
+            continue;
+        };
+        let a = CashActualsView::from(actual);
+        let variances = variances(&s.base, &a.figures);
+        if !variances.is_empty() {
+            out.push(LatestPlanVsFact {
+                model: m.name,
+                period: a.period,
+                variances,
+            });
+        }
+    }
+    Ok((out, versions))
+}

@@ -2,7 +2,8 @@
 //! client's time zone, to its report recipients, with what changed since the
 //! last one — panel headline and NPS change, top choice factors (with a bar
 //! chart as an inline PNG), hypotheses that changed verdict, open negative
-//! UX flags. A digest with nothing new says so in two lines.
+//! UX flags, and each Cash Journey model's latest actuals against its base
+//! scenario. A digest with nothing new says so in two lines.
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
@@ -12,8 +13,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cash::{CashFigureName, CashVariance, LatestPlanVsFact};
 use crate::clients::find_client;
-use crate::email::{Brand, InlineImage, NewDelivery, enqueue, render::render};
+use crate::domain::brand::BrandColour;
+use crate::email::{InlineImage, NewDelivery, enqueue, render::render};
 use crate::error::{AppError, AppResult};
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
@@ -97,7 +100,7 @@ pub struct DigestFigures {
 
 /// A bar chart of factor means (0 to 5) as PNG: bars only, the names and
 /// values are in the HTML beside it (no fonts needed).
-fn factor_chart(means: &[f64], colour: (u8, u8, u8)) -> AppResult<(Vec<u8>, u32)> {
+fn factor_chart(means: &[f64], colour: BrandColour) -> AppResult<(Vec<u8>, u32)> {
     use plotters::prelude::*;
     let (w, row) = (240u32, 28u32);
     let h = row * means.len().max(1) as u32;
@@ -125,9 +128,152 @@ fn factor_chart(means: &[f64], colour: (u8, u8, u8)) -> AppResult<(Vec<u8>, u32)
     Ok((png, h))
 }
 
+/// A Cash Journey figure's name in the digest.
+fn figure_label(f: CashFigureName, ru: bool) -> &'static str {
+    use CashFigureName as F;
+    match (f, ru) {
+        (F::Traffic, true) => "Трафик",
+        (F::Traffic, false) => "Traffic",
+        (F::Leads, true) => "Лиды",
+        (F::Leads, false) => "Leads",
+        (F::FirstSales, true) => "Первые продажи",
+        (F::FirstSales, false) => "First sales",
+        (F::Check, true) => "Средний чек",
+        (F::Check, false) => "Average check",
+        (F::Completed, true) => "Завершённые сделки",
+        (F::Completed, false) => "Completed deals",
+        (F::FirstRevenue, true) => "Выручка первых продаж",
+        (F::FirstRevenue, false) => "First-sale revenue",
+        (F::RepeatRevenue, true) => "Выручка повторных продаж",
+        (F::RepeatRevenue, false) => "Repeat revenue",
+        (F::Revenue, true) => "Выручка",
+        (F::Revenue, false) => "Revenue",
+        (F::GrossProfit, true) => "Валовая прибыль",
+        (F::GrossProfit, false) => "Gross profit",
+        (F::Profit, true) => "Прибыль",
+        (F::Profit, false) => "Profit",
+        (F::Romi, _) => "ROMI",
+        (F::CostPerSale, true) => "Стоимость продажи",
+        (F::CostPerSale, false) => "Cost per sale",
+    }
+}
+
+/// A figure with thousands grouped (a space in Russian, a comma in English);
+/// ROMI, a ratio, as a percentage.
+fn amount(f: CashFigureName, x: f64, ru: bool) -> String {
+    if f == CashFigureName::Romi {
+        return format!("{}%", fmt(x * 100.0, ru));
+    }
+    let decimals = if x.abs() >= 100.0 { 0 } else { 2 };
+    let s = format!("{:.*}", decimals, x.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(if ru { '\u{a0}' } else { ',' });
+        }
+        grouped.push(ch);
+    }
+    let sign = if x < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        "−"
+    } else {
+        ""
+    };
+    match (frac.is_empty(), ru) {
+        (true, _) => format!("{sign}{grouped}"),
+        (false, true) => format!("{sign}{grouped},{frac}"),
+        (false, false) => format!("{sign}{grouped}.{frac}"),
+    }
+}
+
+/// One row of the plan-vs-fact table: fact against plan, and whether the
+/// difference is good news (more is better, except the cost of a sale).
+fn variance_row(v: &CashVariance, ru: bool) -> serde_json::Value {
+    let better = if v.figure == CashFigureName::CostPerSale {
+        v.absolute <= 0.0
+    } else {
+        v.absolute >= 0.0
+    };
+    let change = match v.relative {
+        Some(r) => format!(
+            "{}{}%",
+            if r > 0.0 {
+                "+"
+            } else if r < 0.0 {
+                "−"
+            } else {
+                ""
+            },
+            fmt((r * 100.0).abs(), ru)
+        ),
+        None => amount(v.figure, v.absolute, ru),
+    };
+    serde_json::json!({
+        "label": figure_label(v.figure, ru),
+        "plan": amount(v.figure, v.plan, ru),
+        "actual": amount(v.figure, v.actual, ru),
+        "change": change,
+        "good": better,
+    })
+}
+
+/// The digest's plan-vs-fact block of one model: revenue, profit and ROMI
+/// (those present in the actuals), then the three other figures furthest
+/// from plan.
+fn cash_section(p: &LatestPlanVsFact, ru: bool) -> serde_json::Value {
+    use CashFigureName as F;
+    let headline = [F::Revenue, F::Profit, F::Romi];
+    let mut rest: Vec<&CashVariance> = p
+        .variances
+        .iter()
+        .filter(|v| !headline.contains(&v.figure))
+        .collect();
+    rest.sort_by(|a, b| {
+        let key = |v: &CashVariance| v.relative.map_or(-1.0, f64::abs);
+        key(b).total_cmp(&key(a))
+    });
+    serde_json::json!({
+        "model": p.model,
+        "period": p.period,
+        "headline": headline
+            .iter()
+            .filter_map(|f| p.variances.iter().find(|v| v.figure == *f))
+            .map(|v| variance_row(v, ru))
+            .collect::<Vec<_>>(),
+        "biggest": rest.into_iter().take(3).map(|v| variance_row(v, ru)).collect::<Vec<_>>(),
+    })
+}
+
 fn fmt(x: f64, ru: bool) -> String {
     let s = format!("{x:.1}");
     if ru { s.replace('.', ",") } else { s }
+}
+
+/// When and to whom a client's digest goes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct DigestSettingsView {
+    pub client_id: Uuid,
+    /// `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00 in the
+    /// client's time zone.
+    pub schedule: String,
+    pub timezone: String,
+    pub report_recipients: Vec<String>,
+    /// The next scheduled send, if any.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The last digest sent, scheduled or "send now".
+    pub last_sent_at: Option<DateTime<Utc>>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
+#[serde(deny_unknown_fields)]
+pub struct DigestSettingsInput {
+    /// `weekly`, `monthly` or `off`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// At most 50 addresses.
+    #[serde(default)]
+    pub report_recipients: Option<Vec<String>>,
 }
 
 /// A rendered digest and the figures it showed.
@@ -275,21 +421,20 @@ impl Services {
                 })
             })
             .collect();
+        // Cash Journey: the latest actuals of each model against its base plan.
+        let (plans, cash_version) =
+            crate::cash::latest_plan_vs_fact(&self.db, c.agency_id, c.id).await?;
+        figures.fingerprint += cash_version;
+        let cash: Vec<serde_json::Value> = plans.iter().map(|p| cash_section(p, ru)).collect();
         let nothing_new = last
             .as_ref()
             .is_some_and(|l| l.fingerprint == figures.fingerprint);
-        let brand = Brand::of(
-            &entity::agency::Entity::find_by_id(c.agency_id)
-                .one(&self.db)
-                .await?
-                .map(|a| a.name)
-                .unwrap_or_default(),
-        );
+        let brand = crate::agency::brand_of(&self.db, c.agency_id).await?;
         let mut inline = Vec::new();
         let mut chart_height = 0;
         if !nothing_new && !factors.is_empty() {
             let means: Vec<f64> = factors.iter().map(|f| f.1).collect();
-            let (png, h) = factor_chart(&means, (0x1f, 0x4e, 0x79))?;
+            let (png, h) = factor_chart(&means, brand.rgb)?;
             chart_height = h;
             use base64::Engine;
             inline.push(InlineImage {
@@ -312,6 +457,7 @@ impl Services {
                 "chart_height": chart_height,
                 "verdicts": verdicts,
                 "ux": ux,
+                "cash": cash,
             }),
         )?;
         Ok(BuiltDigest {
@@ -433,6 +579,80 @@ impl Services {
         self.send_digest(&c, now(), "manual").await
     }
 
+    pub async fn digest_settings(
+        &self,
+        ctx: &RequestCtx,
+        client_id: Uuid,
+    ) -> AppResult<DigestSettingsView> {
+        let c = find_client(&self.db, ctx.agency_id, client_id).await?;
+        ctx.require(Perm::Read)?;
+        let tz: Tz = c.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
+        let runs = |trigger: Option<&str>| {
+            let mut q = digest_run::Entity::find()
+                .filter(digest_run::Column::AgencyId.eq(c.agency_id))
+                .filter(digest_run::Column::ClientId.eq(c.id));
+            if let Some(t) = trigger {
+                q = q.filter(digest_run::Column::Trigger.eq(t));
+            }
+            q.order_by_desc(digest_run::Column::ScheduledFor)
+        };
+        let last_scheduled = runs(Some("scheduled")).one(&self.db).await?;
+        let last_sent = runs(None).one(&self.db).await?;
+        // The slot after the last scheduled one (or after now, if that one
+        // was missed: only the newest missed slot is sent).
+        let from = last_scheduled
+            .map(|r| r.scheduled_for)
+            .unwrap_or(c.created_at)
+            .max(now() - Duration::days(31));
+        let next_at = match due_slot(&c.digest_schedule, tz, from, now()) {
+            Some(due) => Some(due),
+            None => next_slot_after(&c.digest_schedule, tz, from),
+        };
+        Ok(DigestSettingsView {
+            client_id: c.id,
+            report_recipients: serde_json::from_value(c.report_recipients.clone())
+                .unwrap_or_default(),
+            schedule: c.digest_schedule,
+            timezone: c.timezone,
+            next_at,
+            last_sent_at: last_sent.map(|r| r.created_at),
+        })
+    }
+
+    /// Changes the schedule or recipients (as the client update does).
+    pub async fn update_digest_settings(
+        &self,
+        ctx: &RequestCtx,
+        client_id: Uuid,
+        input: DigestSettingsInput,
+    ) -> AppResult<DigestSettingsView> {
+        self.update_client(
+            ctx,
+            client_id,
+            crate::clients::UpdateClient {
+                digest_schedule: input.schedule,
+                report_recipients: input.report_recipients,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            // Named as in this input.
+            AppError::Validation(errs) => AppError::Validation(
+                errs.into_iter()
+                    .map(|mut f| {
+                        if f.field == "digest_schedule" {
+                            f.field = "schedule".into();
+                        }
+                        f
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        self.digest_settings(ctx, client_id).await
+    }
+
     /// The digest as it would be sent now (preview).
     pub async fn preview_digest(
         &self,
@@ -526,9 +746,71 @@ mod tests {
     }
 
     #[test]
+    fn cash_figures_are_grouped_per_locale_and_romi_is_a_percentage() {
+        assert_eq!(
+            amount(CashFigureName::Revenue, 1_234_567.4, false),
+            "1,234,567"
+        );
+        assert_eq!(
+            amount(CashFigureName::Revenue, 1_234_567.4, true),
+            "1\u{a0}234\u{a0}567"
+        );
+        assert_eq!(amount(CashFigureName::Profit, -4_500.0, false), "−4,500");
+        assert_eq!(amount(CashFigureName::Check, 12.5, true), "12,50");
+        assert_eq!(amount(CashFigureName::Romi, 1.5, false), "150.0%");
+    }
+
+    #[test]
+    fn the_plan_vs_fact_block_leads_with_revenue_profit_romi_then_the_biggest_gaps() {
+        let v = |figure, plan: f64, actual: f64| CashVariance {
+            figure,
+            plan,
+            actual,
+            absolute: actual - plan,
+            relative: (plan != 0.0).then(|| (actual - plan) / plan),
+        };
+        use CashFigureName as F;
+        let p = LatestPlanVsFact {
+            model: "Funnel".into(),
+            period: "2026-11".into(),
+            variances: vec![
+                v(F::Traffic, 1000.0, 990.0),
+                v(F::Leads, 100.0, 50.0),
+                v(F::FirstSales, 10.0, 12.0),
+                v(F::Revenue, 100_000.0, 80_000.0),
+                v(F::Profit, 10_000.0, 2_000.0),
+                v(F::CostPerSale, 100.0, 130.0),
+            ],
+        };
+        let s = cash_section(&p, false);
+        let labels = |k: &str| -> Vec<String> {
+            s[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["label"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(labels("headline"), ["Revenue", "Profit"]);
+        assert_eq!(labels("biggest"), ["Leads", "Cost per sale", "First sales"]);
+        assert_eq!(s["headline"][0]["change"], "−20.0%");
+        assert_eq!(s["headline"][0]["good"], false);
+        // A dearer sale is bad news, more sales good news.
+        assert_eq!(s["biggest"][1]["good"], false);
+        assert_eq!(s["biggest"][2]["good"], true);
+    }
+
+    #[test]
     fn the_chart_is_a_png_as_tall_as_the_rows() {
-        let (png, h) = factor_chart(&[4.5, 3.0, 1.2], (0x1f, 0x4e, 0x79)).unwrap();
+        let (png, h) = factor_chart(&[4.5, 3.0, 1.2], BrandColour::DEFAULT).unwrap();
         assert_eq!(h, 84);
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+
+    #[test]
+    fn the_chart_is_drawn_in_the_brand_colour() {
+        let (png, _) = factor_chart(&[5.0], BrandColour(0xaa, 0x11, 0x22)).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(10, 10).0, [0xaa, 0x11, 0x22]);
+        assert_eq!(img.get_pixel(10, 1).0, [0xff, 0xff, 0xff]);
     }
 }

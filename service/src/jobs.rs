@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use entity::{job_run, recompute_target};
+use entity::{job_alert, job_run, recompute_target};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -489,8 +489,9 @@ impl Services {
         }
     }
 
-    /// Emails the agency's owners and admins that a recompute gave up,
-    /// once per (target, data version).
+    /// Records that a recompute gave up on `version`, once per (target,
+    /// version); the sweeper mails it with the others given up meanwhile
+    /// ([`Services::flush_job_alerts`]).
     async fn alert_job_failed(
         &self,
         job: &RecomputeJob,
@@ -498,41 +499,135 @@ impl Services {
         attempts: i32,
         cause: &str,
     ) -> AppResult<()> {
-        let agency = entity::agency::Entity::find_by_id(job.agency_id)
-            .one(&self.db)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let rendered = crate::email::render::render(
+        let res = job_alert::Entity::insert(job_alert::ActiveModel {
+            id: Set(new_id()),
+            agency_id: Set(job.agency_id),
+            kind: Set(job.kind.clone()),
+            target_id: Set(job.target_id),
+            data_version: Set(version),
+            attempts: Set(attempts),
+            error: Set(cause.chars().take(2_000).collect()),
+            failed_at: Set(now()),
+            notified_at: Set(None),
+            batch_id: Set(None),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                job_alert::Column::AgencyId,
+                job_alert::Column::Kind,
+                job_alert::Column::TargetId,
+                job_alert::Column::DataVersion,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await;
+        match res {
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => Ok(()),
+            Err(e) => Err(AppError::from(e)),
+        }
+        .context("while recording a failed-job alert")?;
+        Ok(())
+    }
+
+    /// Sweeper: for each agency whose failed jobs have gone quiet for the
+    /// alert window (or whose oldest waited twelve windows), one email per
+    /// owner/admin listing every failure not told yet. The failures are
+    /// claimed and the emails queued in one transaction, so each failure is
+    /// in exactly one email. Returns how many emails were queued.
+    pub async fn flush_job_alerts(&self, now: chrono::DateTime<Utc>) -> AppResult<u64> {
+        let window = chrono::Duration::milliseconds(std::cmp::max(self.config.alert_window_ms, 0));
+        let waiting = job_alert::Entity::find()
+            .filter(job_alert::Column::NotifiedAt.is_null())
+            .order_by_asc(job_alert::Column::FailedAt)
+            .limit(5_000)
+            .all(&self.db)
+            .await
+            .context("while looking for failed-job alerts")?;
+        let mut by_agency: std::collections::BTreeMap<Uuid, Vec<job_alert::Model>> =
+            Default::default();
+        for a in waiting {
+            by_agency.entry(a.agency_id).or_default().push(a);
+        }
+        let mut queued = 0;
+        for (agency_id, alerts) in by_agency {
+            let (Some(first), Some(last)) = (alerts.first(), alerts.last()) else {
+                continue;
+            };
+            let quiet = now - last.failed_at >= window;
+            let overdue = now - first.failed_at >= window * 12;
+            if quiet || overdue {
+                let n = self
+                    .mail_job_alerts(agency_id, now)
+                    .await
+                    .with_context(|| {
+                        format!("while mailing the failed jobs of agency {agency_id}")
+                    })?;
+                if n > 0 {
+                    self.wake_mailer(agency_id).await;
+                }
+                queued += n;
+            }
+        }
+        Ok(queued)
+    }
+
+    async fn mail_job_alerts(&self, agency_id: Uuid, now: chrono::DateTime<Utc>) -> AppResult<u64> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let batch = new_id();
+        // The claim re-checks `notified_at` on each row as it updates it: a
+        // failure claimed by another sweeper is not claimed again.
+        job_alert::Entity::update_many()
+            .col_expr(job_alert::Column::NotifiedAt, Expr::value(now))
+            .col_expr(job_alert::Column::BatchId, Expr::value(batch))
+            .filter(job_alert::Column::AgencyId.eq(agency_id))
+            .filter(job_alert::Column::NotifiedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let alerts = job_alert::Entity::find()
+            .filter(job_alert::Column::AgencyId.eq(agency_id))
+            .filter(job_alert::Column::BatchId.eq(batch))
+            .order_by_asc(job_alert::Column::FailedAt)
+            .order_by_asc(job_alert::Column::Id)
+            .all(&txn)
+            .await?;
+        if alerts.is_empty() {
+            txn.rollback().await?;
+            return Ok(0);
+        }
+        let rendered = self.job_alert_mail(agency_id, &alerts).await?;
+        let mail =
+            crate::email::admin_deliveries(&txn, agency_id, None, "job_failed", batch, &rendered)
+                .await?;
+        let n = crate::email::enqueue(&txn, mail).await?;
+        txn.commit().await?;
+        Ok(n)
+    }
+
+    /// The email listing failed recomputes, in English (agency staff).
+    pub(crate) async fn job_alert_mail(
+        &self,
+        agency_id: Uuid,
+        alerts: &[job_alert::Model],
+    ) -> AppResult<crate::email::Rendered> {
+        let brand = crate::agency::brand_of(&self.db, agency_id).await?;
+        let jobs: Vec<serde_json::Value> = alerts
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "kind": a.kind, "target_id": a.target_id, "data_version": a.data_version,
+                    "attempt": a.attempts, "error": a.error,
+                    "failed_at": a.failed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                })
+            })
+            .collect();
+        crate::email::render::render(
             "job_failed",
             "en",
-            &crate::email::Brand::of(&agency.name),
-            serde_json::json!({"job": {
-                "kind": job.kind, "target_id": job.target_id, "attempt": attempts, "error": cause,
-            }}),
-        )?;
-        let mail: Vec<crate::email::NewDelivery> =
-            crate::email::admin_emails(&self.db, job.agency_id)
-                .await?
-                .into_iter()
-                .map(|(user, email)| crate::email::NewDelivery {
-                    agency_id: job.agency_id,
-                    client_id: None,
-                    kind: "job_failed".into(),
-                    source_id: Some(job.target_id),
-                    recipient: email,
-                    dedupe_key: format!(
-                        "job_failed:{}:{}:{version}:{user}",
-                        job.kind, job.target_id
-                    ),
-                    rendered: rendered.clone(),
-                    headers: vec![],
-                    inline: vec![],
-                })
-                .collect();
-        if crate::email::enqueue(&self.db, mail).await? > 0 {
-            self.wake_mailer(job.agency_id).await;
-        }
-        Ok(())
+            &brand,
+            serde_json::json!({"count": jobs.len(), "jobs": jobs}),
+        )
     }
 
     async fn attempts_of(&self, id: Uuid) -> AppResult<i32> {

@@ -2,6 +2,7 @@
 //! GraphQL and the worker all call. Every function that touches tenant data
 //! takes a [`RequestCtx`] (or an explicit `agency_id` in jobs) and scopes every
 //! query by `agency_id`; nothing above this crate talks to sea-orm.
+pub mod agency;
 pub mod api_keys;
 pub mod auth;
 pub mod cache;
@@ -54,6 +55,9 @@ pub struct ServiceConfig {
     /// A worker waits this long after taking a target before reading it, so
     /// that a burst of writes is folded into one recompute.
     pub recompute_debounce_ms: u64,
+    /// Failed-job alerts wait until none came for this long, so the ones
+    /// given up together go out as one email per admin.
+    pub alert_window_ms: i64,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +70,7 @@ impl Default for ServiceConfig {
             sweep_grace_ms: 10_000,
             retry_base_ms: 1_000,
             recompute_debounce_ms: 250,
+            alert_window_ms: 5_000,
         }
     }
 }

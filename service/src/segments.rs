@@ -60,6 +60,21 @@ fn check(input: &SegmentInput) -> AppResult<()> {
     }
 }
 
+/// The filter of a saved segment of `agency_id`.
+pub async fn segment_filter_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    id: Uuid,
+) -> AppResult<SegmentFilter> {
+    let s = segment::Entity::find_by_id(id)
+        .filter(segment::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    serde_json::from_value(s.filter)
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("segment {id} holds a bad filter: {e}")))
+}
+
 impl Services {
     pub async fn list_segments(
         &self,
@@ -101,12 +116,33 @@ impl Services {
         .into())
     }
 
-    async fn find_segment(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<segment::Model> {
+    pub(crate) async fn find_segment(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+    ) -> AppResult<segment::Model> {
         segment::Entity::find_by_id(id)
             .filter(segment::Column::AgencyId.eq(ctx.agency_id))
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound)
+    }
+
+    /// Segments of the caller's agency by id (the GraphQL loader's batch).
+    pub async fn segments_by_ids(
+        &self,
+        ctx: &RequestCtx,
+        ids: &[Uuid],
+    ) -> AppResult<Vec<SegmentView>> {
+        ctx.require(Perm::Read)?;
+        Ok(segment::Entity::find()
+            .filter(segment::Column::AgencyId.eq(ctx.agency_id))
+            .filter(segment::Column::Id.is_in(ids.to_vec()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn get_segment(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<SegmentView> {
@@ -133,6 +169,20 @@ impl Services {
     pub async fn delete_segment(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
         ctx.require(Perm::WriteResearch)?;
         let s = self.find_segment(ctx, id).await?;
+        // A campaign not sent yet still needs its audience.
+        let waiting = entity::campaign::Entity::find()
+            .filter(entity::campaign::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::campaign::Column::SegmentId.eq(s.id))
+            .filter(entity::campaign::Column::Status.is_in(["draft", "scheduled", "sending"]))
+            .filter(entity::campaign::Column::FinishedAt.is_null())
+            .one(&self.db)
+            .await?;
+        if let Some(c) = waiting {
+            return Err(AppError::Conflict(format!(
+                "campaign '{}' is to be sent to this segment; cancel it or send it first",
+                c.name
+            )));
+        }
         segment::Entity::delete_many()
             .filter(segment::Column::AgencyId.eq(ctx.agency_id))
             .filter(segment::Column::Id.eq(s.id))

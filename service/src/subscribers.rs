@@ -5,18 +5,20 @@
 //! source page, IP) and queues a confirmation email; the subscriber becomes
 //! `active` only through the signed confirm link. Every newsletter carries a
 //! signed unsubscribe link and the RFC 8058 one-click headers.
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use entity::{campaign, client, email_delivery, subscriber, subscriber_list};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clients::find_client;
 use crate::domain::answers::valid_email;
+use crate::domain::attributes::Attributes;
+use crate::domain::segment_filter::SegmentFilter;
 use crate::email::links::Purpose;
 use crate::email::{Brand, NewDelivery, enqueue, render::render};
 use crate::error::{AppError, AppResult, FieldError};
@@ -57,6 +59,7 @@ pub struct ListInput {
     /// What a subscriber agrees to; a changed text gets a new version.
     pub consent_text: String,
     #[serde(default)]
+    #[graphql(default)]
     pub allowed_origins: Vec<String>,
 }
 
@@ -77,6 +80,10 @@ pub struct SubscriberView {
     pub consent_ip: Option<String>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub unsubscribed_at: Option<DateTime<Utc>>,
+    /// What the subscriber told about themselves (string, number or
+    /// string-array values), matched by a campaign's segment.
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 crate::has_id!(SubscriberView);
@@ -97,6 +104,7 @@ impl From<subscriber::Model> for SubscriberView {
             consent_ip: m.consent_ip,
             confirmed_at: m.confirmed_at,
             unsubscribed_at: m.unsubscribed_at,
+            attributes: m.attributes,
             created_at: m.created_at,
         }
     }
@@ -120,6 +128,11 @@ pub struct SubscribeInput {
     /// The page the form is on.
     #[serde(default)]
     pub source_page: Option<String>,
+    /// About the subscriber, for segments: keys like `city`, values a
+    /// string, a number or an array of strings (at most 50 keys).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Value>,
 }
 
 /// What everyone learns from a subscribe call (nothing about whether the
@@ -130,7 +143,7 @@ pub struct SubscribeAccepted {
 }
 
 /// All data kept about one subscriber (GDPR / 152-FZ access request).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct SubscriberExport {
     pub subscriber: SubscriberView,
     pub list: ListView,
@@ -143,6 +156,8 @@ pub struct CampaignView {
     pub id: Uuid,
     pub client_id: Uuid,
     pub list_id: Uuid,
+    /// Only the list's subscribers in this saved segment get it.
+    pub segment_id: Option<Uuid>,
     pub name: String,
     pub subject: String,
     pub html: String,
@@ -151,7 +166,8 @@ pub struct CampaignView {
     pub status: String,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
-    /// Recipients once the send has started.
+    /// Recipients (the list's active subscribers in the segment, if any),
+    /// counted once every copy is queued.
     pub total: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -163,6 +179,7 @@ impl From<campaign::Model> for CampaignView {
             id: m.id,
             client_id: m.client_id,
             list_id: m.list_id,
+            segment_id: m.segment_id,
             name: m.name,
             subject: m.subject,
             html: m.html,
@@ -182,6 +199,10 @@ impl From<campaign::Model> for CampaignView {
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     pub list_id: Uuid,
+    /// A saved segment of the same client: of the list's active
+    /// subscribers, only those whose attributes match it get the campaign.
+    #[serde(default)]
+    pub segment_id: Option<Uuid>,
     pub name: String,
     pub subject: String,
     pub html: String,
@@ -444,6 +465,18 @@ impl Services {
         if input.source_page.as_ref().is_some_and(|p| p.len() > 2_000) {
             errs.push(FieldError::new("source_page", "at most 2000 characters"));
         }
+        let attributes = match input
+            .attributes
+            .as_ref()
+            .map(|a| Attributes::parse("attributes", a))
+        {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(e)) => {
+                errs.extend(e);
+                None
+            }
+        };
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
@@ -472,6 +505,9 @@ impl Services {
                 a.consent_source = Set(input.source_page.clone().unwrap_or_default());
                 a.consent_ip = Set(ip.clone());
                 a.unsubscribed_at = Set(None);
+                if let Some(attrs) = &attributes {
+                    a.attributes = Set(attrs.to_value());
+                }
                 a.updated_at = Set(t);
                 a.update(&self.db).await?
             }
@@ -492,6 +528,7 @@ impl Services {
                     consent_ip: Set(ip.clone()),
                     confirmed_at: Set(None),
                     unsubscribed_at: Set(None),
+                    attributes: Set(attributes.unwrap_or_default().to_value()),
                     created_at: Set(t),
                     updated_at: Set(t),
                 })
@@ -526,7 +563,7 @@ impl Services {
         let rendered = render(
             "confirm",
             &sub.locale,
-            &Brand::of(&agency.name),
+            &Brand::of_agency(&agency),
             serde_json::json!({
                 "list": list.name,
                 "confirm_url": self.links.url(Purpose::Confirm, sub.id),
@@ -681,7 +718,9 @@ impl Services {
     }
 
     /// Imports existing subscribers (CSV header `email,name,locale,consent_at,consent_source`)
-    /// as active, with the consent they gave elsewhere. All or nothing.
+    /// as active, with the consent they gave elsewhere; every other column
+    /// is an attribute (a number, a `;`-separated list or a string; empty
+    /// cells are left out). All or nothing.
     pub async fn import_subscribers(
         &self,
         ctx: &RequestCtx,
@@ -709,6 +748,26 @@ impl Services {
         };
         let (iname, ilocale, iat) = (col("name"), col("locale"), col("consent_at"));
         let mut errs = Vec::new();
+        let extra: Vec<(usize, String)> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i, h.trim().to_owned()))
+            .filter(|(_, h)| !RESERVED_COLUMNS.contains(&h.as_str()))
+            .collect();
+        for (_, h) in &extra {
+            if !crate::domain::questions::valid_key(h) {
+                errs.push(FieldError::new(
+                    "header",
+                    format!("column '{h}': attribute names are lower-case letters, digits and _, starting with a letter"),
+                ));
+            }
+        }
+        if extra.len() > crate::domain::attributes::MAX_KEYS {
+            errs.push(FieldError::new("header", "at most 50 attribute columns"));
+        }
+        if !errs.is_empty() {
+            return Err(AppError::Validation(errs));
+        }
         let mut rows = Vec::new();
         let t = now();
         for (i, rec) in reader.records().enumerate() {
@@ -749,6 +808,24 @@ impl Services {
                 .and_then(|i| rec.get(i))
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty());
+            let cells: serde_json::Map<String, serde_json::Value> = extra
+                .iter()
+                .filter_map(|(i, h)| {
+                    let v = rec.get(*i)?.trim();
+                    (!v.is_empty()).then(|| (h.clone(), Attributes::cell(v)))
+                })
+                .collect();
+            let attributes =
+                match Attributes::parse("attributes", &serde_json::Value::Object(cells)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        errs.extend(e.into_iter().map(|f| {
+                            FieldError::new(f.field.trim_start_matches("attributes."), f.message)
+                                .at_row(row)
+                        }));
+                        Attributes::default()
+                    }
+                };
             rows.push(subscriber::ActiveModel {
                 id: Set(new_id()),
                 agency_id: Set(ctx.agency_id),
@@ -765,6 +842,7 @@ impl Services {
                 consent_ip: Set(None),
                 confirmed_at: Set(Some(at)),
                 unsubscribed_at: Set(None),
+                attributes: Set(attributes.to_value()),
                 created_at: Set(t),
                 updated_at: Set(t),
             });
@@ -831,12 +909,24 @@ impl Services {
         if list.client_id != client_id {
             return Err(AppError::field("list_id", "no such list of this client"));
         }
+        if let Some(s) = input.segment_id {
+            // Another agency's segment does not exist; another client's is a
+            // wrong reference.
+            let seg = self.find_segment(ctx, s).await?;
+            if seg.client_id != client_id {
+                return Err(AppError::field(
+                    "segment_id",
+                    "is a segment of another client",
+                ));
+            }
+        }
         let t = now();
         Ok(campaign::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
             client_id: Set(client_id),
             list_id: Set(list.id),
+            segment_id: Set(input.segment_id),
             name: Set(input.name.trim().to_owned()),
             subject: Set(input.subject),
             html: Set(input.html),
@@ -973,6 +1063,7 @@ impl Services {
                 consent_ip: None,
                 confirmed_at: None,
                 unsubscribed_at: None,
+                attributes: serde_json::json!({}),
                 created_at: now(),
                 updated_at: now(),
             };
@@ -998,54 +1089,112 @@ impl Services {
     }
 
     pub async fn campaign_stats(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<CampaignStats> {
-        let c = self.find_campaign(ctx, id).await?;
+        self.find_campaign(ctx, id).await?;
         ctx.require(Perm::Read)?;
-        let counts: Vec<(String, i64)> = email_delivery::Entity::find()
+        self.campaign_stats_many(ctx, &[id])
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound)
+    }
+
+    /// The stats of several campaigns of the caller's agency in three
+    /// queries (the GraphQL loader's batch); unknown ids are left out.
+    pub async fn campaign_stats_many(
+        &self,
+        ctx: &RequestCtx,
+        ids: &[Uuid],
+    ) -> AppResult<Vec<CampaignStats>> {
+        ctx.require(Perm::Read)?;
+        let campaigns = campaign::Entity::find()
+            .filter(campaign::Column::AgencyId.eq(ctx.agency_id))
+            .filter(campaign::Column::Id.is_in(ids.to_vec()))
+            .all(&self.db)
+            .await?;
+        if campaigns.is_empty() {
+            return Ok(vec![]);
+        }
+        let counts: Vec<(Option<Uuid>, String, i64)> = email_delivery::Entity::find()
             .filter(email_delivery::Column::AgencyId.eq(ctx.agency_id))
             .filter(email_delivery::Column::Kind.eq("newsletter"))
-            .filter(email_delivery::Column::SourceId.eq(id))
+            .filter(email_delivery::Column::SourceId.is_in(campaigns.iter().map(|c| c.id)))
             .select_only()
+            .column(email_delivery::Column::SourceId)
             .column(email_delivery::Column::Status)
             .column_as(email_delivery::Column::Id.count(), "n")
+            .group_by(email_delivery::Column::SourceId)
             .group_by(email_delivery::Column::Status)
             .into_tuple()
             .all(&self.db)
             .await?;
-        let get = |s: &str| {
-            counts
-                .iter()
-                .find(|(k, _)| k == s)
-                .map(|(_, n)| *n)
-                .unwrap_or(0)
-        };
-        let unsubscribed = match c.started_at {
-            None => 0,
-            Some(t) => {
-                subscriber::Entity::find()
-                    .filter(subscriber::Column::AgencyId.eq(ctx.agency_id))
-                    .filter(subscriber::Column::ListId.eq(c.list_id))
-                    .filter(subscriber::Column::UnsubscribedAt.gte(t))
-                    .count(&self.db)
-                    .await? as i64
-            }
-        };
-        let open = get("queued") + get("deferred");
-        let status = if c.status == "sending" && c.finished_at.is_some() && open == 0 {
-            "sent".to_owned()
+        // Unsubscribe times of the lists concerned, to count per campaign.
+        let started: Vec<Uuid> = campaigns
+            .iter()
+            .filter(|c| c.started_at.is_some())
+            .map(|c| c.list_id)
+            .collect();
+        let gone: Vec<(Uuid, Option<DateTime<Utc>>)> = if started.is_empty() {
+            vec![]
         } else {
-            c.status.clone()
+            subscriber::Entity::find()
+                .filter(subscriber::Column::AgencyId.eq(ctx.agency_id))
+                .filter(subscriber::Column::ListId.is_in(started))
+                .filter(subscriber::Column::UnsubscribedAt.is_not_null())
+                .select_only()
+                .column(subscriber::Column::ListId)
+                .column(subscriber::Column::UnsubscribedAt)
+                .into_tuple()
+                .all(&self.db)
+                .await?
         };
-        Ok(CampaignStats {
-            campaign_id: id,
-            status,
-            total: c.total,
-            queued: get("queued"),
-            sent: get("sent"),
-            deferred: get("deferred"),
-            failed: get("failed"),
-            cancelled: get("cancelled"),
-            unsubscribed,
-        })
+        Ok(campaigns
+            .into_iter()
+            .map(|c| {
+                let get = |s: &str| {
+                    counts
+                        .iter()
+                        .find(|(id, k, _)| *id == Some(c.id) && k == s)
+                        .map(|(_, _, n)| *n)
+                        .unwrap_or(0)
+                };
+                let unsubscribed = match c.started_at {
+                    None => 0,
+                    Some(t) => gone
+                        .iter()
+                        .filter(|(l, at)| *l == c.list_id && at.is_some_and(|at| at >= t))
+                        .count() as i64,
+                };
+                let open = get("queued") + get("deferred");
+                let status = if c.status == "sending" && c.finished_at.is_some() && open == 0 {
+                    "sent".to_owned()
+                } else {
+                    c.status.clone()
+                };
+                CampaignStats {
+                    campaign_id: c.id,
+                    status,
+                    total: c.total,
+                    queued: get("queued"),
+                    sent: get("sent"),
+                    deferred: get("deferred"),
+                    failed: get("failed"),
+                    cancelled: get("cancelled"),
+                    unsubscribed,
+                }
+            })
+            .collect())
+    }
+
+    /// Lists of the caller's agency by id (the GraphQL loader's batch).
+    pub async fn lists_by_ids(&self, ctx: &RequestCtx, ids: &[Uuid]) -> AppResult<Vec<ListView>> {
+        ctx.require(Perm::Read)?;
+        Ok(subscriber_list::Entity::find()
+            .filter(subscriber_list::Column::AgencyId.eq(ctx.agency_id))
+            .filter(subscriber_list::Column::Id.is_in(ids.to_vec()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     async fn campaign_context(
@@ -1058,7 +1207,7 @@ impl Services {
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound)?;
-        Ok((list, client, Brand::of(&agency.name)))
+        Ok((list, client, Brand::of_agency(&agency)))
     }
 
     /// One subscriber's copy, personalised, with the one-click unsubscribe
@@ -1074,7 +1223,7 @@ impl Services {
         let fail =
             |e: minijinja::Error| AppError::Unexpected(anyhow::anyhow!("campaign {}: {e:#}", c.id));
         let vars = serde_json::json!({
-            "subscriber": {"email": s.email, "name": s.name.clone().unwrap_or_default()},
+            "subscriber": {"email": s.email, "name": s.name.clone().unwrap_or_default(), "attributes": s.attributes},
             "list": list.name,
         });
         let subject = env.render_str(&c.subject, &vars).map_err(fail)?;
@@ -1167,6 +1316,15 @@ impl Services {
 
     async fn fan_out(&self, c: &campaign::Model) -> AppResult<()> {
         let (list, _, brand) = self.campaign_context(c).await?;
+        // Read once: the audience is the segment as it was when sending began.
+        let segment: Option<SegmentFilter> = match c.segment_id {
+            None => None,
+            Some(id) => Some(
+                crate::segments::segment_filter_of(&self.db, c.agency_id, id)
+                    .await
+                    .context("while reading the campaign's segment")?,
+            ),
+        };
         let mut after = Uuid::nil();
         let mut total = 0i64;
         loop {
@@ -1188,9 +1346,17 @@ impl Services {
                 .await?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            total += page.len() as i64;
-            let items = page
+            let audience: Vec<&subscriber::Model> = page
                 .iter()
+                .filter(|s| {
+                    segment
+                        .as_ref()
+                        .is_none_or(|f| Attributes::from_stored(&s.attributes).matches(f))
+                })
+                .collect();
+            total += audience.len() as i64;
+            let items = audience
+                .into_iter()
                 .map(|s| self.newsletter_delivery(c, &list, &brand, s))
                 .collect::<AppResult<Vec<_>>>()?;
             enqueue(&self.db, items).await?;
@@ -1213,6 +1379,9 @@ impl Services {
         Ok(())
     }
 }
+
+/// The columns of a subscriber import that are not attributes.
+const RESERVED_COLUMNS: [&str; 5] = ["email", "name", "locale", "consent_at", "consent_source"];
 
 fn iloc(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
     i.and_then(|i| rec.get(i))

@@ -302,26 +302,20 @@ impl Services {
         let rendered = crate::email::render::render(
             "ux_alerts",
             &client.locale,
-            &crate::email::Brand::of(&agency.name),
+            &crate::email::Brand::of_agency(&agency),
             serde_json::json!({"client": client.name, "count": alerts.len(), "alerts": alerts}),
         )?;
         // The batch is named by its first alert: each alert is in one batch.
         let batch = raised[0].id.clone().unwrap();
-        Ok(crate::email::admin_emails(&self.db, client.agency_id)
-            .await?
-            .into_iter()
-            .map(|(user, email)| crate::email::NewDelivery {
-                agency_id: client.agency_id,
-                client_id: Some(client.id),
-                kind: "ux_alerts".into(),
-                source_id: Some(batch),
-                recipient: email,
-                dedupe_key: format!("ux_alerts:{batch}:{user}"),
-                rendered: rendered.clone(),
-                headers: vec![],
-                inline: vec![],
-            })
-            .collect())
+        crate::email::admin_deliveries(
+            &self.db,
+            client.agency_id,
+            Some(client.id),
+            "ux_alerts",
+            batch,
+            &rendered,
+        )
+        .await
     }
 
     /// The email of `kind` for a client as it would be sent now.

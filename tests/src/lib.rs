@@ -698,3 +698,30 @@ pub fn audits_csv(rows: &[(i64, u8)]) -> String {
 
 /// Baseline 5, 5, 5 and this week 1, 1, 1: one negative flag at each level.
 pub const FALLING: [(i64, u8); 6] = [(20, 5), (15, 5), (10, 5), (3, 1), (2, 1), (1, 1)];
+
+/// Inserts a recompute target of `t`'s agency whose computation always
+/// fails (no such kind), pending now; returns its target id.
+pub async fn failing_target(app: &TestApp, t: &Tenant) -> String {
+    use sea_orm::{ActiveModelTrait, Set};
+    let target = Uuid::now_v7();
+    entity::recompute_target::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        agency_id: Set(t.agency_id.parse().unwrap()),
+        kind: Set("no_such_kind".into()),
+        target_id: Set(target),
+        wanted_version: Set(1),
+        computed_version: Set(0),
+        pending: Set(true),
+        pending_since_ms: Set(0),
+        lease_owner: Set(None),
+        lease_until_ms: Set(0),
+        next_attempt_ms: Set(0),
+        attempts: Set(0),
+        last_error: Set(None),
+        updated_at: Set(chrono::Utc::now()),
+    }
+    .insert(&app.services.db)
+    .await
+    .unwrap();
+    target.to_string()
+}

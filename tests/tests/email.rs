@@ -270,7 +270,179 @@ async fn a_permanent_refusal_fails_without_retry(mode: Mode) {
     );
 }
 
+/// The agency's logo and colour are in every email it sends (here the UX
+/// alert, as received by the SMTP server) and in the previews; only owners
+/// and admins change them, and bad values are refused by field.
+async fn the_agency_brand_is_in_every_email(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let r = app.get("/api/v1/agency", &t.token).await;
+    assert_eq!(
+        (r.body["name"].as_str(), r.body["brand_colour"].as_str()),
+        (Some("Acme"), Some("#1f4e79"))
+    );
+    assert!(r.body["logo_url"].is_null());
+    for (body, field) in [
+        (
+            json!({"logo_url": "http://cdn.acme.example.com/logo.png"}),
+            "logo_url",
+        ),
+        (json!({"logo_url": "javascript:alert(1)"}), "logo_url"),
+        (json!({"brand_colour": "#12345"}), "brand_colour"),
+        (json!({"name": ""}), "name"),
+    ] {
+        let r = app
+            .call(Method::PATCH, "/api/v1/agency", Some(&t.token), Some(body))
+            .await;
+        assert_eq!(
+            (r.status, r.error_fields()),
+            (StatusCode::UNPROCESSABLE_ENTITY, vec![field.to_owned()]),
+            "{}",
+            r.text
+        );
+    }
+    let key = app.api_key(&t.token, &["read", "write"]).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&key),
+            Some(json!({"brand_colour": "#000000"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // A light colour gets dark header text.
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&t.token),
+            Some(json!({"name": "Acme Studio", "logo_url": "https://cdn.acme.example.com/logo.png", "brand_colour": "#FFEB3B"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["brand_colour"], "#ffeb3b");
+    let client = raise_flags(&app, &t, "en").await;
+    let m = parse_mail(&sink.wait_for(1).await[0]);
+    assert!(
+        m.html.contains(
+            "<img src=\"https:&#x2f;&#x2f;cdn.acme.example.com&#x2f;logo.png\" alt=\"Acme Studio\""
+        ),
+        "the logo at the top: {}",
+        m.html
+    );
+    assert!(
+        m.html
+            .contains("background:#ffeb3b;padding:20px 28px;color:#1f2933;"),
+        "{}",
+        m.html
+    );
+    assert!(m.text.contains("Acme Studio"), "{}", m.text);
+    let p = app
+        .get(
+            &format!("/api/v1/clients/{client}/email-previews/ux_alerts"),
+            &t.token,
+        )
+        .await;
+    assert!(p.text.contains("background:#ffeb3b"), "{}", p.text);
+    // "" removes the logo and restores the default colour.
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&t.token),
+            Some(json!({"logo_url": "", "brand_colour": ""})),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["logo_url"].is_null(),
+            r.body["brand_colour"].as_str()
+        ),
+        (true, Some("#1f4e79")),
+        "{}",
+        r.text
+    );
+    let p = app
+        .get(
+            &format!("/api/v1/clients/{client}/email-previews/ux_alerts"),
+            &t.token,
+        )
+        .await;
+    assert!(!p.text.contains("<img"), "{}", p.text);
+}
+
+async fn failed_job_mail(app: &TestApp, t: &Tenant, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let d: Vec<serde_json::Value> = deliveries(app, t)
+            .await
+            .into_iter()
+            .filter(|d| d["kind"] == "job_failed")
+            .collect();
+        if d.len() >= n && d.iter().all(|x| x["status"] == "sent") {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {n} failed-job emails: {d:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Recomputes given up together reach each admin as one email listing them
+/// all; each failure is told once, and a later one gets its own email.
+async fn failed_jobs_given_up_together_are_one_email_per_admin(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| {
+        s.smtp_url = Some(sink.url());
+        s.alert_window_ms = 3_000;
+    })
+    .await;
+    let (t, admin) = agency_with_two_admins(&app).await;
+    let targets = [
+        tests::failing_target(&app, &t).await,
+        tests::failing_target(&app, &t).await,
+        tests::failing_target(&app, &t).await,
+    ];
+    let d = failed_job_mail(&app, &t, 2).await;
+    assert_eq!(d.len(), 2, "{d:?}");
+    let mail: Vec<Mail> = sink.messages().iter().map(|m| parse_mail(m)).collect();
+    assert_eq!(mail.len(), 2);
+    let to: HashSet<String> = mail.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(to, HashSet::from([t.email.clone(), admin.clone()]));
+    for m in &mail {
+        assert_eq!(m.subject, "3 recomputes failed", "{}", m.subject);
+        for target in &targets {
+            assert!(m.text.contains(target.as_str()), "{target} in {}", m.text);
+            assert!(m.html.contains(target.as_str()));
+        }
+        assert!(m.text.contains("unknown recompute kind"), "{}", m.text);
+    }
+    let failed = app.get("/api/v1/jobs?status=failed", &t.token).await;
+    assert_eq!(failed.body["items"].as_array().unwrap().len(), 3);
+    // Nothing is told twice, however many sweeps pass.
+    tokio::time::sleep(std::time::Duration::from_millis(4_000)).await;
+    assert_eq!(sink.messages().len(), 2);
+    // A later failure is an email of its own.
+    let later = tests::failing_target(&app, &t).await;
+    failed_job_mail(&app, &t, 4).await;
+    let mail: Vec<Mail> = sink.wait_for(4).await[2..]
+        .iter()
+        .map(|m| parse_mail(m))
+        .collect();
+    for m in &mail {
+        assert_eq!(m.subject, "Recompute failed: no_such_kind", "{}", m.subject);
+        assert!(m.text.contains(later.as_str()), "{}", m.text);
+        assert!(!m.text.contains(targets[0].as_str()), "{}", m.text);
+    }
+}
+
 both_modes!(
+    the_agency_brand_is_in_every_email,
+    failed_jobs_given_up_together_are_one_email_per_admin,
     ux_alerts_reach_every_admin_once,
     a_russian_client_gets_russian_alerts,
     temporary_failures_are_retried_and_delivered_once,

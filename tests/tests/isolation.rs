@@ -138,7 +138,7 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
             &format!("/api/v1/lists/{list}/subscribers/import"),
             Some(&b.token),
             "text/csv",
-            "email,consent_source\nreader@b.example.com,shop form\n",
+            "email,consent_source,city\nreader@b.example.com,shop form,msk\n",
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -150,10 +150,29 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         .create(
             &format!("/api/v1/clients/{}/campaigns", p.client),
             &b.token,
-            json!({"list_id": list, "name": "Nov", "subject": "Hi {{ subscriber.name }}",
+            json!({"list_id": list, "segment_id": segment, "name": "Nov", "subject": "Hi {{ subscriber.name }}",
                    "html": "<p>Hello</p>", "text": "Hello"}),
         )
         .await;
+    // B's branding and digest settings.
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&b.token),
+            Some(json!({"logo_url": "https://b.example.com/logo.png", "brand_colour": "#aa0000"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/clients/{}/digest-settings", p.client),
+            Some(&b.token),
+            Some(json!({"schedule": "monthly", "report_recipients": ["boss@b.example.com"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let mut ids = HashMap::new();
     ids.insert("list", list);
     ids.insert("subscriber", subscriber);
@@ -215,6 +234,8 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/campaigns", id("client")),
         format!("/api/v1/campaigns/{}", id("campaign")),
         format!("/api/v1/campaigns/{}/stats", id("campaign")),
+        format!("/api/v1/clients/{}/digest-settings", id("client")),
+        "/api/v1/agency".to_owned(),
     ] {
         let r = app.get(&path, &b.token).await;
         assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
@@ -341,6 +362,9 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         ("post", "/api/v1/clients/{id}/campaigns") => json(json!({
             "list_id": w.ids["list"], "name": "x", "subject": "x", "html": "<p>x</p>", "text": "x"
         })),
+        ("patch", "/api/v1/clients/{id}/digest-settings") => {
+            json(json!({"schedule": "off", "report_recipients": ["a@a.example.com"]}))
+        }
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),
         _ => None,
@@ -382,6 +406,21 @@ fn cash_model_gql() -> Value {
     json!({"name": "Plan", "scenarios": {"min": p, "base": p, "max": p}})
 }
 
+/// A client of `t`'s own with a subscriber list: (client, list).
+async fn client_and_list(app: &TestApp, t: &Tenant) -> (String, String) {
+    let client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Mine"}))
+        .await;
+    let list = app
+        .create(
+            &format!("/api/v1/clients/{client}/lists"),
+            &t.token,
+            json!({"name": "Mine", "consent_text": "ok"}),
+        )
+        .await;
+    (client, list)
+}
+
 async fn every_rest_route_hides_other_agencies(mode: Mode) {
     let app = spawn_app(mode).await;
     let a = app.signup("Agency A").await;
@@ -421,8 +460,8 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
             }
         }
     }
-    // 34 routes with ids today, each with a JWT and an API key.
-    assert!(checked >= 68, "only {checked} route checks");
+    // 36 routes with ids today, each with a JWT and an API key.
+    assert!(checked >= 72, "only {checked} route checks");
     assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
 
     // A's lists never show B's rows.
@@ -455,9 +494,30 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
             vec!["touchpoint_library_id".to_owned()]
         )
     );
-    let a_client = app
-        .create("/api/v1/clients", &a.token, json!({"name": "Mine"}))
+    let (a_client, a_list) = client_and_list(&app, &a).await;
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{a_client}/campaigns"),
+            &a.token,
+            json!({"list_id": a_list, "segment_id": w.ids["segment"], "name": "x", "subject": "x", "html": "<p>x</p>", "text": "x"}),
+        )
         .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "another agency's segment: {}",
+        r.text
+    );
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&a.token),
+            Some(json!({"name": "A renamed", "brand_colour": "#00aa00"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
     let r = app
         .post(
             &format!("/api/v1/clients/{a_client}/questionnaires"),
@@ -736,6 +796,87 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             "mutation($id: ID!) { putJtbdRules(clientId: $id, rules: [{label: \"x\"}]) { labels } }",
             json!({"id": id("client")}),
         ),
+        // The email product.
+        (
+            "query($id: ID!) { lists(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { list(id: $id) { id } }",
+            json!({"id": id("list")}),
+        ),
+        (
+            "query($id: ID!) { subscribers(listId: $id) { items { id list { id } } } }",
+            json!({"id": id("list")}),
+        ),
+        (
+            "query($id: ID!) { subscriberExport(id: $id) { subscriber { id } } }",
+            json!({"id": id("subscriber")}),
+        ),
+        (
+            "query($id: ID!) { campaigns(clientId: $id) { items { id list { id } segment { id } stats { total } } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { campaign(id: $id) { id list { id } stats { total } } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "query($id: ID!) { campaignStats(id: $id) { total } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "query($id: ID!) { emailPreview(clientId: $id, kind: \"digest\") { subject } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { emailPreview(clientId: $id, kind: \"ux_alerts\") { subject } }",
+            json!({"id": id("audit_client")}),
+        ),
+        (
+            "query($id: ID!) { digestSettings(clientId: $id) { schedule } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { createList(clientId: $id, input: {name: \"H\", consentText: \"x\"}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { updateList(id: $id, input: {name: \"H\", consentText: \"x\"}) { id } }",
+            json!({"id": id("list")}),
+        ),
+        (
+            "mutation($id: ID!) { eraseSubscriber(id: $id) }",
+            json!({"id": id("subscriber")}),
+        ),
+        (
+            "mutation($id: ID!, $l: UUID!) { createCampaign(clientId: $id, input: {listId: $l, name: \"x\", subject: \"x\", html: \"x\", text: \"x\"}) { id } }",
+            json!({"id": id("client"), "l": id("list")}),
+        ),
+        (
+            "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "mutation($id: ID!) { scheduleCampaign(id: $id, at: \"2099-01-01T00:00:00Z\") { id } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "mutation($id: ID!) { cancelCampaign(id: $id) { id } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "mutation($id: ID!) { testSendCampaign(id: $id, emails: [\"a@a.example.com\"]) { id } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
+            "mutation($id: ID!) { sendDigestNow(clientId: $id) }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { updateDigestSettings(clientId: $id, input: {schedule: \"off\"}) { schedule } }",
+            json!({"id": id("client")}),
+        ),
     ];
     for (query, vars) in &cases {
         for (who, cred) in [("A's JWT", &a.token), ("A's API key", &a_key)] {
@@ -747,6 +888,41 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             );
         }
     }
+    // A's own campaign cannot take B's segment; A's branding is A's alone.
+    let (a_client, a_list) = client_and_list(&app, &a).await;
+    let r = app
+        .graphql(
+            Some(&a.token),
+            "mutation($c: ID!, $l: UUID!, $s: UUID!) { createCampaign(clientId: $c, input: {listId: $l, segmentId: $s, name: \"x\", subject: \"x\", html: \"x\", text: \"x\"}) { id } }",
+            json!({"c": a_client, "l": a_list, "s": id("segment")}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{}",
+        r.text
+    );
+    let r = app
+        .graphql(
+            Some(&a.token),
+            "mutation { updateAgencySettings(input: {name: \"A renamed\", logoUrl: \"https://a.example.com/l.png\"}) { name logoUrl brandColour } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["updateAgencySettings"]["name"], "A renamed",
+        "{}",
+        r.text
+    );
+    let r = app
+        .graphql(Some(&a.token), "{ agencySettings { id name } }", json!({}))
+        .await;
+    assert_eq!(
+        r.body["data"]["agencySettings"]["id"],
+        a.agency_id.as_str(),
+        "{}",
+        r.text
+    );
     assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
     // Lists over GraphQL show only A's rows.
     let r = app

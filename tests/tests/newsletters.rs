@@ -446,4 +446,460 @@ async fn subscribe_confirm_send_unsubscribe(mode: Mode) {
     assert_eq!(r.body["status"], "cancelled", "{}", r.text);
 }
 
-both_modes!(subscribe_confirm_send_unsubscribe);
+/// Subscribers carry attributes (at subscribe, as extra CSV columns, in the
+/// export); a campaign to a list and a saved segment reaches only the
+/// list's active subscribers whose attributes match, and says so in its
+/// total and stats. Over GraphQL too, with the campaign's list, segment and
+/// stats resolved per item.
+async fn a_campaign_to_a_segment_reaches_only_its_subscribers(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agency",
+            Some(&t.token),
+            Some(json!({"logo_url": "https://cdn.acme.example.com/logo.png", "brand_colour": "#FF6600"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Estate", "locale": "en"}),
+        )
+        .await;
+    let other_client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Other"}))
+        .await;
+    let list = app
+        .create(
+            &format!("/api/v1/clients/{client}/lists"),
+            &t.token,
+            json!({"name": "Buyers", "consent_text": "I agree to news about flats."}),
+        )
+        .await;
+    let import = |csv: &'static str| {
+        let app = &app;
+        let token = t.token.clone();
+        let list = list.clone();
+        async move {
+            app.raw(
+                Method::POST,
+                &format!("/api/v1/lists/{list}/subscribers/import"),
+                Some(&token),
+                "text/csv",
+                csv,
+            )
+            .await
+        }
+    };
+    let bad = import("email,consent_source,Home City\nx@x.example.com,fair,msk\n").await;
+    assert_eq!(
+        (bad.status, bad.error_fields()),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["header".to_owned()]),
+        "{}",
+        bad.text
+    );
+    let r = import(
+        "email,consent_source,city,interests,budget\n\
+         ann@x.example.com,fair,msk,parents;gift,4000000\n\
+         bob@x.example.com,fair,spb,parents,4000000\n\
+         cat@x.example.com,fair,msk,gift,1000000\n\
+         dan@x.example.com,fair,msk,parents,3500000\n\
+         eve@x.example.com,fair,,,\n",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["inserted"], 5);
+    // Subscribing with attributes; bad ones name their key. A pending
+    // (unconfirmed) subscriber gets no newsletter even if they match.
+    let sub_path = format!("/api/v1/public/lists/{list}/subscribe");
+    let (s, _, text) = public(
+        &app,
+        Method::POST,
+        &sub_path,
+        None,
+        Some(json!({"email": "fay@x.example.com", "consent": true, "attributes": {"city": {"name": "msk"}}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(text.contains("attributes.city"), "{text}");
+    let (s, _, text) = public(
+        &app,
+        Method::POST,
+        &sub_path,
+        None,
+        Some(json!({"email": "fay@x.example.com", "consent": true,
+                    "attributes": {"city": "msk", "interests": ["parents"], "budget": 4200000}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{text}");
+    // The confirmation email carries the agency's branding.
+    let confirm = parse_mail(&sink.wait_for(1).await[0]);
+    assert!(
+        confirm
+            .html
+            .contains("https:&#x2f;&#x2f;cdn.acme.example.com&#x2f;logo.png"),
+        "the logo at the top: {}",
+        confirm.html
+    );
+    assert!(
+        confirm.html.contains("background:#ff6600"),
+        "{}",
+        confirm.html
+    );
+
+    let subs = app
+        .get(
+            &format!("/api/v1/lists/{list}/subscribers?limit=50"),
+            &t.token,
+        )
+        .await;
+    let by_email = |e: &str| {
+        subs.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["email"] == e)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_email("ann@x.example.com")["attributes"],
+        json!({"city": "msk", "interests": ["parents", "gift"], "budget": 4000000})
+    );
+    assert_eq!(by_email("eve@x.example.com")["attributes"], json!({}));
+    assert_eq!(by_email("fay@x.example.com")["status"], "pending");
+    let ann = by_email("ann@x.example.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let export = app
+        .get(&format!("/api/v1/subscribers/{ann}/export"), &t.token)
+        .await;
+    assert_eq!(export.body["subscriber"]["attributes"]["city"], "msk");
+
+    // "Buy for parents, 3–5M budget, Moscow".
+    let filter = json!({"conditions": [
+        {"question": "city", "values": ["msk"]},
+        {"question": "interests", "values": ["parents"]},
+        {"question": "budget", "min": 3000000, "max": 5000000}
+    ]});
+    let segment = app
+        .create(
+            &format!("/api/v1/clients/{client}/segments"),
+            &t.token,
+            json!({"name": "Parents in Moscow", "filter": filter}),
+        )
+        .await;
+    let foreign = app
+        .create(
+            &format!("/api/v1/clients/{other_client}/segments"),
+            &t.token,
+            json!({"name": "Elsewhere", "filter": filter}),
+        )
+        .await;
+    let body = |seg: &str| {
+        json!({"list_id": list, "segment_id": seg, "name": "Flats", "subject": "Flats for {{ subscriber.attributes.city }}",
+               "html": "<p>New flats</p>", "text": "New flats"})
+    };
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{client}/campaigns"),
+            &t.token,
+            body(&foreign),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_fields()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["segment_id".to_owned()]
+        ),
+        "another client's segment: {}",
+        r.text
+    );
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{client}/campaigns"),
+            &t.token,
+            body(&uuid::Uuid::now_v7().to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // GraphQL names the field too.
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($c: ID!, $l: UUID!, $s: UUID!) { createCampaign(clientId: $c, input: {listId: $l, segmentId: $s, name: \"x\", subject: \"x\", html: \"x\", text: \"x\"}) { id } }",
+            json!({"c": client, "l": list, "s": foreign}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["code"], "VALIDATION_FAILED",
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["fields"][0]["field"],
+        "segment_id"
+    );
+
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($c: ID!, $l: UUID!, $s: UUID!) { createCampaign(clientId: $c, input: {listId: $l, segmentId: $s, name: \"Flats\", subject: \"Flats for {{ subscriber.attributes.city }}\", html: \"<p>New flats</p>\", text: \"New flats\"}) { id segmentId status } }",
+            json!({"c": client, "l": list, "s": segment}),
+        )
+        .await;
+    assert!(r.body["errors"].is_null(), "{}", r.text);
+    let campaign = r.body["data"]["createCampaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A segment a campaign still waits for cannot be deleted.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/segments/{segment}"),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($id: ID!) { sendCampaign(id: $id) { status } }",
+            json!({"id": campaign}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["sendCampaign"]["status"], "sending",
+        "{}",
+        r.text
+    );
+    let stats = wait_stats(&app, &t.token, &campaign, 2).await;
+    assert_eq!(stats["total"], 2, "{stats}");
+    let news: Vec<Mail> = sink
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|m| parse_mail(m))
+        .filter(|m| m.subject.starts_with("Flats"))
+        .collect();
+    let mut to: Vec<&str> = news.iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["ann@x.example.com", "dan@x.example.com"]);
+    assert_eq!(news[0].subject, "Flats for msk");
+    assert!(
+        news[0].html.contains("background:#ff6600"),
+        "{}",
+        news[0].html
+    );
+
+    // The same over GraphQL, relations batched per page.
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "query($c: ID!, $l: ID!) {
+               campaigns(clientId: $c) { items { id total list { name } segment { name } stats { sent total status } } }
+               subscribers(listId: $l, first: 50) { items { email attributes list { id } } }
+               lists(clientId: $c) { items { id name } }
+             }",
+            json!({"c": client, "l": list}),
+        )
+        .await;
+    assert!(r.body["errors"].is_null(), "{}", r.text);
+    let c = &r.body["data"]["campaigns"]["items"][0];
+    assert_eq!(c["list"]["name"], "Buyers");
+    assert_eq!(c["segment"]["name"], "Parents in Moscow");
+    assert_eq!(
+        (c["stats"]["sent"].as_i64(), c["stats"]["total"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(c["stats"]["status"], "sent");
+    let subs = r.body["data"]["subscribers"]["items"].as_array().unwrap();
+    assert_eq!(subs.len(), 6);
+    assert!(subs.iter().all(|s| s["list"]["id"] == list.as_str()));
+    assert!(
+        subs.iter().any(|s| s["attributes"]["budget"] == 3500000),
+        "{}",
+        r.text
+    );
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { subscriberExport(id: $id) { subscriber { email attributes } emails { kind } } }",
+            json!({"id": ann}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["subscriberExport"]["subscriber"]["attributes"]["city"], "msk",
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["data"]["subscriberExport"]["emails"][0]["kind"],
+        "newsletter"
+    );
+    // Sent, the segment may go; the campaign then shows none.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/segments/{segment}"),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { campaign(id: $id) { segmentId segment { id } } }",
+            json!({"id": campaign}),
+        )
+        .await;
+    assert!(
+        r.body["data"]["campaign"]["segment"].is_null(),
+        "{}",
+        r.text
+    );
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($id: ID!) { eraseSubscriber(id: $id) }",
+            json!({"id": ann}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["eraseSubscriber"], true, "{}", r.text);
+    let r = app
+        .get(&format!("/api/v1/subscribers/{ann}/export"), &t.token)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Lists, campaigns and their lifecycle over GraphQL call the same services.
+async fn campaigns_are_managed_over_graphql(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
+        .await;
+    let q = |query: &'static str, vars: Value| {
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let r = app.graphql(Some(&token), query, vars).await;
+            r.body
+        }
+    };
+    let r = q(
+        "mutation($c: ID!) { createList(clientId: $c, input: {name: \"News\", consentText: \"I agree\"}) { id consentVersion } }",
+        json!({"c": client}),
+    )
+    .await;
+    let list = r["data"]["createList"]["id"].as_str().unwrap().to_owned();
+    let r = q(
+        "mutation($id: ID!) { updateList(id: $id, input: {name: \"News\", consentText: \"I agree, again\"}) { consentVersion } }",
+        json!({"id": list}),
+    )
+    .await;
+    assert_eq!(r["data"]["updateList"]["consentVersion"], 2, "{r}");
+    let r = q(
+        "query($id: ID!) { list(id: $id) { name } }",
+        json!({"id": list}),
+    )
+    .await;
+    assert_eq!(r["data"]["list"]["name"], "News");
+    let r = q(
+        "mutation($c: ID!, $l: UUID!) { createCampaign(clientId: $c, input: {listId: $l, name: \"N\", subject: \"{{ broken\", html: \"x\", text: \"x\"}) { id } }",
+        json!({"c": client, "l": list}),
+    )
+    .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "VALIDATION_FAILED",
+        "{r}"
+    );
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"],
+        "subject"
+    );
+    let r = q(
+        "mutation($c: ID!, $l: UUID!) { createCampaign(clientId: $c, input: {listId: $l, name: \"N\", subject: \"Hello\", html: \"<p>x</p>\", text: \"x\"}) { id status } }",
+        json!({"c": client, "l": list}),
+    )
+    .await;
+    let campaign = r["data"]["createCampaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = q(
+        "mutation($id: ID!) { testSendCampaign(id: $id, emails: [\"qa@acme.example.com\"]) { recipient kind } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["testSendCampaign"][0]["kind"], "newsletter_test",
+        "{r}"
+    );
+    let m = parse_mail(&sink.wait_for(1).await[0]);
+    assert_eq!(m.subject, "[TEST] Hello");
+    let r = q(
+        "mutation($id: ID!) { scheduleCampaign(id: $id, at: \"2020-01-01T00:00:00Z\") { status } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"], "at",
+        "{r}"
+    );
+    let r = q(
+        "mutation($id: ID!) { scheduleCampaign(id: $id, at: \"2099-01-01T09:00:00Z\") { status scheduledAt } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(r["data"]["scheduleCampaign"]["status"], "scheduled", "{r}");
+    let r = q(
+        "mutation($id: ID!) { cancelCampaign(id: $id) { status } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(r["data"]["cancelCampaign"]["status"], "cancelled", "{r}");
+    let r = q(
+        "mutation($id: ID!) { sendCampaign(id: $id) { status } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "CONFLICT", "{r}");
+    let r = q(
+        "query($id: ID!) { campaignStats(id: $id) { status total } }",
+        json!({"id": campaign}),
+    )
+    .await;
+    assert_eq!(r["data"]["campaignStats"]["status"], "cancelled", "{r}");
+    // A viewer-level API key reads but may not send.
+    let key = app.api_key(&t.token, &["read"]).await;
+    let r = app
+        .graphql(
+            Some(&key),
+            "mutation($id: ID!) { sendCampaign(id: $id) { status } }",
+            json!({"id": campaign}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{}",
+        r.text
+    );
+}
+
+both_modes!(
+    subscribe_confirm_send_unsubscribe,
+    a_campaign_to_a_segment_reaches_only_its_subscribers,
+    campaigns_are_managed_over_graphql
+);

@@ -174,6 +174,10 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
             if let Err(e) = services.run_due_digests(chrono::Utc::now()).await {
                 tracing::warn!(error = %format!("{e:#}"), "digests failed");
             }
+            // Failed recomputes, one email per admin for those given up together.
+            if let Err(e) = services.flush_job_alerts(chrono::Utc::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "failed-job alerts failed");
+            }
             // Deferred emails whose time has come, and any whose wake-up
             // call was lost.
             if let Err(e) = services.deliver_due(&sweeper_id).await {

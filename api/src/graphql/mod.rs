@@ -1,20 +1,29 @@
 //! GraphQL at `/graphql`: a thin adapter over the same service calls as REST.
 //! Depth and complexity are limited; lists are paginated like REST.
+mod email;
+mod loaders;
 mod mutation;
 mod query;
 
-use async_graphql::{EmptySubscription, ErrorExtensions, Schema, SimpleObject};
+use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema, SimpleObject};
 use service::page::Page;
 use service::{AppError, RequestCtx, Services};
 
-pub type GpSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+/// Every query, one object per area.
+#[derive(MergedObject, Default)]
+pub struct Query(query::CoreQuery, email::EmailQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::CoreMutation, email::EmailMutation);
+
+pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 1000;
 
 /// The one place the schema is built.
 pub fn build_schema(services: Services) -> GpSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -23,6 +32,19 @@ pub fn build_schema(services: Services) -> GpSchema {
 
 /// The caller as resolved from the request's bearer token, or why not.
 pub struct Caller(pub Result<RequestCtx, AppError>);
+
+/// What one request carries: its caller, and the caller's DataLoaders.
+pub fn request_data(
+    request: async_graphql::Request,
+    services: &Services,
+    caller: Result<RequestCtx, AppError>,
+) -> async_graphql::Request {
+    let request = match &caller {
+        Ok(ctx) => request.data(loaders::Loaders::new(services, ctx)),
+        Err(_) => request,
+    };
+    request.data(Caller(caller))
+}
 
 pub(crate) fn caller<'a>(
     ctx: &async_graphql::Context<'a>,

@@ -14,10 +14,11 @@ use service::{AppError, Role};
 use super::query::parse_id;
 use super::{OrGql, caller, services};
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Bulk upsert of QFD cells and importance overrides.
     async fn update_qfd_matrix(
         &self,

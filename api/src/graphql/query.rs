@@ -13,7 +13,8 @@ use super::{
     QuestionnairePage, ResponsePage, SegmentPage, UxAlertPage, caller, page, services,
 };
 
-pub struct Query;
+#[derive(Default)]
+pub struct CoreQuery;
 
 pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
     Uuid::parse_str(id)
@@ -21,7 +22,7 @@ pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
 }
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The UX dynamic map of a client's mystery-shopper audits as of a date
     /// (default: today in the client's time zone).
     async fn ux_map(

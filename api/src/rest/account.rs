@@ -1,5 +1,6 @@
 //! Sign-up, login, invitations, members, API keys and the caller itself.
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use service::agency::{AgencySettingsView, UpdateAgencySettings};
 use service::api_keys::{ApiKeyView, CreateApiKey, CreatedApiKey};
 use service::auth::{LoginInput, LoginOutput, MeView, SignupInput, SignupOutput};
 use service::jobs::JobRunView;
@@ -73,6 +74,29 @@ async fn accept_invitation(
 #[get("/me")]
 async fn me(state: State, Auth(ctx): Auth) -> ApiResult<HttpResponse> {
     Ok(ok(state.services.me(&ctx).await?))
+}
+
+/// The caller's agency: name and email branding.
+#[utoipa::path(tag = "agency", responses((status = 200, body = AgencySettingsView), Errors), security(("bearer" = [])))]
+#[get("/agency")]
+async fn get_agency(state: State, Auth(ctx): Auth) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.agency_settings(&ctx).await?))
+}
+
+/// Change the agency's name, logo (https URL; "" removes it) or brand
+/// colour (`#rrggbb`; "" restores the default) — owners and admins. Every
+/// email the agency sends shows them.
+#[utoipa::path(tag = "agency", request_body = UpdateAgencySettings, responses((status = 200, body = AgencySettingsView), Errors), security(("bearer" = [])))]
+#[patch("/agency")]
+async fn update_agency(
+    state: State,
+    Auth(ctx): Auth,
+    JsonBody(input): JsonBody<UpdateAgencySettings>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .update_agency_settings(&ctx, input)
+        .await?))
 }
 
 #[utoipa::path(tag = "members", params(PageParams), responses((status = 200, body = Page<MemberView>), Errors), security(("bearer" = [])))]
@@ -187,6 +211,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(login)
         .service(accept_invitation)
         .service(me)
+        .service(get_agency)
+        .service(update_agency)
         .service(list_members)
         .service(invite_member)
         .service(change_role)

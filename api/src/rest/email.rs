@@ -1,12 +1,13 @@
 //! Outgoing mail: the delivery ledger and rendered previews.
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
+use service::digest::{DigestSettingsInput, DigestSettingsView};
 use service::email::{DeliveryFilter, DeliveryView};
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
 use super::{Errors, ok};
 use crate::error::ApiResult;
-use crate::extract::{Auth, State};
+use crate::extract::{Auth, JsonBody, State};
 
 /// The agency's emails and their status (owners and admins).
 #[utoipa::path(tag = "email", params(DeliveryFilter, PageParams), responses((status = 200, body = Page<DeliveryView>), Errors), security(("bearer" = [])))]
@@ -98,9 +99,37 @@ async fn send_digest_now(
     Ok(HttpResponse::Accepted().json(DigestQueued { queued }))
 }
 
+/// When and to whom the client's digest goes, with the next send.
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id")), responses((status = 200, body = DigestSettingsView), Errors), security(("bearer" = [])))]
+#[get("/clients/{id}/digest-settings")]
+async fn get_digest_settings(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.digest_settings(&ctx, *id).await?))
+}
+
+/// Change the digest's schedule or report recipients (owners and admins).
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id")), request_body = DigestSettingsInput, responses((status = 200, body = DigestSettingsView), Errors), security(("bearer" = [])))]
+#[patch("/clients/{id}/digest-settings")]
+async fn update_digest_settings(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    JsonBody(input): JsonBody<DigestSettingsInput>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .update_digest_settings(&ctx, *id, input)
+        .await?))
+}
+
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_deliveries)
         .service(get_delivery)
         .service(preview_email)
-        .service(send_digest_now);
+        .service(send_digest_now)
+        .service(get_digest_settings)
+        .service(update_digest_settings);
 }

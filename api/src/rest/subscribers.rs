@@ -71,8 +71,10 @@ async fn list_subscribers(
 }
 
 /// Import existing subscribers with their consent: CSV with the columns
-/// `email`, `consent_source` and optionally `name`, `locale`, `consent_at`.
-/// All or nothing; an address already on the list is a duplicate.
+/// `email`, `consent_source` and optionally `name`, `locale`, `consent_at`;
+/// any other column is an attribute of that name (a number, a `;`-separated
+/// list or a string; empty cells are left out). All or nothing; an address
+/// already on the list is a duplicate.
 #[utoipa::path(tag = "subscribers", params(("id" = Uuid, Path, description = "list id")), request_body(content = String, content_type = "text/csv"), responses((status = 201, body = service::responses::IngestResult), Errors), security(("bearer" = [])))]
 #[post("/lists/{id}/subscribers/import")]
 async fn import_subscribers(
@@ -150,7 +152,7 @@ async fn get_campaign(
     Ok(ok(state.services.get_campaign(&ctx, *id).await?))
 }
 
-/// Send now to every active subscriber of the list.
+/// Send now to every active subscriber of the list (in its segment, if any).
 #[utoipa::path(tag = "newsletters", params(("id" = Uuid, Path)), responses((status = 200, body = CampaignView), Errors), security(("bearer" = [])))]
 #[post("/campaigns/{id}/send")]
 async fn send_campaign(

@@ -1,5 +1,7 @@
 //! Domain types parsed once at the edge; valid by construction inside.
 pub mod answers;
+pub mod attributes;
+pub mod brand;
 pub mod import;
 pub mod questions;
 pub mod segment_filter;

@@ -190,6 +190,33 @@ pub async fn admin_emails<C: ConnectionTrait>(
         .collect())
 }
 
+/// One copy of `rendered` per owner/admin of the agency, as `kind` about
+/// `batch` (the dedupe key names both: a batch reaches each admin once).
+pub async fn admin_deliveries<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Option<Uuid>,
+    kind: &str,
+    batch: Uuid,
+    rendered: &Rendered,
+) -> AppResult<Vec<NewDelivery>> {
+    Ok(admin_emails(db, agency_id)
+        .await?
+        .into_iter()
+        .map(|(user, email)| NewDelivery {
+            agency_id,
+            client_id,
+            kind: kind.to_owned(),
+            source_id: Some(batch),
+            recipient: email,
+            dedupe_key: format!("{kind}:{batch}:{user}"),
+            rendered: rendered.clone(),
+            headers: vec![],
+            inline: vec![],
+        })
+        .collect())
+}
+
 /// A delivery as the API shows it (never the body).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct DeliveryView {

@@ -6,24 +6,45 @@ use minijinja::{Environment, context};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::domain::brand::BrandColour;
 use crate::error::{AppError, AppResult};
 
 /// How an agency's emails look.
 #[derive(Debug, Clone, Serialize)]
 pub struct Brand {
     pub name: String,
-    /// CSS colour of the header band.
+    /// CSS colour of the header band, buttons and charts.
     pub colour: String,
+    /// CSS colour of text on `colour`.
+    pub text_colour: String,
     pub logo_url: Option<String>,
+    #[serde(skip)]
+    pub rgb: BrandColour,
 }
 
 impl Brand {
+    /// The default look with the agency's name.
     pub fn of(agency_name: &str) -> Self {
+        Brand::with(agency_name, BrandColour::DEFAULT, None)
+    }
+
+    pub fn with(agency_name: &str, colour: BrandColour, logo_url: Option<String>) -> Self {
         Brand {
             name: agency_name.to_owned(),
-            colour: "#1f4e79".into(),
-            logo_url: None,
+            colour: colour.css(),
+            text_colour: colour.text_on().to_owned(),
+            logo_url,
+            rgb: colour,
         }
+    }
+
+    /// The agency's own settings.
+    pub fn of_agency(a: &entity::agency::Model) -> Self {
+        Brand::with(
+            &a.name,
+            BrandColour::from_stored(a.brand_colour.as_deref()),
+            a.logo_url.clone(),
+        )
     }
 }
 
@@ -138,6 +159,10 @@ fn strings(kind: &str, locale: &str) -> Value {
             "factors": "Главные факторы выбора (средняя важность, 1–5)",
             "hypotheses": "Гипотезы, сменившие вывод",
             "ux": "Отрицательные отклонения на UX-карте",
+            "cash": "Cash Journey: план и факт",
+            "cash_base": "последний период с фактом против базового сценария",
+            "figure": "Показатель", "plan": "План", "actual": "Факт", "variance": "Отклонение",
+            "cash_biggest": "Наибольшие отклонения",
         }),
         ("digest", false) => json!({
             "subject": "{{ client }}: {% if nothing_new %}nothing new{% else %}report{% endif %} for {{ period }}",
@@ -148,20 +173,24 @@ fn strings(kind: &str, locale: &str) -> Value {
             "factors": "Top choice factors (mean importance, 1-5)",
             "hypotheses": "Hypotheses that changed verdict",
             "ux": "Negative flags on the UX map",
+            "cash": "Cash Journey: plan vs fact",
+            "cash_base": "the latest period with actuals against the base scenario",
+            "figure": "Figure", "plan": "Plan", "actual": "Actual", "variance": "Variance",
+            "cash_biggest": "Biggest variances",
         }),
         ("job_failed", true) => json!({
-            "subject": "Пересчёт не удался: {{ job.kind }}",
+            "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].kind }}{% endif %}",
             "heading": "Пересчёт не удался",
-            "intro": "Фоновый пересчёт исчерпал все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
-            "what": "Что", "attempts": "Попыток", "error": "Ошибка",
-            "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed.",
+            "intro": "Фоновые пересчёты ниже исчерпали все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
+            "what": "Что", "version": "Версия данных", "attempts": "Попыток", "error": "Ошибка", "when": "Когда",
+            "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed. О каждой неудаче приходит одно письмо.",
         }),
         (_, _) => json!({
-            "subject": "Recompute failed: {{ job.kind }}",
-            "heading": "A recompute failed",
-            "intro": "A background recompute used up all its attempts. The data is stored, but results stay stale until the next successful recompute.",
-            "what": "What", "attempts": "Attempts", "error": "Error",
-            "explain": "It runs again when new data arrives; failed runs are listed at GET /api/v1/jobs?status=failed.",
+            "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].kind }}{% endif %}",
+            "heading": "{% if count > 1 %}{{ count }} recomputes failed{% else %}A recompute failed{% endif %}",
+            "intro": "The background recomputes below used up all their attempts. The data is stored, but results stay stale until the next successful recompute.",
+            "what": "What", "version": "Data version", "attempts": "Attempts", "error": "Error", "when": "When",
+            "explain": "Each runs again when new data arrives; failed runs are listed at GET /api/v1/jobs?status=failed. You get one email per failure.",
         }),
     };
     let mut t = t;
@@ -232,10 +261,16 @@ mod tests {
             "digest" => {
                 json!({"client": "Shop", "period": "2026-11-23", "nothing_new": false, "chart_height": 60,
                 "panel": {"title": "Panel", "n": 10, "nps": "20.0", "nps_change": "+5.0", "nps_up": true},
-                "factors": [{"name": "Price", "mean": "4.50"}], "verdicts": [], "ux": []})
+                "factors": [{"name": "Price", "mean": "4.50"}], "verdicts": [], "ux": [],
+                "cash": [{"model": "Funnel", "period": "2026-11",
+                    "headline": [{"label": "Revenue", "plan": "1,000", "actual": "900", "change": "−10.0%", "good": false}],
+                    "biggest": [{"label": "Leads", "plan": "100", "actual": "120", "change": "+20.0%", "good": true}]}]})
             }
             _ => {
-                json!({"job": {"kind": "client_ux", "target_id": "x", "attempt": 5, "error": "boom"}})
+                json!({"count": 2, "jobs": [
+                    {"kind": "client_ux", "target_id": "x", "data_version": 3, "attempt": 5, "error": "boom", "failed_at": "2026-12-01 10:00:00 UTC"},
+                    {"kind": "questionnaire_summary", "target_id": "y", "data_version": 1, "attempt": 5, "error": "bang", "failed_at": "2026-12-01 10:00:01 UTC"},
+                ]})
             }
         }
     }
