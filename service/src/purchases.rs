@@ -952,30 +952,52 @@ impl Services {
             let before = cut
                 .map(|c| format!(" AND purchased_at < '{}'", c.to_rfc3339()))
                 .unwrap_or_default();
+            // Unordered: PostgreSQL's sort of a million rows costs more than
+            // sorting their keys here (the order is (purchased_at, id) as
+            // the SQLite path's ORDER BY; uuids compare as big-endian bytes).
             let sql = format!(
-                "COPY (SELECT customer_ref, purchased_at, amount, items, party_size, channel \
-                 FROM purchases WHERE agency_id = '{agency_id}' AND client_id = '{client_id}'{before} \
-                 ORDER BY purchased_at, id) TO STDOUT (FORMAT binary)"
+                "COPY (SELECT purchased_at, id, customer_ref, amount, items, party_size, channel \
+                 FROM purchases WHERE agency_id = '{agency_id}' AND client_id = '{client_id}'{before}) \
+                 TO STDOUT (FORMAT binary)"
             );
-            use crate::pgcopy::{float8, int4, text, timestamptz};
-            return crate::pgcopy::copy_out(
+            use crate::pgcopy::{float8, int4, text, timestamptz_us};
+            type Keyed = (Vec<(i64, u128)>, Vec<Purchase>);
+            let (keys, rows): Keyed = crate::pgcopy::copy_out(
                 self.db.get_postgres_connection_pool(),
                 sql,
-                6,
-                Vec::new(),
-                move |out: &mut Vec<Purchase>, f| {
+                7,
+                (Vec::new(), Vec::new()),
+                move |(keys, out): &mut Keyed, f| {
+                    let us = timestamptz_us(f[0])?;
+                    let id: [u8; 16] = f[1]
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or("id: expected a uuid")?;
+                    let at =
+                        DateTime::from_timestamp_micros(us).ok_or("purchased_at out of range")?;
+                    keys.push((us, u128::from_be_bytes(id)));
                     out.push(Purchase {
-                        customer_ref: text(f[0])?.unwrap_or_default().to_owned(),
-                        at: timestamptz(f[1])?.with_timezone(&tz).naive_local(),
-                        amount: float8(f[2])?,
-                        items: u32::try_from(int4(f[3])?).unwrap_or(0),
-                        party_size: u32::try_from(int4(f[4])?).unwrap_or(0),
-                        channel: text(f[5])?.unwrap_or_default().to_owned(),
+                        customer_ref: text(f[2])?.unwrap_or_default().to_owned(),
+                        at: at.with_timezone(&tz).naive_local(),
+                        amount: float8(f[3])?,
+                        items: u32::try_from(int4(f[4])?).unwrap_or(0),
+                        party_size: u32::try_from(int4(f[5])?).unwrap_or(0),
+                        channel: text(f[6])?.unwrap_or_default().to_owned(),
                     });
                     Ok(())
                 },
             )
-            .await;
+            .await?;
+            return tokio::task::spawn_blocking(move || {
+                let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+                order.sort_unstable_by_key(|&i| keys[i as usize]);
+                let mut rows: Vec<Option<Purchase>> = rows.into_iter().map(Some).collect();
+                order
+                    .into_iter()
+                    .filter_map(|i| rows[i as usize].take())
+                    .collect()
+            })
+            .await
+            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("purchases: {e}")));
         }
         let mut q = purchase::Entity::find()
             .select_only()

@@ -604,8 +604,50 @@ async fn accept(app: &TestApp, owner: &Tenant, role: &str) -> String {
     r.body["token"].as_str().unwrap().to_owned()
 }
 
+/// Two purchases of one customer at the same instant, one family dinner and
+/// one date: the period's dominant JTBD is a tie, broken by the purchase
+/// stored later (analytics.md §6), on either backend and however PostgreSQL
+/// happens to return the rows.
+async fn a_tie_at_the_same_instant_goes_to_the_purchase_stored_later(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    for (first, second, winner) in [("4", "2", "date"), ("2", "4", "family_dinner")] {
+        let c = restaurant(&app, &t).await;
+        assert_eq!(
+            put_rules(&app, &t.token, &c, rules()).await.status,
+            StatusCode::OK
+        );
+        let csv = format!(
+            "customer_ref,purchased_at,amount,items,party_size\n\
+             eve,2026-02-14T16:00:00Z,100,2,{first}\n\
+             eve,2026-02-14T16:00:00Z,60,2,{second}\n"
+        );
+        let r = import(&app, &t.token, &c, "text/csv", &csv).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let r = app
+            .get(
+                &format!("/api/v1/clients/{c}/jtbd?as_of=2026-03-31&period=month"),
+                &t.token,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let periods = |label: &str| {
+            r.body["jtbds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["label"] == label)
+                .map(|j| j["customer_periods"].as_u64().unwrap())
+                .unwrap_or(0)
+        };
+        assert_eq!(periods(winner), 1, "{}", r.text);
+        assert_eq!(periods("date") + periods("family_dinner"), 1, "{}", r.text);
+    }
+}
+
 both_modes!(
     a_restaurant_map_computed_by_hand_comes_back_through_the_api,
+    a_tie_at_the_same_instant_goes_to_the_purchase_stored_later,
     single_purchases_and_graphql_ingest_are_idempotent_by_external_id,
     bad_purchases_are_refused_naming_row_and_field_and_nothing_is_stored,
     racing_duplicate_imports_store_each_purchase_once,
