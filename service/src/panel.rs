@@ -143,6 +143,18 @@ pub fn cells(questions: &[PanelQuestion], answers: &Value) -> Vec<Cell> {
         .collect()
 }
 
+/// The binary COPY of a questionnaire's rows of versions `(from, to]`:
+/// `(submitted_at, answers)` in `(data_version, id)` order. COPY takes no
+/// parameters; only uuids and integers are formatted in.
+pub fn panel_copy_sql(agency_id: Uuid, id: Uuid, from: i64, to: i64) -> String {
+    format!(
+        "COPY (SELECT submitted_at, answers FROM responses \
+         WHERE agency_id = '{agency_id}' AND questionnaire_id = '{id}' \
+         AND data_version > {from} AND data_version <= {to} \
+         ORDER BY data_version, id) TO STDOUT (FORMAT binary)"
+    )
+}
+
 /// Segment filter → analytics conditions, with errors named as the client sent them.
 pub fn compile_filter(
     ds: &Dataset,
@@ -303,12 +315,7 @@ impl Services {
         ds: &mut Dataset,
         state: &mut PanelState,
     ) -> AppResult<()> {
-        let sql = format!(
-            "COPY (SELECT submitted_at, answers FROM responses \
-             WHERE agency_id = '{agency_id}' AND questionnaire_id = '{id}' \
-             AND data_version > {from} AND data_version <= {to} \
-             ORDER BY data_version, id) TO STDOUT (FORMAT binary)"
-        );
+        let sql = panel_copy_sql(agency_id, id, from, to);
         let decoder = RowDecoder::new(&ds.questions);
         let taken = (
             std::mem::replace(ds, Dataset::new(Vec::new())),

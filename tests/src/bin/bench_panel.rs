@@ -161,6 +161,35 @@ async fn main() {
     }
     let peak_after_full = peak_rss_mib();
 
+    // Where the full recompute's time goes: PostgreSQL's COPY alone (rows
+    // counted), and the COPY with every answers document decoded (no fold).
+    let (ds, _, version) = app.services.panel_data(agency, qid).await.unwrap();
+    let sql = service::panel::panel_copy_sql(agency, qid, 0, version);
+    let pool = app.services.db.get_postgres_connection_pool().clone();
+    let (mut copy_only, mut decode_only) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let n = service::pgcopy::copy_out(&pool, sql.clone(), 2, 0usize, |n, _| {
+            *n += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        copy_only.push(ms(t0.elapsed()));
+        assert_eq!(n, ds.len());
+        let decoder = service::panel_rows::RowDecoder::new(&ds.questions);
+        let t0 = Instant::now();
+        service::pgcopy::copy_out(&pool, sql.clone(), 2, (), move |_, f| {
+            decoder
+                .decode(service::pgcopy::jsonb(f[1])?)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap();
+        decode_only.push(ms(t0.elapsed()));
+    }
+
     // Folding in one response: warm this process's cache, then one POST and
     // one recompute at a time.
     app.services
@@ -228,6 +257,16 @@ async fn main() {
         "| Full recompute from PostgreSQL, load included (3 runs) | {:.0} ms | {:?} |",
         pct(&full, 0.5),
         full.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "| … of which PostgreSQL's COPY alone (3 runs) | {:.0} ms | {:?} |",
+        pct(&copy_only, 0.5),
+        copy_only.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "| … COPY with every document decoded, no fold (3 runs) | {:.0} ms | {:?} |",
+        pct(&decode_only, 0.5),
+        decode_only.iter().map(|x| x.round()).collect::<Vec<_>>()
     );
     println!(
         "| Worker recompute after one new response (30 runs) | {:.2} ms | p95 {:.2} ms, max {:.2} ms |",
