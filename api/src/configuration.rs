@@ -86,6 +86,9 @@ pub struct Settings {
     pub smtp_pool_size: u32,
     /// First retry delay of a deferred email, ms; doubles per attempt.
     pub email_retry_base_ms: i64,
+    /// How long a worker's claim on emails lasts unless renewed, ms: the
+    /// emails of a worker that died are sent by another after this.
+    pub email_lease_ms: i64,
     /// Where the API is reached from outside: the base of confirm and
     /// unsubscribe links in emails.
     pub public_url: String,
@@ -120,6 +123,7 @@ impl Default for Settings {
             email_rate_per_second: 1_000,
             smtp_pool_size: 8,
             email_retry_base_ms: 30_000,
+            email_lease_ms: service::email::DEFAULT_LEASE_MS,
             public_url: "http://127.0.0.1:8080".into(),
         }
     }
