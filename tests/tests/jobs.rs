@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
+use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 use tests::{Mode, TestApp, both_modes, panel, spawn_with};
 
@@ -26,25 +26,7 @@ async fn a_failing_recompute_is_retried_then_shown_as_failed(mode: Mode) {
     let t = app.signup("Acme").await;
     let agency: uuid::Uuid = t.agency_id.parse().unwrap();
     // A target whose computation always fails (no such kind).
-    entity::recompute_target::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
-        agency_id: Set(agency),
-        kind: Set("no_such_kind".into()),
-        target_id: Set(uuid::Uuid::now_v7()),
-        wanted_version: Set(1),
-        computed_version: Set(0),
-        pending: Set(true),
-        pending_since_ms: Set(0),
-        lease_owner: Set(None),
-        lease_until_ms: Set(0),
-        next_attempt_ms: Set(0),
-        attempts: Set(0),
-        last_error: Set(None),
-        updated_at: Set(chrono::Utc::now()),
-    }
-    .insert(&app.services.db)
-    .await
-    .unwrap();
+    tests::failing_recompute(&app.services.db, agency).await;
     wait_until("the run to be given up", || async {
         let r = app.get("/api/v1/jobs?status=failed", &t.token).await;
         r.body["items"].as_array().is_some_and(|a| !a.is_empty())
