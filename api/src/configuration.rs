@@ -82,7 +82,8 @@ pub struct Settings {
     pub mail_from: String,
     /// Most emails per second one agency sends from one worker process.
     pub email_rate_per_second: u32,
-    /// SMTP connections kept open per worker process.
+    /// SMTP connections kept open per worker process, and so messages in
+    /// flight at once (each one a message a crash may repeat).
     pub smtp_pool_size: u32,
     /// First retry delay of a deferred email, ms; doubles per attempt.
     pub email_retry_base_ms: i64,
@@ -121,7 +122,7 @@ impl Default for Settings {
             read_cache_ms: 30_000,
             mail_from: "Growthpoint <reports@growthpoint.localhost>".into(),
             email_rate_per_second: 1_000,
-            smtp_pool_size: 8,
+            smtp_pool_size: 16,
             email_retry_base_ms: 30_000,
             email_lease_ms: service::email::DEFAULT_LEASE_MS,
             public_url: "http://127.0.0.1:8080".into(),
