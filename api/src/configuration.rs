@@ -85,10 +85,14 @@ pub struct Settings {
     pub mail_from: String,
     /// Most emails per second one agency sends from one worker process.
     pub email_rate_per_second: u32,
-    /// SMTP connections kept open per worker process.
+    /// SMTP connections kept open per worker process, and so messages in
+    /// flight at once (each one a message a crash may repeat).
     pub smtp_pool_size: u32,
     /// First retry delay of a deferred email, ms; doubles per attempt.
     pub email_retry_base_ms: i64,
+    /// How long a worker's claim on emails lasts unless renewed, ms: the
+    /// emails of a worker that died are sent by another after this.
+    pub email_lease_ms: i64,
     /// Where the API is reached from outside: the base of confirm and
     /// unsubscribe links in emails.
     pub public_url: String,
@@ -122,8 +126,9 @@ impl Default for Settings {
             read_cache_ms: 30_000,
             mail_from: "Growthpoint <reports@growthpoint.localhost>".into(),
             email_rate_per_second: 1_000,
-            smtp_pool_size: 8,
+            smtp_pool_size: 16,
             email_retry_base_ms: 30_000,
+            email_lease_ms: service::email::DEFAULT_LEASE_MS,
             public_url: "http://127.0.0.1:8080".into(),
         }
     }

@@ -1,5 +1,6 @@
 //! The Growthpoint HTTP API (REST + GraphQL) and the `growthpoint` binary's
 //! start-up code.
+pub mod cli;
 pub mod configuration;
 pub mod demo;
 pub mod error;

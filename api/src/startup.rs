@@ -90,12 +90,14 @@ fn email_settings(settings: &Settings) -> anyhow::Result<service::email::EmailSe
         .mail_from
         .parse()
         .with_context(|| format!("GROWTHPOINT_MAIL_FROM {:?}", settings.mail_from))?;
-    Ok(service::email::EmailSettings::new(
+    let mut email = service::email::EmailSettings::new(
         mailer,
         from,
         settings.email_rate_per_second,
         settings.email_retry_base_ms,
-    ))
+    );
+    email.lease_ms = settings.email_lease_ms.max(300);
+    Ok(email)
 }
 
 /// A unique id for this process's worker.

@@ -16,6 +16,9 @@ pub struct RecomputeJob {
     pub target_id: Uuid,
 }
 
+/// The longest a push or ping waits for the queue.
+pub const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub type SqliteQueue = apalis_sqlite::SqliteStorage<RecomputeJob>;
 pub type RedisQueue = apalis_redis::RedisStorage<RecomputeJob>;
 
@@ -55,40 +58,54 @@ impl JobQueue {
         ))
     }
 
+    /// Pushes a wake-up call, giving up after [`PUSH_TIMEOUT`]: the ledger
+    /// holds the work and the sweeper re-arms it, so a queue that is down
+    /// (Redis restarting: its client retries for about ten seconds) must not
+    /// hold up the request that wrote the data.
     pub async fn push(&self, job: RecomputeJob) -> anyhow::Result<()> {
-        match self {
-            JobQueue::Sqlite(s) => s
-                .clone()
-                .push(job)
-                .await
-                .map_err(|e| anyhow::anyhow!("sqlite queue push: {e}")),
-            JobQueue::Redis(s) => s
-                .clone()
-                .push(job)
-                .await
-                .map_err(|e| anyhow::anyhow!("redis queue push: {e}")),
-        }
+        let pushed = async {
+            match self {
+                JobQueue::Sqlite(s) => s
+                    .clone()
+                    .push(job)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("sqlite queue push: {e}")),
+                JobQueue::Redis(s) => s
+                    .clone()
+                    .push(job)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("redis queue push: {e}")),
+            }
+        };
+        tokio::time::timeout(PUSH_TIMEOUT, pushed)
+            .await
+            .map_err(|_| anyhow::anyhow!("queue push: no answer within {PUSH_TIMEOUT:?}"))?
     }
 
-    /// Is the queue reachable?
+    /// Is the queue reachable (within [`PUSH_TIMEOUT`])?
     pub async fn ping(&self) -> anyhow::Result<()> {
-        match self {
-            JobQueue::Sqlite(s) => {
-                sea_orm::sqlx::query("SELECT 1")
-                    .execute(s.pool())
-                    .await
-                    .context("sqlite queue")?;
+        let pinged = async {
+            match self {
+                JobQueue::Sqlite(s) => {
+                    sea_orm::sqlx::query("SELECT 1")
+                        .execute(s.pool())
+                        .await
+                        .context("sqlite queue")?;
+                }
+                JobQueue::Redis(s) => {
+                    let mut s = s.clone();
+                    let conn = s.get_connection();
+                    let _: String = redis::cmd("PING")
+                        .query_async(conn)
+                        .await
+                        .context("redis queue")?;
+                }
             }
-            JobQueue::Redis(s) => {
-                let mut s = s.clone();
-                let conn = s.get_connection();
-                let _: String = redis::cmd("PING")
-                    .query_async(conn)
-                    .await
-                    .context("redis queue")?;
-            }
-        }
-        Ok(())
+            Ok(())
+        };
+        tokio::time::timeout(PUSH_TIMEOUT, pinged)
+            .await
+            .map_err(|_| anyhow::anyhow!("queue: no answer within {PUSH_TIMEOUT:?}"))?
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -90,6 +90,8 @@ pub async fn test_settings(mode: Mode) -> Settled {
         queue_poll_ms: 50,
         sweep_grace_ms: 1_000,
         retry_base_ms: 20,
+        // A dead worker's emails are taken over within this.
+        email_lease_ms: 3_000,
         db_max_connections: 8,
         queue_name: format!("gp-test-{id}"),
         ..Settings::default()
@@ -156,6 +158,91 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.run_worker = false;
         start(self.mode, settings, None).await
+    }
+}
+
+/// The settings as `GROWTHPOINT_*` environment variables, one per field
+/// that is set, so another process loads exactly these settings.
+pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
+    let Value::Object(fields) = serde_json::to_value(settings).unwrap() else {
+        unreachable!("settings serialise to an object")
+    };
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                Value::Null => return None,
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Some((format!("GROWTHPOINT_{}", k.to_uppercase()), v))
+        })
+        .collect()
+}
+
+/// A `growthpoint worker` OS process on a test app's database and queue,
+/// so a test can kill it for real. Its log is a file in the data folder.
+/// Killed (SIGKILL) on drop.
+pub struct WorkerProcess {
+    child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl TestApp {
+    /// Starts `exe worker` (`exe`: the test's `env!("CARGO_BIN_EXE_…")` of
+    /// the `growthpoint-cli` binary) with this app's settings.
+    pub fn worker_process(&self, exe: &str, name: &str) -> WorkerProcess {
+        let log = self.settings.data_dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("worker")
+            .envs(settings_env(&self.settings))
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        // Only the settings above count, not the test runner's environment.
+        for var in ["DATABASE_URL", "REDIS_URL", "SMTP_URL", "JWT_SECRET"] {
+            cmd.env_remove(var);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info,sqlx=warn,sea_orm=warn,apalis=warn");
+        }
+        WorkerProcess {
+            child: cmd.spawn().expect("the growthpoint binary starts"),
+            log,
+        }
+    }
+}
+
+impl WorkerProcess {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown code runs, as when the machine loses the process.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Panics with the end of its log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the worker process exited ({status}):\n{}", self.log_tail());
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -291,6 +378,36 @@ impl TestApp {
         }
     }
 
+    /// Imports NDJSON responses into a questionnaire, asserting 201; the
+    /// answer (`inserted`, `data_version`, …).
+    pub async fn import_ndjson(&self, token: &str, questionnaire: &str, rows: String) -> Value {
+        let r = self
+            .raw(
+                Method::POST,
+                &format!("/api/v1/questionnaires/{questionnaire}/responses/import"),
+                Some(token),
+                "application/x-ndjson",
+                rows,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body
+    }
+
+    /// Signs in with a password; the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Creates and returns the id of a resource, asserting 201.
     pub async fn create(&self, path: &str, token: &str, body: Value) -> String {
         let r = self.post(path, token, body).await;
@@ -357,6 +474,112 @@ impl TestApp {
                 Instant::now() < deadline,
                 "no {kind} recompute of {target} at version {version}: {}",
                 r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// An agency whose list has confirmed subscribers (imported, addresses
+/// `r0000@example.com`…) and a personalised campaign to it, not sent yet.
+pub struct Newsletter {
+    pub owner: Tenant,
+    pub client: String,
+    pub list: String,
+    pub campaign: String,
+}
+
+/// The [`Newsletter`] world with `n` subscribers; the campaign's HTML body
+/// is `html` (`{{ subscriber.name }}` is replaced per recipient).
+pub async fn newsletter(app: &TestApp, n: usize, html: &str) -> Newsletter {
+    let owner = app.signup("Acme").await;
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &owner.token,
+            json!({"name": "Shop", "locale": "en"}),
+        )
+        .await;
+    let list = app
+        .create(
+            &format!("/api/v1/clients/{client}/lists"),
+            &owner.token,
+            json!({"name": "News", "consent_text": "I agree to receive news."}),
+        )
+        .await;
+    let mut csv = String::from("email,name,consent_source\n");
+    for i in 0..n {
+        csv.push_str(&format!("r{i:04}@example.com,Reader {i},fair 2026\n"));
+    }
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/lists/{list}/subscribers/import"),
+            Some(&owner.token),
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["inserted"], n);
+    let campaign = app
+        .create(
+            &format!("/api/v1/clients/{client}/campaigns"),
+            &owner.token,
+            json!({"list_id": list, "name": "November", "subject": "News for {{ subscriber.name }}",
+                   "html": html, "text": "Hello {{ subscriber.name }}!"}),
+        )
+        .await;
+    Newsletter {
+        owner,
+        client,
+        list,
+        campaign,
+    }
+}
+
+impl Newsletter {
+    pub async fn send(&self, app: &TestApp) {
+        let r = app
+            .post(
+                &format!("/api/v1/campaigns/{}/send", self.campaign),
+                &self.owner.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    pub async fn stats(&self, app: &TestApp) -> Value {
+        let r = app
+            .get(
+                &format!("/api/v1/campaigns/{}/stats", self.campaign),
+                &self.owner.token,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body
+    }
+
+    /// Waits until the ledger says all `n` recipients were sent, calling
+    /// `each_poll` with the stats every time (e.g. to check a process).
+    pub async fn wait_all_sent(
+        &self,
+        app: &TestApp,
+        n: usize,
+        secs: u64,
+        mut each_poll: impl FnMut(&Value),
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.stats(app).await;
+            each_poll(&s);
+            if s["sent"].as_u64() == Some(n as u64) && s["status"] == "sent" {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the campaign never finished: {s}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -702,11 +925,18 @@ pub const FALLING: [(i64, u8); 6] = [(20, 5), (15, 5), (10, 5), (3, 1), (2, 1), 
 /// Inserts a recompute target of `t`'s agency whose computation always
 /// fails (no such kind), pending now; returns its target id.
 pub async fn failing_target(app: &TestApp, t: &Tenant) -> String {
+    failing_recompute(&app.services.db, t.agency_id.parse().unwrap())
+        .await
+        .to_string()
+}
+
+/// [`failing_target`] for an agency known by id; returns the target id.
+pub async fn failing_recompute(db: &sea_orm::DatabaseConnection, agency_id: Uuid) -> Uuid {
     use sea_orm::{ActiveModelTrait, Set};
     let target = Uuid::now_v7();
     entity::recompute_target::ActiveModel {
         id: Set(Uuid::now_v7()),
-        agency_id: Set(t.agency_id.parse().unwrap()),
+        agency_id: Set(agency_id),
         kind: Set("no_such_kind".into()),
         target_id: Set(target),
         wanted_version: Set(1),
@@ -720,8 +950,8 @@ pub async fn failing_target(app: &TestApp, t: &Tenant) -> String {
         last_error: Set(None),
         updated_at: Set(chrono::Utc::now()),
     }
-    .insert(&app.services.db)
+    .insert(db)
     .await
     .unwrap();
-    target.to_string()
+    target
 }

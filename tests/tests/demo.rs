@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 use tests::{Mode, both_modes, spawn_app};
 
 async fn the_demo_agency_shows_every_result(mode: Mode) {
@@ -17,16 +16,9 @@ async fn the_demo_agency_shows_every_result(mode: Mode) {
         api::demo::load(&app.services).await.unwrap().is_none(),
         "second load is a no-op"
     );
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"email": api::demo::DEMO_EMAIL, "password": api::demo::DEMO_PASSWORD})),
-        )
+    let token = app
+        .login(api::demo::DEMO_EMAIL, api::demo::DEMO_PASSWORD)
         .await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
-    let token = login.body["token"].as_str().unwrap().to_owned();
     let (developer, club, subscription) = (demo.clients[0].1, demo.clients[1].1, demo.clients[2].1);
 
     let qs = app

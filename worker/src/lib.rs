@@ -120,6 +120,33 @@ impl PollStrategy for Tick {
     }
 }
 
+/// Runs one apalis worker named `name` on the queue until it stops.
+async fn consume(
+    services: &Services,
+    name: &str,
+    id: &str,
+    concurrency: usize,
+    poll: Duration,
+) -> Result<(), WorkerError> {
+    // The same worker on either backend (their storage types differ).
+    macro_rules! run_on {
+        ($storage:expr) => {
+            WorkerBuilder::new(name)
+                .backend($storage.poll_with_strategy(Tick::new(poll)))
+                .data(services.clone())
+                .data(WorkerId(id.to_owned()))
+                .concurrency(concurrency)
+                .build(recompute)
+                .run()
+                .await
+        };
+    }
+    match services.queue.clone() {
+        JobQueue::Sqlite(storage) => run_on!(storage),
+        JobQueue::Redis(storage) => run_on!(storage),
+    }
+}
+
 /// Starts consuming jobs and sweeping, in background tasks.
 pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
     let mut tasks = Vec::new();
@@ -130,30 +157,31 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
         let concurrency = opts.concurrency.max(1);
         let poll = opts.poll_interval;
         tokio::spawn(async move {
-            let result = match services.queue.clone() {
-                JobQueue::Sqlite(storage) => {
-                    WorkerBuilder::new(id.as_str())
-                        .backend(storage.poll_with_strategy(Tick::new(poll)))
-                        .data(services.clone())
-                        .data(WorkerId(id.clone()))
-                        .concurrency(concurrency)
-                        .build(recompute)
-                        .run()
-                        .await
+            // apalis ends a worker whose backend fails (e.g. Redis restarted:
+            // "connection refused"); without a consumer no recompute would
+            // ever run again, so it is started again, under a new name each
+            // time, while the queue stays down at most every few seconds.
+            let mut backoff = poll.max(Duration::from_millis(50));
+            for incarnation in 0u64.. {
+                let name = match incarnation {
+                    0 => id.clone(),
+                    n => format!("{id}-r{n}"),
+                };
+                let began = std::time::Instant::now();
+                let result = consume(&services, &name, &id, concurrency, poll).await;
+                match result {
+                    Ok(()) => {
+                        tracing::warn!(worker = %name, "queue consumer ended; starting it again")
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = %name, error = %e, "queue consumer stopped; starting it again")
+                    }
                 }
-                JobQueue::Redis(storage) => {
-                    WorkerBuilder::new(id.as_str())
-                        .backend(storage.poll_with_strategy(Tick::new(poll)))
-                        .data(services.clone())
-                        .data(WorkerId(id.clone()))
-                        .concurrency(concurrency)
-                        .build(recompute)
-                        .run()
-                        .await
+                if began.elapsed() > Duration::from_secs(30) {
+                    backoff = poll.max(Duration::from_millis(50));
                 }
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "worker stopped");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         })
     };

@@ -16,7 +16,8 @@ pub enum SendError {
 }
 
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The transport and its number of pooled connections.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, u32),
     Outbox(PathBuf),
 }
 
@@ -27,17 +28,27 @@ impl Mailer {
             .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
             .timeout(Some(std::time::Duration::from_secs(30)))
             .build();
-        Ok(Mailer::Smtp(transport))
+        Ok(Mailer::Smtp(transport, pool_size))
     }
 
     pub fn outbox(dir: PathBuf) -> Self {
         Mailer::Outbox(dir)
     }
 
+    /// How many messages to have in flight at once: one per pooled SMTP
+    /// connection (lettre opens, and closes again, a connection for each
+    /// message beyond its pool); file writes are cheap, 16.
+    pub fn parallelism(&self) -> usize {
+        match self {
+            Mailer::Smtp(_, pool_size) => (*pool_size).max(1) as usize,
+            Mailer::Outbox(_) => 16,
+        }
+    }
+
     /// Sends one message; `file_name` names its `.eml` in the outbox.
     pub async fn send(&self, msg: Message, file_name: &str) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| {
+            Mailer::Smtp(t, _) => t.send(msg).await.map(|_| ()).map_err(|e| {
                 if e.is_permanent() {
                     SendError::Permanent(e.to_string())
                 } else {

@@ -7,9 +7,31 @@
 //! outbox folder) and record the outcome: `sent`; `deferred` with backoff on
 //! 4xx replies and connection errors; `failed` on 5xx replies or after
 //! [`MAX_ATTEMPTS`]. A retry sends the stored bytes with the same
-//! Message-ID. A worker killed between the server's "250" and the ledger
-//! update sends that one message again when the lease runs out (same
-//! Message-ID, so receivers can tell): the window is one SMTP round trip.
+//! Message-ID.
+//!
+//! A claim is a short lease that the claiming worker renews while it sends
+//! the batch, so the rows of a worker that died are free again within one
+//! lease (seconds, [`DEFAULT_LEASE_MS`]), not after a long fixed reservation;
+//! a worker that cannot renew stops starting new messages before its lease
+//! can run out, so nobody else sends them meanwhile.
+//!
+//! Exactly once at the receiver cannot be guaranteed by any design: the
+//! SMTP server's acceptance and the ledger's "sent" are two commits in two
+//! systems with no transaction spanning them (SMTP has no two-phase commit
+//! and no way to ask whether a message was taken). Recording "sent" first
+//! would lose the message if the worker died before the server took it;
+//! sending first repeats it if the worker dies after the server took it but
+//! before the ledger says so. Losing mail is worse, so a message in that
+//! window is sent again after the lease lapses, with the same Message-ID,
+//! which lets receivers (and `tests/tests/crash.rs`) recognise the copy.
+//! The window runs from the end of DATA (the server may keep the message
+//! from then on, even if its "250" never arrives) to the ledger's commit.
+//! What bounds the repeats is how many messages are in that window at
+//! once: a worker process has at most one message in flight per pooled
+//! SMTP connection, all its sending loops together. A busy server makes
+//! every in-flight message wait inside it, so up to that many can repeat
+//! (measured in `docs/performance.md`).
+
 pub mod links;
 pub mod mailer;
 pub mod render;
@@ -40,8 +62,9 @@ pub const KIND_WAKE: &str = "email";
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i32 = 8;
-/// How long a claimed delivery is reserved for its worker.
-const LEASE_MS: i64 = 60_000;
+/// How long a claimed delivery is reserved for its worker unless renewed;
+/// the worker renews every third of it while it sends the batch.
+pub const DEFAULT_LEASE_MS: i64 = 15_000;
 /// Rows claimed per round.
 const BATCH: u64 = 200;
 
@@ -49,10 +72,18 @@ const BATCH: u64 = 200;
 pub struct EmailSettings {
     pub mailer: Mailer,
     pub from: Mailbox,
-    /// Messages in flight per worker.
-    pub concurrency: usize,
+    /// Messages in flight per worker process, all its sending loops (the
+    /// wake-up jobs' and the sweeper's) together.
+    concurrency: usize,
+    /// Permits for those messages. A permit is held from before the SMTP
+    /// transaction until the outcome is recorded: what a killed process
+    /// may have had accepted by the server without recording it.
+    in_flight: tokio::sync::Semaphore,
     /// First retry delay; doubles per attempt.
     pub retry_base_ms: i64,
+    /// How long a claim lasts without renewal (a dead worker's rows are
+    /// free again after this).
+    pub lease_ms: i64,
     limiter: governor::DefaultKeyedRateLimiter<Uuid>,
 }
 
@@ -61,11 +92,16 @@ impl EmailSettings {
     /// worker process.
     pub fn new(mailer: Mailer, from: Mailbox, per_second: u32, retry_base_ms: i64) -> Self {
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        // More would only wait inside the server (or for a connection),
+        // each one more message a crash could repeat.
+        let concurrency = mailer.parallelism();
         EmailSettings {
             mailer,
             from,
-            concurrency: 16,
+            concurrency,
+            in_flight: tokio::sync::Semaphore::new(concurrency),
             retry_base_ms,
+            lease_ms: DEFAULT_LEASE_MS,
             limiter: governor::RateLimiter::keyed(governor::Quota::per_second(rate)),
         }
     }
@@ -323,6 +359,24 @@ fn build_message(from: &Mailbox, d: &email_delivery::Model) -> Result<lettre::Me
     b.multipart(alternative).map_err(|e| e.to_string())
 }
 
+/// One worker's claim on a batch of deliveries.
+struct Lease {
+    token: String,
+    ids: Vec<Uuid>,
+    lease_ms: i64,
+    /// Until when the rows are ours, as of the last successful renewal.
+    until_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Lease {
+    /// Is there at least a third of the lease left? A message started now
+    /// finishes (normally in milliseconds) before anyone else may claim it.
+    fn holds(&self) -> bool {
+        let until = self.until_ms.load(std::sync::atomic::Ordering::Acquire);
+        Utc::now().timestamp_millis() + self.lease_ms / 3 < until
+    }
+}
+
 impl Services {
     /// Asks a worker to send what is due (after the deliveries committed;
     /// a lost call only waits for the next sweep).
@@ -346,26 +400,40 @@ impl Services {
     pub async fn deliver_due(&self, worker_id: &str) -> AppResult<usize> {
         // Campaigns whose time came become deliveries first.
         self.start_due_campaigns().await?;
+        let lease_ms = self.email.as_ref().map_or(DEFAULT_LEASE_MS, |e| e.lease_ms);
         let mut sent = 0;
         loop {
-            let claimed = self.claim_deliveries(worker_id).await?;
-            if claimed.is_empty() {
+            let Some((lease, claimed)) = self.claim_deliveries(worker_id, lease_ms).await? else {
                 return Ok(sent);
-            }
+            };
             let settings = self.email()?.clone();
-            let outcomes: Vec<bool> = futures::stream::iter(claimed)
+            let lease = Arc::new(lease);
+            let sending = futures::stream::iter(claimed)
                 .map(|d| {
-                    let settings = settings.clone();
-                    async move { self.send_one(&settings, worker_id, d).await }
+                    let (this, settings, lease) = (self.clone(), settings.clone(), lease.clone());
+                    // A task of its own: if this call is cancelled (its job
+                    // aborted, the consumer restarted), a message already
+                    // handed to the server still gets its outcome recorded
+                    // instead of staying leased and going out again.
+                    tokio::spawn(async move { this.send_one(&settings, &lease, d).await })
                 })
                 .buffer_unordered(settings.concurrency)
-                .collect()
-                .await;
+                .map(|sent| sent.unwrap_or(false))
+                .collect::<Vec<bool>>();
+            // The lease is renewed for as long as the batch is being sent.
+            let outcomes = tokio::select! {
+                outcomes = sending => outcomes,
+                never = self.keep_lease(&lease) => match never {},
+            };
             sent += outcomes.into_iter().filter(|ok| *ok).count();
         }
     }
 
-    async fn claim_deliveries(&self, worker_id: &str) -> AppResult<Vec<email_delivery::Model>> {
+    async fn claim_deliveries(
+        &self,
+        worker_id: &str,
+        lease_ms: i64,
+    ) -> AppResult<Option<(Lease, Vec<email_delivery::Model>)>> {
         let now = Utc::now().timestamp_millis();
         let due = |q: sea_orm::Select<email_delivery::Entity>| {
             q.filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
@@ -382,40 +450,82 @@ impl Services {
             .all(&self.db)
             .await?;
         if ids.is_empty() {
-            return Ok(vec![]);
+            return Ok(None);
         }
-        let token = format!("{worker_id}:{}", Uuid::new_v4().simple());
+        let lease = Lease {
+            token: format!("{worker_id}:{}", Uuid::new_v4().simple()),
+            ids,
+            lease_ms,
+            until_ms: std::sync::atomic::AtomicI64::new(now + lease_ms),
+        };
         // The lease condition is checked again on each row as it is updated,
         // so two workers never both claim a row.
         email_delivery::Entity::update_many()
             .col_expr(
                 email_delivery::Column::LeaseOwner,
-                Expr::value(token.clone()),
+                Expr::value(lease.token.clone()),
             )
             .col_expr(
                 email_delivery::Column::LeaseUntilMs,
-                Expr::value(now + LEASE_MS),
+                Expr::value(now + lease_ms),
             )
-            .filter(email_delivery::Column::Id.is_in(ids))
+            .filter(email_delivery::Column::Id.is_in(lease.ids.clone()))
             .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
             .filter(email_delivery::Column::LeaseUntilMs.lt(now))
             .exec(&self.db)
             .await?;
-        Ok(email_delivery::Entity::find()
-            .filter(email_delivery::Column::LeaseOwner.eq(token))
+        let claimed = email_delivery::Entity::find()
+            .filter(email_delivery::Column::Id.is_in(lease.ids.clone()))
+            .filter(email_delivery::Column::LeaseOwner.eq(lease.token.clone()))
             .order_by_asc(email_delivery::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?;
+        // Another worker may have taken all of them meanwhile: look again.
+        Ok(Some((lease, claimed)))
+    }
+
+    /// Extends the lease of the batch's unsent rows every third of its
+    /// length; never returns (dropped when the batch is done).
+    async fn keep_lease(&self, lease: &Lease) -> std::convert::Infallible {
+        let every = std::time::Duration::from_millis((lease.lease_ms / 3).max(1) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = Utc::now().timestamp_millis();
+            let renewed = email_delivery::Entity::update_many()
+                .col_expr(
+                    email_delivery::Column::LeaseUntilMs,
+                    Expr::value(now + lease.lease_ms),
+                )
+                .filter(email_delivery::Column::Id.is_in(lease.ids.clone()))
+                .filter(email_delivery::Column::LeaseOwner.eq(lease.token.clone()))
+                .exec(&self.db)
+                .await;
+            match renewed {
+                Ok(_) => lease
+                    .until_ms
+                    .store(now + lease.lease_ms, std::sync::atomic::Ordering::Release),
+                Err(e) => tracing::warn!(error = %e, "could not renew an email lease"),
+            }
+        }
     }
 
     /// Sends one claimed delivery and records what happened; true if sent.
     async fn send_one(
         &self,
         settings: &EmailSettings,
-        _worker_id: &str,
+        lease: &Lease,
         d: email_delivery::Model,
     ) -> bool {
         settings.limiter.until_key_ready(&d.agency_id).await;
+        let Ok(_in_flight) = settings.in_flight.acquire().await else {
+            return false;
+        };
+        if !lease.holds() {
+            // Renewals failed: another worker may take this row any moment.
+            // Left as it is, it is claimed again once the lease has lapsed.
+            tracing::warn!(delivery = %d.id, "email lease about to lapse; not sending");
+            return false;
+        }
         let outcome = match build_message(&settings.from, &d) {
             Ok(msg) => settings.mailer.send(msg, &d.id.to_string()).await,
             Err(e) => Err(SendError::Permanent(format!(
@@ -458,6 +568,10 @@ impl Services {
             .col_expr(email_delivery::Column::Attempts, Expr::value(attempts))
             .col_expr(email_delivery::Column::LastError, Expr::value(error))
             .col_expr(email_delivery::Column::NextAttemptMs, Expr::value(next))
+            .col_expr(
+                email_delivery::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(email_delivery::Column::LeaseUntilMs, Expr::value(0i64))
             .col_expr(
                 email_delivery::Column::SentAt,
