@@ -1,14 +1,16 @@
 //! Client digests: weekly (Monday 09:00) or monthly (the 1st, 09:00) in the
 //! client's time zone, to its report recipients, with what changed since the
 //! last one — panel headline and NPS change, top choice factors (with a bar
-//! chart as an inline PNG), hypotheses that changed verdict, open negative
-//! UX flags, and each Cash Journey model's latest actuals against its base
-//! scenario. A digest with nothing new says so in two lines.
-use std::collections::BTreeMap;
+//! chart as an inline PNG), hypotheses that changed verdict, the touchpoints
+//! flagged negative and positive on the UX map as of the digest's day
+//! (analytics.md §4), and each Cash Journey model's latest actuals against
+//! its base scenario. A digest with nothing new (no data change and no flag
+//! the last one did not show) says so in two lines.
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
-use entity::{client, digest_run, questionnaire, snapshot, ux_alert};
+use entity::{client, digest_run, questionnaire, snapshot};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -96,6 +98,11 @@ pub struct DigestFigures {
     pub nps: Option<f64>,
     /// hypothesis id → verdict.
     pub verdicts: BTreeMap<String, String>,
+    /// Touchpoints flagged negative / positive on the UX map (ids).
+    #[serde(default)]
+    pub ux_negative: BTreeSet<String>,
+    #[serde(default)]
+    pub ux_positive: BTreeSet<String>,
 }
 
 /// A bar chart of factor means (0 to 5) as PNG: bars only, the names and
@@ -249,6 +256,75 @@ fn fmt(x: f64, ru: bool) -> String {
     if ru { s.replace('.', ",") } else { s }
 }
 
+/// A change with its sign: `+4.0`, `-0.5`.
+fn signed(d: f64, ru: bool) -> String {
+    format!("{}{}", if d > 0.0 { "+" } else { "" }, fmt(d, ru))
+}
+
+/// The touchpoint flags of the UX map shown in a digest.
+struct DigestUxFlags {
+    /// Rows for the template, the largest change first.
+    negative: Vec<serde_json::Value>,
+    positive: Vec<serde_json::Value>,
+    /// Touchpoint ids, kept in the digest's figures.
+    negative_keys: BTreeSet<String>,
+    positive_keys: BTreeSet<String>,
+    /// Flags the last digest did not show.
+    newly_raised: usize,
+}
+
+/// Splits the map's touchpoint rows into negative and positive flags,
+/// marking those the last digest did not show (`shown_*`; none without a
+/// last digest: everything in a first digest is new anyway).
+fn ux_flag_rows(
+    rows: &[analytics::ux::TouchpointStats],
+    names: &BTreeMap<Uuid, String>,
+    ru: bool,
+    last: Option<&DigestFigures>,
+) -> DigestUxFlags {
+    use analytics::ux::Flag;
+    let mut out = DigestUxFlags {
+        negative: vec![],
+        positive: vec![],
+        negative_keys: BTreeSet::new(),
+        positive_keys: BTreeSet::new(),
+        newly_raised: 0,
+    };
+    let mut flagged: Vec<(&analytics::ux::TouchpointStats, Flag, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.stats.flag?, r.stats.deviation?)))
+        .collect();
+    flagged.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+    for (r, flag, deviation) in flagged {
+        let key = r.touchpoint_id.clone();
+        let before = last.map(|l| match flag {
+            Flag::Negative => &l.ux_negative,
+            Flag::Positive => &l.ux_positive,
+        });
+        let new = before.is_some_and(|b| !b.contains(&key));
+        out.newly_raised += usize::from(new);
+        let mean = |m: Option<f64>| m.map(|x| fmt(x, ru)).unwrap_or_else(|| "—".into());
+        let row = serde_json::json!({
+            "label": Uuid::parse_str(&key).ok().and_then(|id| names.get(&id).cloned()).unwrap_or_else(|| "—".into()),
+            "deviation": signed(deviation, ru),
+            "current": mean(r.stats.current.mean),
+            "baseline": mean(r.stats.baseline.mean),
+            "new": new,
+        });
+        match flag {
+            Flag::Negative => {
+                out.negative.push(row);
+                out.negative_keys.insert(key);
+            }
+            Flag::Positive => {
+                out.positive.push(row);
+                out.positive_keys.insert(key);
+            }
+        }
+    }
+    out
+}
+
 /// When and to whom a client's digest goes.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct DigestSettingsView {
@@ -345,7 +421,7 @@ impl Services {
                 "title": q.title,
                 "n": body.n,
                 "nps": nps.map(|x| fmt(x, ru)),
-                "nps_change": change.map(|d| format!("{}{}", if d > 0.0 { "+" } else { "" }, fmt(d, ru))),
+                "nps_change": change.map(|d| signed(d, ru)),
                 "nps_up": change.is_some_and(|d| d > 0.0),
             });
             let names: BTreeMap<Uuid, String> = entity::choice_factor::Entity::find()
@@ -398,37 +474,22 @@ impl Services {
                 }
             }
         }
-        // Open negative flags of the UX map.
-        let tps: BTreeMap<Uuid, String> = entity::touchpoint::Entity::find()
-            .filter(entity::touchpoint::Column::AgencyId.eq(c.agency_id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
-            .collect();
-        let ux: Vec<serde_json::Value> = ux_alert::Entity::find()
-            .filter(ux_alert::Column::AgencyId.eq(c.agency_id))
-            .filter(ux_alert::Column::ClientId.eq(c.id))
-            .filter(ux_alert::Column::ClearedAt.is_null())
-            .filter(ux_alert::Column::Scope.eq("touchpoint"))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|a| {
-                serde_json::json!({
-                    "label": a.touchpoint_id.and_then(|t| tps.get(&t).cloned()).unwrap_or_default(),
-                    "deviation": a.deviation.map(|d| fmt(d, ru)).unwrap_or_default(),
-                })
-            })
-            .collect();
+        // The UX map's touchpoint flags as of the digest's day, both ways.
+        let as_of = at.with_timezone(&tz).date_naive();
+        let ux = self.digest_ux_flags(c, as_of, ru, last.as_ref()).await?;
+        figures.ux_negative = ux.negative_keys;
+        figures.ux_positive = ux.positive_keys;
         // Cash Journey: the latest actuals of each model against its base plan.
         let (plans, cash_version) =
             crate::cash::latest_plan_vs_fact(&self.db, c.agency_id, c.id).await?;
         figures.fingerprint += cash_version;
         let cash: Vec<serde_json::Value> = plans.iter().map(|p| cash_section(p, ru)).collect();
+        // The map moves with the calendar as well as with data: a flag raised
+        // since the last digest is news even when no data arrived.
         let nothing_new = last
             .as_ref()
-            .is_some_and(|l| l.fingerprint == figures.fingerprint);
+            .is_some_and(|l| l.fingerprint == figures.fingerprint)
+            && ux.newly_raised == 0;
         let brand = crate::agency::brand_of(&self.db, c.agency_id).await?;
         let mut inline = Vec::new();
         let mut chart_height = 0;
@@ -443,7 +504,7 @@ impl Services {
                 data: base64::engine::general_purpose::STANDARD.encode(png),
             });
         }
-        let period = at.with_timezone(&tz).date_naive().to_string();
+        let period = as_of.to_string();
         let rendered = render(
             "digest",
             &c.locale,
@@ -456,7 +517,8 @@ impl Services {
                 "factors": factors.iter().map(|(n, m)| serde_json::json!({"name": n, "mean": format!("{:.2}", m)})).collect::<Vec<_>>(),
                 "chart_height": chart_height,
                 "verdicts": verdicts,
-                "ux": ux,
+                "ux_negative": ux.negative,
+                "ux_positive": ux.positive,
                 "cash": cash,
             }),
         )?;
@@ -465,6 +527,36 @@ impl Services {
             inline,
             figures,
         })
+    }
+
+    /// The client's UX map as of `as_of` (its own day), flags both ways.
+    async fn digest_ux_flags(
+        &self,
+        c: &client::Model,
+        as_of: NaiveDate,
+        ru: bool,
+        last: Option<&DigestFigures>,
+    ) -> AppResult<DigestUxFlags> {
+        let (map, _) = self.build_ux_map(c, Some(as_of)).await?;
+        let flagged: Vec<Uuid> = map
+            .by_touchpoint
+            .iter()
+            .filter(|r| r.stats.flag.is_some())
+            .filter_map(|r| Uuid::parse_str(&r.touchpoint_id).ok())
+            .collect();
+        let names: BTreeMap<Uuid, String> = if flagged.is_empty() {
+            BTreeMap::new()
+        } else {
+            entity::touchpoint::Entity::find()
+                .filter(entity::touchpoint::Column::AgencyId.eq(c.agency_id))
+                .filter(entity::touchpoint::Column::Id.is_in(flagged))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
+                .collect()
+        };
+        Ok(ux_flag_rows(&map.by_touchpoint, &names, ru, last))
     }
 
     /// Records the digest of a slot and queues it to every report
@@ -797,6 +889,93 @@ mod tests {
         // A dearer sale is bad news, more sales good news.
         assert_eq!(s["biggest"][1]["good"], false);
         assert_eq!(s["biggest"][2]["good"], true);
+    }
+
+    fn tp(id: Uuid, current: f64, baseline: f64) -> analytics::ux::TouchpointStats {
+        use analytics::ux::{UxConfig, UxStats, WindowStats, flag};
+        let w = |m: f64| WindowStats {
+            mean: Some(m),
+            n: 3,
+        };
+        let d = current - baseline;
+        analytics::ux::TouchpointStats {
+            touchpoint_id: id.to_string(),
+            stats: UxStats {
+                current: w(current),
+                baseline: w(baseline),
+                all_time: w(current),
+                deviation: Some(d),
+                flag: flag(d, &UxConfig::default()),
+                daily: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn ux_flags_split_by_sign_biggest_first_and_new_ones_count_as_news() {
+        let (a, b, c, d) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        let names: BTreeMap<Uuid, String> = [(a, "A"), (b, "B"), (c, "C"), (d, "D")]
+            .into_iter()
+            .map(|(id, n)| (id, n.to_owned()))
+            .collect();
+        // A −2, B +0.5 (exactly the threshold), C +3, D +0.2 (no flag).
+        let rows = [
+            tp(a, 2.0, 4.0),
+            tp(b, 3.5, 3.0),
+            tp(c, 4.5, 1.5),
+            tp(d, 3.2, 3.0),
+        ];
+        let first = ux_flag_rows(&rows, &names, false, None);
+        let labels = |v: &[serde_json::Value]| -> Vec<String> {
+            v.iter()
+                .map(|r| r["label"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(labels(&first.negative), ["A"]);
+        assert_eq!(labels(&first.positive), ["C", "B"]);
+        assert_eq!(first.positive[0]["deviation"], "+3.0");
+        assert_eq!(first.negative[0]["deviation"], "-2.0");
+        assert_eq!(first.negative[0]["current"], "2.0");
+        // Without a last digest nothing is marked new (all of it is news).
+        assert_eq!(first.newly_raised, 0);
+        assert!(first.positive.iter().all(|r| r["new"] == false));
+        // The last digest showed A and B: C is the one new flag.
+        let last = DigestFigures {
+            ux_negative: [a.to_string()].into(),
+            ux_positive: [b.to_string()].into(),
+            ..Default::default()
+        };
+        let next = ux_flag_rows(&rows, &names, true, Some(&last));
+        assert_eq!(next.newly_raised, 1);
+        assert_eq!(next.positive[0]["new"], true);
+        assert_eq!(next.positive[1]["new"], false);
+        assert_eq!(next.positive[0]["deviation"], "+3,0");
+        assert_eq!(
+            next.positive_keys,
+            [b.to_string(), c.to_string()].into_iter().collect()
+        );
+        // A flag that changed sign is new on its new side.
+        let flipped = DigestFigures {
+            ux_negative: [c.to_string()].into(),
+            ux_positive: [a.to_string(), b.to_string()].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            ux_flag_rows(&rows, &names, false, Some(&flipped)).newly_raised,
+            2
+        );
+    }
+
+    #[test]
+    fn figures_stored_before_ux_flags_were_kept_still_read() {
+        let old = serde_json::json!({"fingerprint": 3, "nps": null, "verdicts": {}});
+        let f: DigestFigures = serde_json::from_value(old).unwrap();
+        assert!(f.ux_negative.is_empty() && f.ux_positive.is_empty());
     }
 
     #[test]

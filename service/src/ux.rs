@@ -383,7 +383,7 @@ impl Services {
 
     /// The map of `client` as of `as_of` (default: today in its time zone),
     /// and the data version it reflects.
-    async fn build_ux_map(
+    pub(crate) async fn build_ux_map(
         &self,
         client: &client::Model,
         as_of: Option<NaiveDate>,

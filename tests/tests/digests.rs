@@ -363,7 +363,187 @@ async fn a_digest_shows_plan_vs_fact_in_the_agency_brand(mode: Mode) {
     assert_eq!(sink.messages().len(), 3, "previews send nothing");
 }
 
+/// Mystery-shopper audits of two touchpoints, `(date, A's rating, B's
+/// rating)` per visit (0 = not rated).
+fn two_touchpoint_audits(rows: &[(&str, u8, u8)]) -> String {
+    let mut csv = String::from("visit,a,b\n");
+    for (day, a, b) in rows {
+        let cell = |r: &u8| {
+            if *r == 0 {
+                String::new()
+            } else {
+                r.to_string()
+            }
+        };
+        csv.push_str(&format!("{day},{},{}\n", cell(a), cell(b)));
+    }
+    csv
+}
+
+/// The UX map's flags in the digest, both ways: touchpoint A falls (a
+/// negative flag), B rises a week later (a positive flag). The audits are
+/// dated in 2027 and the digests run on a fixed clock on three Mondays, so
+/// the second digest's only news is B's new positive flag (no data arrived
+/// in between: the windows moved), and the third, with no flag left and no
+/// data, says "nothing new". In English and in Russian.
+async fn digests_show_positive_flags_beside_negative_ones(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let lib = app
+        .post(
+            &format!(
+                "/api/v1/touchpoint-libraries/{}/clone",
+                tests::TEMPLATE_LIBRARY
+            ),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
+    let tp = |i: usize| lib.body["stages"][3]["touchpoints"][i].clone();
+    let (a, b) = (tp(0), tp(1));
+    // Baseline (the 4 weeks before each window) and current-week visits:
+    // as of 2027-03-01, A is 5 → 1 (negative) and B has no current ratings;
+    // as of 03-08, A is still down (1 against 3) and B is 1 → 5 (positive);
+    // as of 03-15 nobody visited for a week: no flags.
+    let audits = two_touchpoint_audits(&[
+        ("2027-02-05", 5, 1),
+        ("2027-02-10", 5, 1),
+        ("2027-02-15", 5, 1),
+        ("2027-02-25", 1, 0),
+        ("2027-02-27", 1, 0),
+        ("2027-03-01", 1, 0),
+        ("2027-03-03", 1, 5),
+        ("2027-03-04", 1, 5),
+        ("2027-03-05", 1, 5),
+    ]);
+    for (name, locale) in [("Fitness club", "en"), ("Фитнес-клуб", "ru")] {
+        let client = app
+            .create(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": name, "timezone": "UTC", "locale": locale, "digest_schedule": "weekly",
+                       "report_recipients": [format!("ceo-{locale}@client.example.com")]}),
+            )
+            .await;
+        let audit = app
+            .create(
+                &format!("/api/v1/clients/{client}/questionnaires"),
+                &t.token,
+                json!({"title": "Mystery shopper", "kind": "mystery_shopper", "questions": [
+                    {"key": "visit", "type": "date", "role": "visit_date", "required": true},
+                    {"key": "a", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": a["id"]},
+                    {"key": "b", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": b["id"]}
+                ]}),
+            )
+            .await;
+        let r = app
+            .raw(
+                Method::POST,
+                &format!("/api/v1/questionnaires/{audit}/responses/import"),
+                Some(&t.token),
+                "text/csv",
+                audits.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        app.wait_for_job(&t.token, "client_ux", &client, 1).await;
+    }
+    let name = |tp: &serde_json::Value, locale: &str| {
+        tp[format!("name_{locale}")].as_str().unwrap().to_owned()
+    };
+    // One scheduled tick on a fixed clock: both clients' digests, as
+    // received (English first).
+    let monday = |at: &'static str, n: usize| {
+        let (app, sink) = (&app, &sink);
+        async move {
+            assert_eq!(app.services.run_due_digests(utc(at)).await.unwrap(), 2);
+            let all = sink.wait_for(n).await;
+            let mut m: Vec<Mail> = all[n - 2..]
+                .iter()
+                .map(|m| {
+                    let mut m = parse_mail(m);
+                    // Lines end in CRLF on the wire.
+                    m.text = m.text.replace("\r\n", "\n");
+                    m
+                })
+                .collect();
+            m.sort_by(|x, y| x.to.cmp(&y.to));
+            (m[0].clone(), m[1].clone())
+        }
+    };
+    let has = |m: &Mail, lines: String| assert!(m.text.contains(&lines), "{lines:?} in {}", m.text);
+
+    // Monday 1: A's negative flag; B not flagged yet.
+    let (en, ru) = monday("2027-03-01T09:00:00Z", 2).await;
+    assert_eq!(
+        (en.to.as_str(), ru.to.as_str()),
+        ("ceo-en@client.example.com", "ceo-ru@client.example.com")
+    );
+    has(
+        &en,
+        format!("Negative flags:\n- {}: -4.0 (1.0 vs 5.0)\n", name(&a, "en")),
+    );
+    assert!(!en.text.contains("Positive flags"), "{}", en.text);
+    has(
+        &ru,
+        format!(
+            "Отрицательные отклонения:\n- {}: -4,0 (1,0 против 5,0)\n",
+            name(&a, "ru")
+        ),
+    );
+
+    // Monday 2, no new data: B's new positive flag is news, shown beside
+    // A's negative one (not new any more).
+    let (en, ru) = monday("2027-03-08T09:00:00Z", 4).await;
+    assert!(
+        en.subject.contains("report for 2027-03-08") && !en.subject.contains("nothing new"),
+        "{}",
+        en.subject
+    );
+    has(
+        &en,
+        format!(
+            "Negative flags:\n- {}: -2.0 (1.0 vs 3.0)\nPositive flags:\n- {}: +4.0 (5.0 vs 1.0) [new]\n",
+            name(&a, "en"),
+            name(&b, "en")
+        ),
+    );
+    assert!(
+        en.html.contains("Positive flags")
+            && en.html.contains(&name(&b, "en"))
+            && en.html.contains("#0e7c3a"),
+        "positive flags, in green: {}",
+        en.html
+    );
+    assert!(ru.subject.contains("отчёт за 2027-03-08"), "{}", ru.subject);
+    has(
+        &ru,
+        format!(
+            "Положительные отклонения:\n- {}: +4,0 (5,0 против 1,0) [новое]\n",
+            name(&b, "ru")
+        ),
+    );
+
+    // Monday 3: no flag left, no data: nothing new, briefly.
+    let (en, ru) = monday("2027-03-15T09:00:00Z", 6).await;
+    assert!(en.subject.contains("nothing new"), "{}", en.subject);
+    assert!(
+        en.text.contains("No new data since the last report") && !en.text.contains("UX map"),
+        "{}",
+        en.text
+    );
+    assert!(ru.subject.contains("без изменений"), "{}", ru.subject);
+    assert_eq!(
+        sink.messages().len(),
+        6,
+        "no UX alert emails: the audits are in the future"
+    );
+}
+
 both_modes!(
     digests_are_sent_now_and_on_schedule,
+    digests_show_positive_flags_beside_negative_ones,
     a_digest_shows_plan_vs_fact_in_the_agency_brand
 );
