@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::cache::Invalidation;
 use crate::domain::answers::valid_email;
+use crate::domain::locale::Locale;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::page::{Page, PageParams};
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -137,10 +138,9 @@ fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
         ));
     }
     if let Some(l) = &u.locale
-        && l != "ru"
-        && l != "en"
+        && let Err(e) = Locale::parse("locale", l)
     {
-        errs.push(FieldError::new("locale", "must be ru or en"));
+        errs.push(e);
     }
     if let Some(rs) = &u.report_recipients {
         if rs.len() > 50 {

@@ -185,14 +185,14 @@ fn strings(kind: &str, locale: &str) -> Value {
             "cash_biggest": "Biggest variances",
         }),
         ("job_failed", true) => json!({
-            "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].kind }}{% endif %}",
+            "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].label }}{% endif %}",
             "heading": "Пересчёт не удался",
             "intro": "Фоновые пересчёты ниже исчерпали все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
             "what": "Что", "version": "Версия данных", "attempts": "Попыток", "error": "Ошибка", "when": "Когда",
             "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed. О каждой неудаче приходит одно письмо.",
         }),
         (_, _) => json!({
-            "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].kind }}{% endif %}",
+            "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].label }}{% endif %}",
             "heading": "{% if count > 1 %}{{ count }} recomputes failed{% else %}A recompute failed{% endif %}",
             "intro": "The background recomputes below used up all their attempts. The data is stored, but results stay stale until the next successful recompute.",
             "what": "What", "version": "Data version", "attempts": "Attempts", "error": "Error", "when": "When",
@@ -276,8 +276,8 @@ mod tests {
             }
             _ => {
                 json!({"count": 2, "jobs": [
-                    {"kind": "client_ux", "target_id": "x", "data_version": 3, "attempt": 5, "error": "boom", "failed_at": "2026-12-01 10:00:00 UTC"},
-                    {"kind": "questionnaire_summary", "target_id": "y", "data_version": 1, "attempt": 5, "error": "bang", "failed_at": "2026-12-01 10:00:01 UTC"},
+                    {"kind": "client_ux", "label": "UX-map alerts", "target_id": "x", "data_version": 3, "attempt": 5, "error": "boom", "failed_at": "2026-12-01 10:00:00 UTC"},
+                    {"kind": "questionnaire_summary", "label": "Questionnaire summary", "target_id": "y", "data_version": 1, "attempt": 5, "error": "bang", "failed_at": "2026-12-01 10:00:01 UTC"},
                 ]})
             }
         }
