@@ -1,7 +1,8 @@
 //! Client digests through a real SMTP server: send now with the panel
-//! headline and an inline chart, "nothing new" when nothing changed, and
-//! the weekly schedule in the client's time zone across a DST change (the
-//! scheduler is called with a fixed clock).
+//! headline and an inline chart, "nothing new" when nothing changed, the
+//! UX map's flags both ways, and the weekly schedule in the client's time
+//! zone across a DST change and over many clients (the scheduler is called
+//! with a fixed clock).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::{Method, StatusCode};
@@ -542,8 +543,301 @@ async fn digests_show_positive_flags_beside_negative_ones(mode: Mode) {
     );
 }
 
+/// Zones without daylight saving and their offsets from UTC in minutes:
+/// the test's own reckoning of "09:00 local", independent of the service's.
+const ZONES: [(&str, i64); 6] = [
+    ("Asia/Tokyo", 540),
+    ("Asia/Kolkata", 330),
+    ("Asia/Dubai", 240),
+    ("Europe/Moscow", 180),
+    ("UTC", 0),
+    ("America/Bogota", -300),
+];
+
+/// The first slot of `schedule` (Mondays or the 1st, 09:00 at `offset`)
+/// after `after`.
+fn next_slot(
+    schedule: &str,
+    offset: i64,
+    after: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    let start = after.date_naive() - chrono::Days::new(1);
+    (0..40)
+        .map(|k| start + chrono::Days::new(k))
+        .filter(|d| match schedule {
+            "weekly" => d.weekday() == chrono::Weekday::Mon,
+            "monthly" => d.day() == 1,
+            _ => false,
+        })
+        .map(|d| d.and_hms_opt(9, 0, 0).unwrap().and_utc() - chrono::Duration::minutes(offset))
+        .find(|at| *at > after)
+}
+
+/// 200 clients on weekly, monthly or no schedules in six time zones, some
+/// archived. Each stores its next slot; a tick on a fixed clock (the coming
+/// Monday, 06:30 UTC) selects exactly the due ones in one query and sends
+/// them each one digest, and no other; the same tick again sends nothing,
+/// and the sent ones' next slot is a week on. A time-zone change before the
+/// tick moves a client's next slot in or out of it.
+async fn a_tick_sends_only_the_due_digests_of_many_clients(mode: Mode) {
+    use chrono::Datelike;
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let today = chrono::Utc::now().date_naive();
+    let monday = (1..=7)
+        .map(|k| today + chrono::Days::new(k))
+        .find(|d| d.weekday() == chrono::Weekday::Mon)
+        .unwrap();
+    let clock = monday.and_hms_opt(6, 30, 0).unwrap().and_utc();
+    struct C {
+        id: String,
+        recipient: String,
+        schedule: &'static str,
+        offset: i64,
+        /// Since when its schedule stands (creation, or a time-zone change).
+        since: chrono::DateTime<chrono::Utc>,
+        archived: bool,
+    }
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        let (zone, offset) = ZONES[i % ZONES.len()];
+        let schedule = match i % 10 {
+            0 => "monthly",
+            1 => "off",
+            _ => "weekly",
+        };
+        let recipient = format!("boss{i}@client{i}.example.com");
+        let r = app
+            .post(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": format!("Client {i}"), "timezone": zone, "digest_schedule": schedule,
+                       "locale": "en", "report_recipients": [recipient]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let archived = i % 25 == 7;
+        if archived {
+            let r = app
+                .post(
+                    &format!("/api/v1/clients/{id}/archive"),
+                    &t.token,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        clients.push(C {
+            id,
+            recipient,
+            schedule,
+            offset,
+            since: r.body["created_at"].as_str().unwrap().parse().unwrap(),
+            archived,
+        });
+    }
+    let next_at = |id: String| {
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let r = app
+                .get(&format!("/api/v1/clients/{id}/digest-settings"), &token)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body["next_at"]
+                .as_str()
+                .map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+        }
+    };
+    // Time-zone changes: a UTC client (09:00 UTC, after the clock) moves to
+    // Tokyo (00:00 UTC, before it), a Moscow one (06:00 UTC) to Bogota.
+    let weekly_in = |zone: usize| {
+        clients
+            .iter()
+            .position(|c| c.schedule == "weekly" && !c.archived && c.offset == ZONES[zone].1)
+            .unwrap()
+    };
+    let (to_tokyo, to_bogota) = (weekly_in(4), weekly_in(3));
+    for (i, to) in [(to_tokyo, 0), (to_bogota, 5)] {
+        let c = &clients[i];
+        assert_eq!(
+            next_at(c.id.clone()).await,
+            next_slot("weekly", c.offset, c.since)
+        );
+        let r = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/clients/{}", c.id),
+                Some(&t.token),
+                Some(json!({"timezone": ZONES[to].0})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let moved = next_at(c.id.clone()).await;
+        let c = &mut clients[i];
+        c.offset = ZONES[to].1;
+        c.since = r.body["updated_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            moved,
+            next_slot("weekly", c.offset, c.since),
+            "moved with the zone"
+        );
+    }
+
+    let due: std::collections::BTreeSet<&str> = clients
+        .iter()
+        .filter(|c| {
+            !c.archived && next_slot(c.schedule, c.offset, c.since).is_some_and(|s| s <= clock)
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(due.len() > 50 && due.len() < 150, "{} due", due.len());
+    assert!(
+        due.contains(clients[to_tokyo].id.as_str()),
+        "moved to Tokyo: due"
+    );
+    // The one query of a tick: exactly the due clients, none before.
+    let selected = |at| {
+        let app = &app;
+        async move {
+            app.services
+                .due_digest_clients(at)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id.to_string())
+                .collect::<std::collections::BTreeSet<String>>()
+        }
+    };
+    let wanted: std::collections::BTreeSet<String> = due.iter().map(|s| s.to_string()).collect();
+    assert_eq!(selected(clock).await, wanted);
+    assert!(selected(chrono::Utc::now()).await.is_empty());
+
+    let sent = app.services.run_due_digests(clock).await.unwrap();
+    assert_eq!(sent, due.len());
+    let mail = sink.wait_for(due.len()).await;
+    let to: std::collections::BTreeSet<String> = mail.iter().map(|m| parse_mail(m).to).collect();
+    let expected: std::collections::BTreeSet<String> = clients
+        .iter()
+        .filter(|c| due.contains(c.id.as_str()))
+        .map(|c| c.recipient.clone())
+        .collect();
+    assert_eq!(to, expected, "each due client's digest, and no other");
+    // Each sent client's next slot moved a week on; the tick is done.
+    assert!(selected(clock).await.is_empty());
+    assert_eq!(app.services.run_due_digests(clock).await.unwrap(), 0);
+    let moved = clients
+        .iter()
+        .find(|c| c.offset == ZONES[0].1 && c.schedule == "weekly" && due.contains(c.id.as_str()))
+        .unwrap();
+    assert_eq!(
+        next_at(moved.id.clone()).await,
+        next_slot("weekly", ZONES[0].1, clock),
+        "a week on"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), due.len(), "one digest each");
+}
+
+/// Clients from before `next_digest_at` existed: the migration gives them
+/// a lower bound (the last scheduled slot sent, else their creation) and
+/// the first tick turns it into the slot — sending a missed slot once, as
+/// before, and not the slot already sent.
+async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mode: Mode) {
+    use migration::MigratorTrait;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    // No worker: this test's call is the only tick.
+    let app = spawn_with(mode, |s| s.run_worker = false).await;
+    let t = app.signup("Acme").await;
+    let mut ids = Vec::new();
+    for name in ["Missed", "Sent"] {
+        ids.push(
+            app.create(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": name, "timezone": "Europe/Moscow", "digest_schedule": "weekly",
+                       "report_recipients": [format!("{}@client.example.com", name.to_lowercase())]}),
+            )
+            .await,
+        );
+    }
+    let db = &app.services.db;
+    let now = chrono::Utc::now();
+    let moscow: chrono_tz::Tz = "Europe/Moscow".parse().unwrap();
+    let last_monday =
+        service::digest::due_slot("weekly", moscow, now - chrono::Duration::days(8), now).unwrap();
+    // "Missed" was created three weeks ago and never got one; "Sent" got
+    // last Monday's.
+    entity::client::Entity::update_many()
+        .col_expr(
+            entity::client::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(now - chrono::Duration::days(21)),
+        )
+        .filter(
+            entity::client::Column::Id.is_in(ids.iter().map(|i| i.parse::<uuid::Uuid>().unwrap())),
+        )
+        .exec(db)
+        .await
+        .unwrap();
+    entity::digest_run::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        agency_id: Set(t.agency_id.parse().unwrap()),
+        client_id: Set(ids[1].parse().unwrap()),
+        scheduled_for: Set(last_monday),
+        trigger: Set("scheduled".into()),
+        figures: Set(json!({"fingerprint": 0, "nps": null, "verdicts": {}})),
+        created_at: Set(last_monday),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    // The schema as it was, then the migration with its backfill.
+    migration::Migrator::down(db, Some(1)).await.unwrap();
+    migration::Migrator::up(db, None).await.unwrap();
+
+    let due: Vec<String> = app
+        .services
+        .due_digest_clients(now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(due.len(), 2, "both hold a bound in the past");
+    assert_eq!(app.services.run_due_digests(now).await.unwrap(), 1);
+    let r = app.get("/api/v1/deliveries?kind=digest", &t.token).await;
+    let to: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["missed@client.example.com"], "{}", r.text);
+    // Both now wait for next Monday.
+    assert!(
+        app.services
+            .due_digest_clients(now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for id in &ids {
+        let r = app
+            .get(&format!("/api/v1/clients/{id}/digest-settings"), &t.token)
+            .await;
+        let next: chrono::DateTime<chrono::Utc> =
+            r.body["next_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(next, last_monday + chrono::Duration::days(7), "{}", r.text);
+    }
+}
+
 both_modes!(
     digests_are_sent_now_and_on_schedule,
+    clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick,
+    a_tick_sends_only_the_due_digests_of_many_clients,
     digests_show_positive_flags_beside_negative_ones,
     a_digest_shows_plan_vs_fact_in_the_agency_brand
 );
