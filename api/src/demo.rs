@@ -68,6 +68,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
             name: "Demo analyst".into(),
             email: DEMO_EMAIL.into(),
             password: DEMO_PASSWORD.into(),
+            locale: None,
         })
         .await;
     let out = match signup {

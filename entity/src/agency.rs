@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub logo_url: Option<String>,
     pub brand_colour: Option<String>,
+    /// `ru` or `en`: the language of staff emails unless a user chose one.
+    pub locale: String,
     pub created_at: DateTimeUtc,
 }
 

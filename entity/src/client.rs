@@ -14,6 +14,10 @@ pub struct Model {
     pub locale: String,
     pub report_recipients: Json,
     pub digest_schedule: String,
+    /// The next scheduled digest slot (UTC); null when the schedule is off.
+    /// Rows from before it existed may hold a lower bound instead, which the
+    /// first due tick turns into the slot.
+    pub next_digest_at: Option<DateTimeUtc>,
     pub touchpoint_library_id: Option<Uuid>,
     pub min_segment_n: i32,
     pub archived_at: Option<DateTimeUtc>,

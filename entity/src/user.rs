@@ -10,6 +10,9 @@ pub struct Model {
     pub email: String,
     pub name: String,
     pub password_hash: String,
+    /// `ru` or `en`, the user's own choice for the emails they get; null:
+    /// the language of the agency or client concerned.
+    pub locale: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -14,6 +14,8 @@ mod m20261122_000008_create_subscribers;
 mod m20261122_000009_create_digest_runs;
 mod m20261201_000010_extend_email_tables;
 mod m20261201_000011_index_responses_by_version;
+mod m20261201_000012_extend_agencies_and_users;
+mod m20261201_000013_schedule_clients;
 
 pub struct Migrator;
 
@@ -32,6 +34,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_create_digest_runs::Migration),
             Box::new(m20261201_000010_extend_email_tables::Migration),
             Box::new(m20261201_000011_index_responses_by_version::Migration),
+            Box::new(m20261201_000012_extend_agencies_and_users::Migration),
+            Box::new(m20261201_000013_schedule_clients::Migration),
         ]
     }
 }

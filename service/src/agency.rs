@@ -1,5 +1,6 @@
-//! The agency's own settings: its name and the branding of every email it
-//! sends (logo at the top, colour of the header, buttons and charts).
+//! The agency's own settings: its name, the branding of every email it
+//! sends (logo at the top, colour of the header, buttons and charts) and the
+//! language of its staff's emails.
 use chrono::{DateTime, Utc};
 use entity::agency;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::brand::{BrandColour, LogoUrl};
+use crate::domain::locale::Locale;
 use crate::email::Brand;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::{Perm, RequestCtx, Services};
@@ -19,6 +21,9 @@ pub struct AgencySettingsView {
     pub logo_url: Option<String>,
     /// `#rrggbb` of the email header, buttons and charts.
     pub brand_colour: String,
+    /// `ru` or `en`: the language of the emails the agency's staff get
+    /// (failed-job alerts), unless a user chose their own (`PATCH /me`).
+    pub locale: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -29,6 +34,7 @@ impl From<agency::Model> for AgencySettingsView {
             id: a.id,
             name: a.name,
             logo_url: a.logo_url,
+            locale: a.locale,
             created_at: a.created_at,
         }
     }
@@ -46,6 +52,9 @@ pub struct UpdateAgencySettings {
     /// `#rrggbb`; an empty string goes back to the default colour.
     #[serde(default)]
     pub brand_colour: Option<String>,
+    /// `ru` or `en`: the staff's emails, for users who chose none.
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 /// What changes, parsed: `Some(None)` clears.
@@ -53,6 +62,7 @@ struct ParsedSettings {
     name: Option<String>,
     logo_url: Option<Option<LogoUrl>>,
     brand_colour: Option<Option<BrandColour>>,
+    locale: Option<Locale>,
 }
 
 fn parse(input: UpdateAgencySettings) -> AppResult<ParsedSettings> {
@@ -72,11 +82,15 @@ fn parse(input: UpdateAgencySettings) -> AppResult<ParsedSettings> {
         .map(|o| o.and_then(|(f, s)| LogoUrl::parse(&f, &s).map_err(|e| errs.push(e)).ok()));
     let colour = opt("brand_colour", input.brand_colour)
         .map(|o| o.and_then(|(f, s)| BrandColour::parse(&f, &s).map_err(|e| errs.push(e)).ok()));
+    let locale = input
+        .locale
+        .and_then(|l| Locale::parse("locale", &l).map_err(|e| errs.push(e)).ok());
     if errs.is_empty() {
         Ok(ParsedSettings {
             name,
             logo_url: logo,
             brand_colour: colour,
+            locale,
         })
     } else {
         Err(AppError::Validation(errs))
@@ -123,6 +137,9 @@ impl Services {
         }
         if let Some(c) = p.brand_colour {
             m.brand_colour = Set(c.map(BrandColour::css));
+        }
+        if let Some(l) = p.locale {
+            m.locale = Set(l.as_str().to_owned());
         }
         Ok(m.update(&self.db).await?.into())
     }

@@ -5,6 +5,7 @@ use argon2::{Algorithm as ArgonAlg, Argon2, Params, Version};
 use chrono::{Duration, Utc};
 use entity::{agency, api_key, membership, user};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::ctx::{Principal, RequestCtx, Role, Scope};
 use crate::domain::answers::valid_email;
+use crate::domain::locale::Locale;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::{Services, db, new_id, now};
 
@@ -328,6 +330,14 @@ impl Services {
             errs.push(FieldError::new("email", "is not an email address"));
         }
         check_password(&input.password, &mut errs);
+        let locale = match input.locale.as_deref().map(|l| Locale::parse("locale", l)) {
+            None => DEFAULT_AGENCY_LOCALE,
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                errs.push(e);
+                DEFAULT_AGENCY_LOCALE
+            }
+        };
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
@@ -336,6 +346,7 @@ impl Services {
             .one(&self.db)
             .await?;
         // An existing user may open another agency, but only with their password.
+        let own_locale = existing.as_ref().and_then(|u| u.locale.clone());
         let (user_id, password_hash) = match existing {
             Some(u) => {
                 if !verify_password(input.password.clone(), u.password_hash.clone()).await? {
@@ -356,6 +367,7 @@ impl Services {
             name: Set(agency_name.clone()),
             logo_url: Set(None),
             brand_colour: Set(None),
+            locale: Set(locale.as_str().to_owned()),
             created_at: Set(t),
         }
         .insert(&txn)
@@ -366,6 +378,7 @@ impl Services {
                 email: Set(email.clone()),
                 name: Set(name.clone()),
                 password_hash: Set(hash),
+                locale: Set(None),
                 created_at: Set(t),
             }
             .insert(&txn)
@@ -400,6 +413,7 @@ impl Services {
                 id: user_id,
                 email,
                 name,
+                locale: own_locale,
             },
         })
     }
@@ -449,6 +463,7 @@ impl Services {
                     id: u.id,
                     email: u.email,
                     name: u.name,
+                    locale: u.locale,
                 }),
             None => None,
         };
@@ -470,6 +485,35 @@ impl Services {
             scopes: ctx.scopes.clone(),
             agencies,
         })
+    }
+
+    /// The signed-in user changes their own settings (any role; not API
+    /// keys, which have no person behind them).
+    pub async fn update_me(&self, ctx: &RequestCtx, input: UpdateMe) -> AppResult<MeView> {
+        let Some(user_id) = ctx.user_id() else {
+            return Err(AppError::Forbidden(
+                "an API key has no user settings; sign in as a user".into(),
+            ));
+        };
+        // "" goes back to the language of the agency or client concerned.
+        let locale = match input.locale.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(l) => Some(Some(
+                Locale::parse("locale", l).map_err(|e| AppError::Validation(vec![e]))?,
+            )),
+        };
+        if let Some(l) = locale {
+            user::Entity::update_many()
+                .col_expr(
+                    user::Column::Locale,
+                    Expr::value(l.map(|l| l.as_str().to_owned())),
+                )
+                .filter(user::Column::Id.eq(user_id))
+                .exec(&self.db)
+                .await?;
+        }
+        self.me(ctx).await
     }
 }
 
@@ -531,6 +575,23 @@ pub struct SignupInput {
     pub name: String,
     pub email: String,
     pub password: String,
+    /// `ru` or `en`: the agency's staff emails; default `en`.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// The language new agencies' staff emails come in unless chosen.
+pub const DEFAULT_AGENCY_LOCALE: Locale = Locale::En;
+
+/// The caller's own settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    /// `ru` or `en`: the language of the emails you get (alerts), whatever
+    /// the agency's; an empty string goes back to the agency's (or, for a
+    /// client's UX alerts, the client's).
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -554,6 +615,9 @@ pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub name: String,
+    /// `ru` or `en` if the user chose the language of their emails; absent:
+    /// the agency's (or client's) language.
+    pub locale: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

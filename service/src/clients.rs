@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::cache::Invalidation;
 use crate::domain::answers::valid_email;
+use crate::domain::locale::Locale;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::page::{Page, PageParams};
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -137,10 +138,9 @@ fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
         ));
     }
     if let Some(l) = &u.locale
-        && l != "ru"
-        && l != "en"
+        && let Err(e) = Locale::parse("locale", l)
     {
-        errs.push(FieldError::new("locale", "must be ru or en"));
+        errs.push(e);
     }
     if let Some(rs) = &u.report_recipients {
         if rs.len() > 50 {
@@ -229,18 +229,23 @@ impl Services {
         self.check_library(ctx.agency_id, input.touchpoint_library_id)
             .await?;
         let t = now();
+        let timezone = input.timezone.unwrap_or_else(|| "Europe/Moscow".into());
+        let schedule = input.digest_schedule.unwrap_or_else(|| "weekly".into());
+        let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
+        let next_digest_at = crate::digest::next_slot_after(&schedule, tz, t);
         let m = client::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
             name: Set(input.name.trim().to_owned()),
             industry: Set(input.industry.filter(|s| !s.trim().is_empty())),
             currency: Set(input.currency.unwrap_or_else(|| "RUB".into())),
-            timezone: Set(input.timezone.unwrap_or_else(|| "Europe/Moscow".into())),
+            timezone: Set(timezone),
             locale: Set(input.locale.unwrap_or_else(|| "ru".into())),
             report_recipients: Set(serde_json::json!(
                 input.report_recipients.unwrap_or_default()
             )),
-            digest_schedule: Set(input.digest_schedule.unwrap_or_else(|| "weekly".into())),
+            digest_schedule: Set(schedule),
+            next_digest_at: Set(next_digest_at),
             touchpoint_library_id: Set(input.touchpoint_library_id),
             min_segment_n: Set(input.min_segment_n.unwrap_or(30)),
             archived_at: Set(None),
@@ -316,7 +321,29 @@ impl Services {
         }
         self.check_library(ctx.agency_id, u.touchpoint_library_id)
             .await?;
+        // A new schedule or time zone moves the next slot.
+        let schedule = u
+            .digest_schedule
+            .as_ref()
+            .unwrap_or(&existing.digest_schedule);
+        let timezone = u.timezone.as_ref().unwrap_or(&existing.timezone);
+        let next_digest_at =
+            if *schedule != existing.digest_schedule || *timezone != existing.timezone {
+                let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
+                let last = crate::digest::last_scheduled_slot(&self.db, ctx.agency_id, id).await?;
+                Some(crate::digest::next_slot_on_change(
+                    schedule,
+                    tz,
+                    now(),
+                    last,
+                ))
+            } else {
+                None
+            };
         let mut m: client::ActiveModel = existing.into();
+        if let Some(v) = next_digest_at {
+            m.next_digest_at = Set(v);
+        }
         if let Some(v) = u.name {
             m.name = Set(v.trim().to_owned());
         }

@@ -1,15 +1,21 @@
 //! Client digests: weekly (Monday 09:00) or monthly (the 1st, 09:00) in the
 //! client's time zone, to its report recipients, with what changed since the
 //! last one — panel headline and NPS change, top choice factors (with a bar
-//! chart as an inline PNG), hypotheses that changed verdict, open negative
-//! UX flags, and each Cash Journey model's latest actuals against its base
-//! scenario. A digest with nothing new says so in two lines.
-use std::collections::BTreeMap;
+//! chart as an inline PNG), hypotheses that changed verdict, the touchpoints
+//! flagged negative and positive on the UX map as of the digest's day
+//! (analytics.md §4), and each Cash Journey model's latest actuals against
+//! its base scenario. A digest with nothing new (no data change and no flag
+//! the last one did not show) says so in two lines.
+use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
-use entity::{client, digest_run, questionnaire, snapshot, ux_alert};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use entity::{client, digest_run, questionnaire, snapshot};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -87,6 +93,106 @@ pub fn due_slot(
     Some(slot)
 }
 
+/// Nanoseconds are below any slot's precision (slots fall on whole
+/// minutes): "after `from` − 1 ns" is "at or after `from`".
+fn just_before(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - Duration::nanoseconds(1)
+}
+
+/// The latest slot `s` with `from <= s <= now`, if any: what a tick sends
+/// for a client whose stored next slot (or, for rows older than that
+/// column, lower bound) is `from`.
+pub fn latest_slot_from(
+    schedule: &str,
+    tz: Tz,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    due_slot(schedule, tz, just_before(from), now)
+}
+
+/// The first slot at or after `from`.
+pub fn first_slot_from(schedule: &str, tz: Tz, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    next_slot_after(schedule, tz, just_before(from))
+}
+
+/// The next slot once the schedule or time zone changed at `now`: the first
+/// after now, but not on the local day of the last scheduled slot sent (a
+/// client moved west after its Monday digest went out would otherwise get
+/// a second one that Monday).
+pub fn next_slot_on_change(
+    schedule: &str,
+    tz: Tz,
+    now: DateTime<Utc>,
+    last_sent: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let from = last_sent.map_or(now, |l| l.max(now));
+    let slot = next_slot_after(schedule, tz, from)?;
+    let day = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
+    match last_sent {
+        Some(l) if day(l) == day(slot) => next_slot_after(schedule, tz, slot),
+        _ => Some(slot),
+    }
+}
+
+/// A client's time zone (stored values were checked when set).
+pub fn tz_of(c: &client::Model) -> Tz {
+    c.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow)
+}
+
+/// A client's latest digest (by slot), of `trigger` if given.
+async fn last_run<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    trigger: Option<&str>,
+) -> AppResult<Option<digest_run::Model>> {
+    let mut q = digest_run::Entity::find()
+        .filter(digest_run::Column::AgencyId.eq(agency_id))
+        .filter(digest_run::Column::ClientId.eq(client_id));
+    if let Some(t) = trigger {
+        q = q.filter(digest_run::Column::Trigger.eq(t));
+    }
+    Ok(q.order_by_desc(digest_run::Column::ScheduledFor)
+        .one(db)
+        .await?)
+}
+
+/// The latest scheduled slot a client's digest went out for.
+pub async fn last_scheduled_slot<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+) -> AppResult<Option<DateTime<Utc>>> {
+    Ok(last_run(db, agency_id, client_id, Some("scheduled"))
+        .await?
+        .map(|r| r.scheduled_for))
+}
+
+/// Clients one tick takes at most; the rest are due at the next tick.
+const DUE_BATCH: u64 = 500;
+
+/// A scheduled send: the client's stored next slot as read (`from`, so
+/// that a schedule changed meanwhile is not overwritten) and the slot
+/// after the one sent.
+#[derive(Debug, Clone, Copy)]
+struct Advance {
+    from: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+}
+
+/// Moves a client's next slot on, unless it changed since it was read.
+async fn advance<C: ConnectionTrait>(db: &C, c: &client::Model, a: Advance) -> AppResult<()> {
+    client::Entity::update_many()
+        .col_expr(client::Column::NextDigestAt, Expr::value(a.next))
+        .filter(client::Column::AgencyId.eq(c.agency_id))
+        .filter(client::Column::Id.eq(c.id))
+        .filter(client::Column::NextDigestAt.eq(a.from))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// What a digest showed, kept to tell what changed next time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DigestFigures {
@@ -96,6 +202,11 @@ pub struct DigestFigures {
     pub nps: Option<f64>,
     /// hypothesis id → verdict.
     pub verdicts: BTreeMap<String, String>,
+    /// Touchpoints flagged negative / positive on the UX map (ids).
+    #[serde(default)]
+    pub ux_negative: BTreeSet<String>,
+    #[serde(default)]
+    pub ux_positive: BTreeSet<String>,
 }
 
 /// A bar chart of factor means (0 to 5) as PNG: bars only, the names and
@@ -249,6 +360,75 @@ fn fmt(x: f64, ru: bool) -> String {
     if ru { s.replace('.', ",") } else { s }
 }
 
+/// A change with its sign: `+4.0`, `-0.5`.
+fn signed(d: f64, ru: bool) -> String {
+    format!("{}{}", if d > 0.0 { "+" } else { "" }, fmt(d, ru))
+}
+
+/// The touchpoint flags of the UX map shown in a digest.
+struct DigestUxFlags {
+    /// Rows for the template, the largest change first.
+    negative: Vec<serde_json::Value>,
+    positive: Vec<serde_json::Value>,
+    /// Touchpoint ids, kept in the digest's figures.
+    negative_keys: BTreeSet<String>,
+    positive_keys: BTreeSet<String>,
+    /// Flags the last digest did not show.
+    newly_raised: usize,
+}
+
+/// Splits the map's touchpoint rows into negative and positive flags,
+/// marking those the last digest did not show (`shown_*`; none without a
+/// last digest: everything in a first digest is new anyway).
+fn ux_flag_rows(
+    rows: &[analytics::ux::TouchpointStats],
+    names: &BTreeMap<Uuid, String>,
+    ru: bool,
+    last: Option<&DigestFigures>,
+) -> DigestUxFlags {
+    use analytics::ux::Flag;
+    let mut out = DigestUxFlags {
+        negative: vec![],
+        positive: vec![],
+        negative_keys: BTreeSet::new(),
+        positive_keys: BTreeSet::new(),
+        newly_raised: 0,
+    };
+    let mut flagged: Vec<(&analytics::ux::TouchpointStats, Flag, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.stats.flag?, r.stats.deviation?)))
+        .collect();
+    flagged.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+    for (r, flag, deviation) in flagged {
+        let key = r.touchpoint_id.clone();
+        let before = last.map(|l| match flag {
+            Flag::Negative => &l.ux_negative,
+            Flag::Positive => &l.ux_positive,
+        });
+        let new = before.is_some_and(|b| !b.contains(&key));
+        out.newly_raised += usize::from(new);
+        let mean = |m: Option<f64>| m.map(|x| fmt(x, ru)).unwrap_or_else(|| "—".into());
+        let row = serde_json::json!({
+            "label": Uuid::parse_str(&key).ok().and_then(|id| names.get(&id).cloned()).unwrap_or_else(|| "—".into()),
+            "deviation": signed(deviation, ru),
+            "current": mean(r.stats.current.mean),
+            "baseline": mean(r.stats.baseline.mean),
+            "new": new,
+        });
+        match flag {
+            Flag::Negative => {
+                out.negative.push(row);
+                out.negative_keys.insert(key);
+            }
+            Flag::Positive => {
+                out.positive.push(row);
+                out.positive_keys.insert(key);
+            }
+        }
+    }
+    out
+}
+
 /// When and to whom a client's digest goes.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct DigestSettingsView {
@@ -291,12 +471,8 @@ impl Services {
         at: DateTime<Utc>,
     ) -> AppResult<BuiltDigest> {
         let ru = c.locale == "ru";
-        let tz: Tz = c.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
-        let last: Option<DigestFigures> = digest_run::Entity::find()
-            .filter(digest_run::Column::AgencyId.eq(c.agency_id))
-            .filter(digest_run::Column::ClientId.eq(c.id))
-            .order_by_desc(digest_run::Column::ScheduledFor)
-            .one(&self.db)
+        let tz = tz_of(c);
+        let last: Option<DigestFigures> = last_run(&self.db, c.agency_id, c.id, None)
             .await?
             .and_then(|r| serde_json::from_value(r.figures).ok());
         let qs = questionnaire::Entity::find()
@@ -345,7 +521,7 @@ impl Services {
                 "title": q.title,
                 "n": body.n,
                 "nps": nps.map(|x| fmt(x, ru)),
-                "nps_change": change.map(|d| format!("{}{}", if d > 0.0 { "+" } else { "" }, fmt(d, ru))),
+                "nps_change": change.map(|d| signed(d, ru)),
                 "nps_up": change.is_some_and(|d| d > 0.0),
             });
             let names: BTreeMap<Uuid, String> = entity::choice_factor::Entity::find()
@@ -398,37 +574,22 @@ impl Services {
                 }
             }
         }
-        // Open negative flags of the UX map.
-        let tps: BTreeMap<Uuid, String> = entity::touchpoint::Entity::find()
-            .filter(entity::touchpoint::Column::AgencyId.eq(c.agency_id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
-            .collect();
-        let ux: Vec<serde_json::Value> = ux_alert::Entity::find()
-            .filter(ux_alert::Column::AgencyId.eq(c.agency_id))
-            .filter(ux_alert::Column::ClientId.eq(c.id))
-            .filter(ux_alert::Column::ClearedAt.is_null())
-            .filter(ux_alert::Column::Scope.eq("touchpoint"))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|a| {
-                serde_json::json!({
-                    "label": a.touchpoint_id.and_then(|t| tps.get(&t).cloned()).unwrap_or_default(),
-                    "deviation": a.deviation.map(|d| fmt(d, ru)).unwrap_or_default(),
-                })
-            })
-            .collect();
+        // The UX map's touchpoint flags as of the digest's day, both ways.
+        let as_of = at.with_timezone(&tz).date_naive();
+        let ux = self.digest_ux_flags(c, as_of, ru, last.as_ref()).await?;
+        figures.ux_negative = ux.negative_keys;
+        figures.ux_positive = ux.positive_keys;
         // Cash Journey: the latest actuals of each model against its base plan.
         let (plans, cash_version) =
             crate::cash::latest_plan_vs_fact(&self.db, c.agency_id, c.id).await?;
         figures.fingerprint += cash_version;
         let cash: Vec<serde_json::Value> = plans.iter().map(|p| cash_section(p, ru)).collect();
+        // The map moves with the calendar as well as with data: a flag raised
+        // since the last digest is news even when no data arrived.
         let nothing_new = last
             .as_ref()
-            .is_some_and(|l| l.fingerprint == figures.fingerprint);
+            .is_some_and(|l| l.fingerprint == figures.fingerprint)
+            && ux.newly_raised == 0;
         let brand = crate::agency::brand_of(&self.db, c.agency_id).await?;
         let mut inline = Vec::new();
         let mut chart_height = 0;
@@ -443,7 +604,7 @@ impl Services {
                 data: base64::engine::general_purpose::STANDARD.encode(png),
             });
         }
-        let period = at.with_timezone(&tz).date_naive().to_string();
+        let period = as_of.to_string();
         let rendered = render(
             "digest",
             &c.locale,
@@ -456,7 +617,8 @@ impl Services {
                 "factors": factors.iter().map(|(n, m)| serde_json::json!({"name": n, "mean": format!("{:.2}", m)})).collect::<Vec<_>>(),
                 "chart_height": chart_height,
                 "verdicts": verdicts,
-                "ux": ux,
+                "ux_negative": ux.negative,
+                "ux_positive": ux.positive,
                 "cash": cash,
             }),
         )?;
@@ -467,19 +629,69 @@ impl Services {
         })
     }
 
+    /// The client's UX map as of `as_of` (its own day), flags both ways.
+    async fn digest_ux_flags(
+        &self,
+        c: &client::Model,
+        as_of: NaiveDate,
+        ru: bool,
+        last: Option<&DigestFigures>,
+    ) -> AppResult<DigestUxFlags> {
+        let (map, _) = self.build_ux_map(c, Some(as_of)).await?;
+        let flagged: Vec<Uuid> = map
+            .by_touchpoint
+            .iter()
+            .filter(|r| r.stats.flag.is_some())
+            .filter_map(|r| Uuid::parse_str(&r.touchpoint_id).ok())
+            .collect();
+        let names: BTreeMap<Uuid, String> = if flagged.is_empty() {
+            BTreeMap::new()
+        } else {
+            entity::touchpoint::Entity::find()
+                .filter(entity::touchpoint::Column::AgencyId.eq(c.agency_id))
+                .filter(entity::touchpoint::Column::Id.is_in(flagged))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
+                .collect()
+        };
+        Ok(ux_flag_rows(&map.by_touchpoint, &names, ru, last))
+    }
+
     /// Records the digest of a slot and queues it to every report
     /// recipient, once per (client, slot): a second call for the same slot
-    /// does nothing. Returns how many emails were queued.
+    /// does nothing. A scheduled send (`schedule`) also moves the client's
+    /// next slot on — in the same transaction when it sends, else on its
+    /// own. Returns how many emails were queued.
     async fn send_digest(
         &self,
         c: &client::Model,
         slot: DateTime<Utc>,
-        trigger: &str,
+        schedule: Option<Advance>,
     ) -> AppResult<u64> {
+        let skip = |why: &'static str| async move {
+            if let Some(a) = schedule {
+                tracing::debug!(client_id = %c.id, %slot, why, "digest slot passed over");
+                advance(&self.db, c, a).await?;
+            }
+            Ok(0)
+        };
         let recipients: Vec<String> =
             serde_json::from_value(c.report_recipients.clone()).unwrap_or_default();
         if recipients.is_empty() {
-            return Ok(0);
+            return skip("no recipients").await;
+        }
+        if schedule.is_some()
+            && digest_run::Entity::find()
+                .filter(digest_run::Column::AgencyId.eq(c.agency_id))
+                .filter(digest_run::Column::ClientId.eq(c.id))
+                .filter(digest_run::Column::ScheduledFor.eq(slot))
+                .one(&self.db)
+                .await?
+                .is_some()
+        {
+            return skip("already sent").await;
         }
         let built = self.build_digest(c, slot).await?;
         let txn = crate::db::begin_write(&self.db).await?;
@@ -488,7 +700,12 @@ impl Services {
             agency_id: Set(c.agency_id),
             client_id: Set(c.id),
             scheduled_for: Set(slot),
-            trigger: Set(trigger.into()),
+            trigger: Set(if schedule.is_some() {
+                "scheduled"
+            } else {
+                "manual"
+            }
+            .into()),
             figures: Set(serde_json::to_value(&built.figures).map_err(anyhow::Error::from)?),
             created_at: Set(now()),
         })
@@ -508,7 +725,7 @@ impl Services {
             // Another worker took this slot.
             Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {
                 txn.rollback().await?;
-                return Ok(0);
+                return skip("taken by another worker").await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -531,38 +748,68 @@ impl Services {
                 .collect(),
         )
         .await?;
+        if let Some(a) = schedule {
+            advance(&txn, c, a).await?;
+        }
         txn.commit().await?;
         self.wake_mailer(c.agency_id).await;
         Ok(n)
     }
 
+    /// The clients whose next digest slot has come by `now`, earliest first
+    /// (at most [`DUE_BATCH`]): one query, on `next_digest_at`.
+    pub async fn due_digest_clients(&self, now: DateTime<Utc>) -> AppResult<Vec<client::Model>> {
+        Ok(client::Entity::find()
+            .filter(client::Column::NextDigestAt.lte(now))
+            .filter(client::Column::ArchivedAt.is_null())
+            .order_by_asc(client::Column::NextDigestAt)
+            .order_by_asc(client::Column::Id)
+            .limit(DUE_BATCH)
+            .all(&self.db)
+            .await?)
+    }
+
     /// Worker: sends every digest whose slot has come by `now` (the latest
     /// slot only, if several were missed). Returns how many clients got one.
+    /// A client whose digest fails is logged and tried again next tick; the
+    /// others go on.
     pub async fn run_due_digests(&self, now: DateTime<Utc>) -> AppResult<usize> {
-        let clients = client::Entity::find()
-            .filter(client::Column::DigestSchedule.ne("off"))
-            .filter(client::Column::ArchivedAt.is_null())
-            .all(&self.db)
-            .await?;
         let mut sent = 0;
-        for c in clients {
-            let tz: Tz = c.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
-            let last = digest_run::Entity::find()
-                .filter(digest_run::Column::AgencyId.eq(c.agency_id))
-                .filter(digest_run::Column::ClientId.eq(c.id))
-                .filter(digest_run::Column::Trigger.eq("scheduled"))
-                .order_by_desc(digest_run::Column::ScheduledFor)
-                .one(&self.db)
-                .await?
-                .map(|r| r.scheduled_for)
-                .unwrap_or(c.created_at);
-            if let Some(slot) = due_slot(&c.digest_schedule, tz, last, now)
-                && self.send_digest(&c, slot, "scheduled").await? > 0
-            {
-                sent += 1;
+        for c in self
+            .due_digest_clients(now)
+            .await
+            .context("while looking for due digests")?
+        {
+            match self.run_scheduled_digest(&c, now).await {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    agency_id = %c.agency_id, client_id = %c.id, error = %format!("{e:#}"),
+                    "scheduled digest failed; tried again next tick"
+                ),
             }
         }
         Ok(sent)
+    }
+
+    /// One due client: the latest slot from its stored one up to `now`.
+    async fn run_scheduled_digest(&self, c: &client::Model, now: DateTime<Utc>) -> AppResult<bool> {
+        let Some(from) = c.next_digest_at else {
+            return Ok(false);
+        };
+        let tz = tz_of(c);
+        let Some(slot) = latest_slot_from(&c.digest_schedule, tz, from, now) else {
+            // A lower bound (a row older than the column) whose slot is ahead.
+            let next = first_slot_from(&c.digest_schedule, tz, from);
+            advance(&self.db, c, Advance { from, next }).await?;
+            return Ok(false);
+        };
+        let next = next_slot_after(&c.digest_schedule, tz, slot);
+        let queued = self
+            .send_digest(c, slot, Some(Advance { from, next }))
+            .await
+            .with_context(|| format!("while sending the digest of client {} for {slot}", c.id))?;
+        Ok(queued > 0)
     }
 
     /// "Send now" (admins): the digest as of now, to the report recipients.
@@ -576,7 +823,7 @@ impl Services {
                 "the client has no report recipients".into(),
             ));
         }
-        self.send_digest(&c, now(), "manual").await
+        self.send_digest(&c, now(), None).await
     }
 
     pub async fn digest_settings(
@@ -586,28 +833,13 @@ impl Services {
     ) -> AppResult<DigestSettingsView> {
         let c = find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::Read)?;
-        let tz: Tz = c.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
-        let runs = |trigger: Option<&str>| {
-            let mut q = digest_run::Entity::find()
-                .filter(digest_run::Column::AgencyId.eq(c.agency_id))
-                .filter(digest_run::Column::ClientId.eq(c.id));
-            if let Some(t) = trigger {
-                q = q.filter(digest_run::Column::Trigger.eq(t));
-            }
-            q.order_by_desc(digest_run::Column::ScheduledFor)
-        };
-        let last_scheduled = runs(Some("scheduled")).one(&self.db).await?;
-        let last_sent = runs(None).one(&self.db).await?;
-        // The slot after the last scheduled one (or after now, if that one
-        // was missed: only the newest missed slot is sent).
-        let from = last_scheduled
-            .map(|r| r.scheduled_for)
-            .unwrap_or(c.created_at)
-            .max(now() - Duration::days(31));
-        let next_at = match due_slot(&c.digest_schedule, tz, from, now()) {
-            Some(due) => Some(due),
-            None => next_slot_after(&c.digest_schedule, tz, from),
-        };
+        let tz = tz_of(&c);
+        let last_sent = last_run(&self.db, c.agency_id, c.id, None).await?;
+        // A stored slot already past is the one the next tick sends.
+        let next_at = c.next_digest_at.and_then(|from| {
+            latest_slot_from(&c.digest_schedule, tz, from, now())
+                .or_else(|| first_slot_from(&c.digest_schedule, tz, from))
+        });
         Ok(DigestSettingsView {
             client_id: c.id,
             report_recipients: serde_json::from_value(c.report_recipients.clone())
@@ -746,6 +978,86 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_slot_is_due_at_its_time_and_only_the_newest_missed_one_is_sent() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let slot = utc("2027-03-22T08:00:00Z");
+        // A stored slot is itself due from its instant on (at or after).
+        assert_eq!(
+            latest_slot_from("weekly", berlin, slot, utc("2027-03-22T07:59:59Z")),
+            None
+        );
+        assert_eq!(latest_slot_from("weekly", berlin, slot, slot), Some(slot));
+        assert_eq!(first_slot_from("weekly", berlin, slot), Some(slot));
+        // Missed across the change to summer time: the newest, 09:00 CEST.
+        assert_eq!(
+            latest_slot_from(
+                "weekly",
+                berlin,
+                utc("2027-03-08T08:00:00Z"),
+                utc("2027-03-29T07:00:00Z")
+            ),
+            Some(utc("2027-03-29T07:00:00Z"))
+        );
+        // A lower bound that is no slot (rows older than the column).
+        assert_eq!(
+            first_slot_from("monthly", berlin, utc("2027-03-15T12:34:56.789Z")),
+            Some(utc("2027-04-01T07:00:00Z"))
+        );
+        assert_eq!(first_slot_from("off", berlin, slot), None);
+    }
+
+    #[test]
+    fn a_new_time_zone_moves_the_next_slot_but_never_to_a_second_one_that_day() {
+        let msk: Tz = "Europe/Moscow".parse().unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        // Wednesday, nothing sent yet: next Monday 09:00 in the new zone.
+        let wed = utc("2026-12-02T12:00:00Z");
+        assert_eq!(
+            next_slot_on_change("weekly", msk, wed, None),
+            Some(utc("2026-12-07T06:00:00Z"))
+        );
+        assert_eq!(
+            next_slot_on_change("weekly", tokyo, wed, None),
+            Some(utc("2026-12-07T00:00:00Z"))
+        );
+        // Monday 06:30 UTC, Moscow's digest went out at 06:00; moved to
+        // Berlin (09:00 = 08:00 UTC that day): not again that Monday.
+        let sent = utc("2026-12-07T06:00:00Z");
+        let after = utc("2026-12-07T06:30:00Z");
+        assert_eq!(
+            next_slot_on_change("weekly", berlin, after, Some(sent)),
+            Some(utc("2026-12-14T08:00:00Z"))
+        );
+        // Moved before that Monday's slot: Berlin's 09:00 still comes.
+        assert_eq!(
+            next_slot_on_change(
+                "weekly",
+                berlin,
+                utc("2026-12-07T05:00:00Z"),
+                Some(utc("2026-11-30T06:00:00Z"))
+            ),
+            Some(utc("2026-12-07T08:00:00Z"))
+        );
+        // Weekly to monthly on Monday after the digest: the 1st is another day.
+        assert_eq!(
+            next_slot_on_change(
+                "monthly",
+                msk,
+                utc("2027-02-22T07:00:00Z"),
+                Some(utc("2027-02-22T06:00:00Z"))
+            ),
+            Some(utc("2027-03-01T06:00:00Z"))
+        );
+        // Across the change to summer time in the new zone.
+        assert_eq!(
+            next_slot_on_change("weekly", berlin, utc("2027-03-23T00:00:00Z"), None),
+            Some(utc("2027-03-29T07:00:00Z"))
+        );
+        assert_eq!(next_slot_on_change("off", berlin, wed, Some(sent)), None);
+    }
+
+    #[test]
     fn cash_figures_are_grouped_per_locale_and_romi_is_a_percentage() {
         assert_eq!(
             amount(CashFigureName::Revenue, 1_234_567.4, false),
@@ -797,6 +1109,93 @@ mod tests {
         // A dearer sale is bad news, more sales good news.
         assert_eq!(s["biggest"][1]["good"], false);
         assert_eq!(s["biggest"][2]["good"], true);
+    }
+
+    fn tp(id: Uuid, current: f64, baseline: f64) -> analytics::ux::TouchpointStats {
+        use analytics::ux::{UxConfig, UxStats, WindowStats, flag};
+        let w = |m: f64| WindowStats {
+            mean: Some(m),
+            n: 3,
+        };
+        let d = current - baseline;
+        analytics::ux::TouchpointStats {
+            touchpoint_id: id.to_string(),
+            stats: UxStats {
+                current: w(current),
+                baseline: w(baseline),
+                all_time: w(current),
+                deviation: Some(d),
+                flag: flag(d, &UxConfig::default()),
+                daily: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn ux_flags_split_by_sign_biggest_first_and_new_ones_count_as_news() {
+        let (a, b, c, d) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        let names: BTreeMap<Uuid, String> = [(a, "A"), (b, "B"), (c, "C"), (d, "D")]
+            .into_iter()
+            .map(|(id, n)| (id, n.to_owned()))
+            .collect();
+        // A −2, B +0.5 (exactly the threshold), C +3, D +0.2 (no flag).
+        let rows = [
+            tp(a, 2.0, 4.0),
+            tp(b, 3.5, 3.0),
+            tp(c, 4.5, 1.5),
+            tp(d, 3.2, 3.0),
+        ];
+        let first = ux_flag_rows(&rows, &names, false, None);
+        let labels = |v: &[serde_json::Value]| -> Vec<String> {
+            v.iter()
+                .map(|r| r["label"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(labels(&first.negative), ["A"]);
+        assert_eq!(labels(&first.positive), ["C", "B"]);
+        assert_eq!(first.positive[0]["deviation"], "+3.0");
+        assert_eq!(first.negative[0]["deviation"], "-2.0");
+        assert_eq!(first.negative[0]["current"], "2.0");
+        // Without a last digest nothing is marked new (all of it is news).
+        assert_eq!(first.newly_raised, 0);
+        assert!(first.positive.iter().all(|r| r["new"] == false));
+        // The last digest showed A and B: C is the one new flag.
+        let last = DigestFigures {
+            ux_negative: [a.to_string()].into(),
+            ux_positive: [b.to_string()].into(),
+            ..Default::default()
+        };
+        let next = ux_flag_rows(&rows, &names, true, Some(&last));
+        assert_eq!(next.newly_raised, 1);
+        assert_eq!(next.positive[0]["new"], true);
+        assert_eq!(next.positive[1]["new"], false);
+        assert_eq!(next.positive[0]["deviation"], "+3,0");
+        assert_eq!(
+            next.positive_keys,
+            [b.to_string(), c.to_string()].into_iter().collect()
+        );
+        // A flag that changed sign is new on its new side.
+        let flipped = DigestFigures {
+            ux_negative: [c.to_string()].into(),
+            ux_positive: [a.to_string(), b.to_string()].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            ux_flag_rows(&rows, &names, false, Some(&flipped)).newly_raised,
+            2
+        );
+    }
+
+    #[test]
+    fn figures_stored_before_ux_flags_were_kept_still_read() {
+        let old = serde_json::json!({"fingerprint": 3, "nps": null, "verdicts": {}});
+        let f: DigestFigures = serde_json::from_value(old).unwrap();
+        assert!(f.ux_negative.is_empty() && f.ux_positive.is_empty());
     }
 
     #[test]

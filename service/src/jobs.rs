@@ -314,6 +314,52 @@ fn backoff_ms(base_ms: i64, attempt: i32) -> i64 {
     std::cmp::min(base_ms << attempt.clamp(1, 8), 300_000)
 }
 
+/// What a recompute kind is called in an email.
+fn kind_label(kind: &str, ru: bool) -> &str {
+    match (kind, ru) {
+        (KIND_QUESTIONNAIRE, true) => "Сводка анкеты",
+        (KIND_QUESTIONNAIRE, false) => "Questionnaire summary",
+        (crate::hypotheses::KIND_HYPOTHESES, true) => "Выводы по гипотезам",
+        (crate::hypotheses::KIND_HYPOTHESES, false) => "Hypothesis verdicts",
+        (crate::ux::KIND_UX, true) => "Оповещения UX-карты",
+        (crate::ux::KIND_UX, false) => "UX-map alerts",
+        (other, _) => other,
+    }
+}
+
+/// The email listing failed recomputes, in `locale`.
+fn job_alert_mail(
+    brand: &crate::email::Brand,
+    alerts: &[job_alert::Model],
+    locale: &str,
+) -> AppResult<crate::email::Rendered> {
+    let ru = locale == "ru";
+    let jobs: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|a| {
+            let when = a
+                .failed_at
+                .format(if ru {
+                    "%d.%m.%Y %H:%M:%S UTC"
+                } else {
+                    "%Y-%m-%d %H:%M:%S UTC"
+                })
+                .to_string();
+            serde_json::json!({
+                "kind": a.kind, "label": kind_label(&a.kind, ru), "target_id": a.target_id,
+                "data_version": a.data_version, "attempt": a.attempts, "error": a.error,
+                "failed_at": when,
+            })
+        })
+        .collect();
+    crate::email::render::render(
+        "job_failed",
+        locale,
+        brand,
+        serde_json::json!({"count": jobs.len(), "jobs": jobs}),
+    )
+}
+
 impl Services {
     /// Pushes a wake-up job; a failure is logged, not returned: the sweeper
     /// pushes again for every target still pending.
@@ -596,38 +642,25 @@ impl Services {
             txn.rollback().await?;
             return Ok(0);
         }
-        let rendered = self.job_alert_mail(agency_id, &alerts).await?;
-        let mail =
-            crate::email::admin_deliveries(&txn, agency_id, None, "job_failed", batch, &rendered)
-                .await?;
+        let agency = entity::agency::Entity::find_by_id(agency_id)
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let brand = crate::email::Brand::of_agency(&agency);
+        // Each admin reads it in their own language, else the agency's.
+        let mail = crate::email::admin_deliveries(
+            &txn,
+            agency_id,
+            None,
+            "job_failed",
+            batch,
+            &agency.locale,
+            |locale| job_alert_mail(&brand, &alerts, locale),
+        )
+        .await?;
         let n = crate::email::enqueue(&txn, mail).await?;
         txn.commit().await?;
         Ok(n)
-    }
-
-    /// The email listing failed recomputes, in English (agency staff).
-    pub(crate) async fn job_alert_mail(
-        &self,
-        agency_id: Uuid,
-        alerts: &[job_alert::Model],
-    ) -> AppResult<crate::email::Rendered> {
-        let brand = crate::agency::brand_of(&self.db, agency_id).await?;
-        let jobs: Vec<serde_json::Value> = alerts
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "kind": a.kind, "target_id": a.target_id, "data_version": a.data_version,
-                    "attempt": a.attempts, "error": a.error,
-                    "failed_at": a.failed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                })
-            })
-            .collect();
-        crate::email::render::render(
-            "job_failed",
-            "en",
-            &brand,
-            serde_json::json!({"count": jobs.len(), "jobs": jobs}),
-        )
     }
 
     async fn attempts_of(&self, id: Uuid) -> AppResult<i32> {
@@ -756,3 +789,51 @@ impl Services {
 }
 
 crate::has_id!(JobRunView);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: &str) -> job_alert::Model {
+        job_alert::Model {
+            id: Uuid::nil(),
+            agency_id: Uuid::nil(),
+            kind: kind.into(),
+            target_id: Uuid::nil(),
+            data_version: 7,
+            attempts: 5,
+            error: "boom".into(),
+            failed_at: "2026-12-01T10:00:00Z".parse().unwrap(),
+            notified_at: None,
+            batch_id: None,
+        }
+    }
+
+    #[test]
+    fn failed_job_mail_names_the_kind_and_the_date_in_each_language() {
+        let brand = crate::email::Brand::of("Acme");
+        let ru = job_alert_mail(&brand, &[alert(KIND_QUESTIONNAIRE)], "ru").unwrap();
+        assert_eq!(ru.subject, "Пересчёт не удался: Сводка анкеты");
+        assert!(
+            ru.text
+                .contains("- Сводка анкеты (questionnaire_summary) · 00000000")
+                && ru.text.contains("Когда: 01.12.2026 10:00:00 UTC"),
+            "{}",
+            ru.text
+        );
+        let en = job_alert_mail(
+            &brand,
+            &[alert(crate::ux::KIND_UX), alert("odd_kind")],
+            "en",
+        )
+        .unwrap();
+        assert_eq!(en.subject, "2 recomputes failed");
+        assert!(
+            en.text.contains("- UX-map alerts (client_ux) · ")
+                && en.text.contains("- odd_kind · ")
+                && en.text.contains("When: 2026-12-01 10:00:00 UTC"),
+            "{}",
+            en.text
+        );
+    }
+}

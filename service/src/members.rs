@@ -209,6 +209,7 @@ impl Services {
             email: Set(inv.email.clone()),
             name: Set(name),
             password_hash: Set(hash),
+            locale: Set(None),
             created_at: Set(now()),
         }
         .insert(&txn)

@@ -239,72 +239,13 @@ impl Services {
     }
 
     /// One email per owner/admin listing newly raised alerts, in the
-    /// client's language; marks the alerts notified.
+    /// admin's own language, else the client's.
     async fn ux_alert_mail(
         &self,
         client: &client::Model,
         raised: &[ux_alert::ActiveModel],
     ) -> AppResult<Vec<crate::email::NewDelivery>> {
-        use sea_orm::ActiveValue;
-        let agency = entity::agency::Entity::find_by_id(client.agency_id)
-            .one(&self.db)
-            .await?
-            .ok_or(crate::AppError::NotFound)?;
-        let ru = client.locale == "ru";
-        let tps: HashMap<Uuid, String> = touchpoint::Entity::find()
-            .filter(touchpoint::Column::AgencyId.eq(client.agency_id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, if ru { t.name_ru } else { t.name_en }))
-            .collect();
-        let stages: HashMap<Uuid, String> = entity::cjm_stage::Entity::find()
-            .filter(entity::cjm_stage::Column::AgencyId.eq(client.agency_id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, if ru { s.name_ru } else { s.name_en }))
-            .collect();
-        let get = |v: &ActiveValue<Option<f64>>| match v {
-            ActiveValue::Set(x) | ActiveValue::Unchanged(x) => *x,
-            ActiveValue::NotSet => None,
-        };
-        let num = |x: Option<f64>| {
-            x.map(|x| {
-                let s = format!("{x:.2}");
-                if ru { s.replace('.', ",") } else { s }
-            })
-            .unwrap_or_else(|| "—".into())
-        };
-        let alerts: Vec<serde_json::Value> = raised
-            .iter()
-            .map(|a| {
-                let tp = a
-                    .touchpoint_id
-                    .clone()
-                    .unwrap()
-                    .and_then(|id| tps.get(&id).cloned());
-                let st = a
-                    .stage_id
-                    .clone()
-                    .unwrap()
-                    .and_then(|id| stages.get(&id).cloned());
-                serde_json::json!({
-                    "label": tp.or(st).unwrap_or_else(|| "—".into()),
-                    "jtbd": a.jtbd.clone().unwrap(),
-                    "current": num(get(&a.current_mean)),
-                    "baseline": num(get(&a.baseline_mean)),
-                    "deviation": num(get(&a.deviation)),
-                    "n": a.current_n.clone().unwrap(),
-                })
-            })
-            .collect();
-        let rendered = crate::email::render::render(
-            "ux_alerts",
-            &client.locale,
-            &crate::email::Brand::of_agency(&agency),
-            serde_json::json!({"client": client.name, "count": alerts.len(), "alerts": alerts}),
-        )?;
+        let mail = self.ux_alert_renderer(client, raised).await?;
         // The batch is named by its first alert: each alert is in one batch.
         let batch = raised[0].id.clone().unwrap();
         crate::email::admin_deliveries(
@@ -313,9 +254,45 @@ impl Services {
             Some(client.id),
             "ux_alerts",
             batch,
-            &rendered,
+            &client.locale,
+            |locale| mail.render(locale),
         )
         .await
+    }
+
+    /// What the alert email of `raised` needs, in either language.
+    async fn ux_alert_renderer(
+        &self,
+        client: &client::Model,
+        raised: &[ux_alert::ActiveModel],
+    ) -> AppResult<UxAlertMail> {
+        let agency = entity::agency::Entity::find_by_id(client.agency_id)
+            .one(&self.db)
+            .await?
+            .ok_or(crate::AppError::NotFound)?;
+        let tps = touchpoint::Entity::find()
+            .filter(touchpoint::Column::AgencyId.eq(client.agency_id))
+            .all(&self.db)
+            .await?;
+        let stages = entity::cjm_stage::Entity::find()
+            .filter(entity::cjm_stage::Column::AgencyId.eq(client.agency_id))
+            .all(&self.db)
+            .await?;
+        let mut labels: HashMap<(Uuid, bool), String> = HashMap::new();
+        let names = tps
+            .into_iter()
+            .map(|t| (t.id, t.name_ru, t.name_en))
+            .chain(stages.into_iter().map(|st| (st.id, st.name_ru, st.name_en)));
+        for (id, ru, en) in names {
+            labels.insert((id, true), ru);
+            labels.insert((id, false), en);
+        }
+        Ok(UxAlertMail {
+            brand: crate::email::Brand::of_agency(&agency),
+            client: client.name.clone(),
+            raised: raised.to_vec(),
+            labels,
+        })
     }
 
     /// The email of `kind` for a client as it would be sent now.
@@ -344,13 +321,17 @@ impl Services {
                         "the client has no open UX alerts to show".into(),
                     ));
                 }
-                Ok(self
-                    .ux_alert_mail(&client, &open)
+                // In the language the caller would get it in.
+                let own = match ctx.user_id() {
+                    Some(id) => entity::user::Entity::find_by_id(id)
+                        .one(&self.db)
+                        .await?
+                        .and_then(|u| u.locale),
+                    None => None,
+                };
+                self.ux_alert_renderer(&client, &open)
                     .await?
-                    .into_iter()
-                    .next()
-                    .map(|d| d.rendered)
-                    .ok_or_else(|| crate::AppError::Conflict("the agency has no admins".into()))?)
+                    .render(own.as_deref().unwrap_or(&client.locale))
             }
             "digest" => self.preview_digest(ctx, client_id).await,
             _ => Err(crate::AppError::field(
@@ -383,7 +364,7 @@ impl Services {
 
     /// The map of `client` as of `as_of` (default: today in its time zone),
     /// and the data version it reflects.
-    async fn build_ux_map(
+    pub(crate) async fn build_ux_map(
         &self,
         client: &client::Model,
         as_of: Option<NaiveDate>,
@@ -483,5 +464,57 @@ impl Services {
         .await
         .map_err(|e| crate::AppError::Unexpected(anyhow::anyhow!("ux map: {e}")))?;
         Ok((map, data_version))
+    }
+}
+
+/// The UX alert email of some raised alerts, ready to render per language.
+struct UxAlertMail {
+    brand: crate::email::Brand,
+    client: String,
+    raised: Vec<ux_alert::ActiveModel>,
+    /// (touchpoint or stage id, Russian?) → name.
+    labels: HashMap<(Uuid, bool), String>,
+}
+
+impl UxAlertMail {
+    fn render(&self, locale: &str) -> AppResult<crate::email::Rendered> {
+        use sea_orm::ActiveValue;
+        let ru = locale == "ru";
+        let get = |v: &ActiveValue<Option<f64>>| match v {
+            ActiveValue::Set(x) | ActiveValue::Unchanged(x) => *x,
+            ActiveValue::NotSet => None,
+        };
+        let id = |v: &ActiveValue<Option<Uuid>>| match v {
+            ActiveValue::Set(x) | ActiveValue::Unchanged(x) => *x,
+            ActiveValue::NotSet => None,
+        };
+        let num = |x: Option<f64>| {
+            x.map(|x| {
+                let s = format!("{x:.2}");
+                if ru { s.replace('.', ",") } else { s }
+            })
+            .unwrap_or_else(|| "—".into())
+        };
+        let label = |v: &ActiveValue<Option<Uuid>>| id(v).and_then(|i| self.labels.get(&(i, ru)));
+        let alerts: Vec<serde_json::Value> = self
+            .raised
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "label": label(&a.touchpoint_id).or(label(&a.stage_id)).cloned().unwrap_or_else(|| "—".into()),
+                    "jtbd": a.jtbd.clone().unwrap(),
+                    "current": num(get(&a.current_mean)),
+                    "baseline": num(get(&a.baseline_mean)),
+                    "deviation": num(get(&a.deviation)),
+                    "n": a.current_n.clone().unwrap(),
+                })
+            })
+            .collect();
+        crate::email::render::render(
+            "ux_alerts",
+            locale,
+            &self.brand,
+            serde_json::json!({"client": self.client, "count": alerts.len(), "alerts": alerts}),
+        )
     }
 }

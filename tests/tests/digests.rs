@@ -1,7 +1,8 @@
 //! Client digests through a real SMTP server: send now with the panel
-//! headline and an inline chart, "nothing new" when nothing changed, and
-//! the weekly schedule in the client's time zone across a DST change (the
-//! scheduler is called with a fixed clock).
+//! headline and an inline chart, "nothing new" when nothing changed, the
+//! UX map's flags both ways, and the weekly schedule in the client's time
+//! zone across a DST change and over many clients (the scheduler is called
+//! with a fixed clock).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::{Method, StatusCode};
@@ -363,7 +364,480 @@ async fn a_digest_shows_plan_vs_fact_in_the_agency_brand(mode: Mode) {
     assert_eq!(sink.messages().len(), 3, "previews send nothing");
 }
 
+/// Mystery-shopper audits of two touchpoints, `(date, A's rating, B's
+/// rating)` per visit (0 = not rated).
+fn two_touchpoint_audits(rows: &[(&str, u8, u8)]) -> String {
+    let mut csv = String::from("visit,a,b\n");
+    for (day, a, b) in rows {
+        let cell = |r: &u8| {
+            if *r == 0 {
+                String::new()
+            } else {
+                r.to_string()
+            }
+        };
+        csv.push_str(&format!("{day},{},{}\n", cell(a), cell(b)));
+    }
+    csv
+}
+
+/// The UX map's flags in the digest, both ways: touchpoint A falls (a
+/// negative flag), B rises a week later (a positive flag). The audits are
+/// dated in 2027 and the digests run on a fixed clock on three Mondays, so
+/// the second digest's only news is B's new positive flag (no data arrived
+/// in between: the windows moved), and the third, with no flag left and no
+/// data, says "nothing new". In English and in Russian.
+async fn digests_show_positive_flags_beside_negative_ones(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let lib = app
+        .post(
+            &format!(
+                "/api/v1/touchpoint-libraries/{}/clone",
+                tests::TEMPLATE_LIBRARY
+            ),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
+    let tp = |i: usize| lib.body["stages"][3]["touchpoints"][i].clone();
+    let (a, b) = (tp(0), tp(1));
+    // Baseline (the 4 weeks before each window) and current-week visits:
+    // as of 2027-03-01, A is 5 → 1 (negative) and B has no current ratings;
+    // as of 03-08, A is still down (1 against 3) and B is 1 → 5 (positive);
+    // as of 03-15 nobody visited for a week: no flags.
+    let audits = two_touchpoint_audits(&[
+        ("2027-02-05", 5, 1),
+        ("2027-02-10", 5, 1),
+        ("2027-02-15", 5, 1),
+        ("2027-02-25", 1, 0),
+        ("2027-02-27", 1, 0),
+        ("2027-03-01", 1, 0),
+        ("2027-03-03", 1, 5),
+        ("2027-03-04", 1, 5),
+        ("2027-03-05", 1, 5),
+    ]);
+    for (name, locale) in [("Fitness club", "en"), ("Фитнес-клуб", "ru")] {
+        let client = app
+            .create(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": name, "timezone": "UTC", "locale": locale, "digest_schedule": "weekly",
+                       "report_recipients": [format!("ceo-{locale}@client.example.com")]}),
+            )
+            .await;
+        let audit = app
+            .create(
+                &format!("/api/v1/clients/{client}/questionnaires"),
+                &t.token,
+                json!({"title": "Mystery shopper", "kind": "mystery_shopper", "questions": [
+                    {"key": "visit", "type": "date", "role": "visit_date", "required": true},
+                    {"key": "a", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": a["id"]},
+                    {"key": "b", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": b["id"]}
+                ]}),
+            )
+            .await;
+        let r = app
+            .raw(
+                Method::POST,
+                &format!("/api/v1/questionnaires/{audit}/responses/import"),
+                Some(&t.token),
+                "text/csv",
+                audits.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        app.wait_for_job(&t.token, "client_ux", &client, 1).await;
+    }
+    let name = |tp: &serde_json::Value, locale: &str| {
+        tp[format!("name_{locale}")].as_str().unwrap().to_owned()
+    };
+    // One scheduled tick on a fixed clock: both clients' digests, as
+    // received (English first).
+    let monday = |at: &'static str, n: usize| {
+        let (app, sink) = (&app, &sink);
+        async move {
+            assert_eq!(app.services.run_due_digests(utc(at)).await.unwrap(), 2);
+            let all = sink.wait_for(n).await;
+            let mut m: Vec<Mail> = all[n - 2..]
+                .iter()
+                .map(|m| {
+                    let mut m = parse_mail(m);
+                    // Lines end in CRLF on the wire.
+                    m.text = m.text.replace("\r\n", "\n");
+                    m
+                })
+                .collect();
+            m.sort_by(|x, y| x.to.cmp(&y.to));
+            (m[0].clone(), m[1].clone())
+        }
+    };
+    let has = |m: &Mail, lines: String| assert!(m.text.contains(&lines), "{lines:?} in {}", m.text);
+
+    // Monday 1: A's negative flag; B not flagged yet.
+    let (en, ru) = monday("2027-03-01T09:00:00Z", 2).await;
+    assert_eq!(
+        (en.to.as_str(), ru.to.as_str()),
+        ("ceo-en@client.example.com", "ceo-ru@client.example.com")
+    );
+    has(
+        &en,
+        format!("Negative flags:\n- {}: -4.0 (1.0 vs 5.0)\n", name(&a, "en")),
+    );
+    assert!(!en.text.contains("Positive flags"), "{}", en.text);
+    has(
+        &ru,
+        format!(
+            "Отрицательные отклонения:\n- {}: -4,0 (1,0 против 5,0)\n",
+            name(&a, "ru")
+        ),
+    );
+
+    // Monday 2, no new data: B's new positive flag is news, shown beside
+    // A's negative one (not new any more).
+    let (en, ru) = monday("2027-03-08T09:00:00Z", 4).await;
+    assert!(
+        en.subject.contains("report for 2027-03-08") && !en.subject.contains("nothing new"),
+        "{}",
+        en.subject
+    );
+    has(
+        &en,
+        format!(
+            "Negative flags:\n- {}: -2.0 (1.0 vs 3.0)\nPositive flags:\n- {}: +4.0 (5.0 vs 1.0) [new]\n",
+            name(&a, "en"),
+            name(&b, "en")
+        ),
+    );
+    assert!(
+        en.html.contains("Positive flags")
+            && en.html.contains(&name(&b, "en"))
+            && en.html.contains("#0e7c3a"),
+        "positive flags, in green: {}",
+        en.html
+    );
+    assert!(ru.subject.contains("отчёт за 2027-03-08"), "{}", ru.subject);
+    has(
+        &ru,
+        format!(
+            "Положительные отклонения:\n- {}: +4,0 (5,0 против 1,0) [новое]\n",
+            name(&b, "ru")
+        ),
+    );
+
+    // Monday 3: no flag left, no data: nothing new, briefly.
+    let (en, ru) = monday("2027-03-15T09:00:00Z", 6).await;
+    assert!(en.subject.contains("nothing new"), "{}", en.subject);
+    assert!(
+        en.text.contains("No new data since the last report") && !en.text.contains("UX map"),
+        "{}",
+        en.text
+    );
+    assert!(ru.subject.contains("без изменений"), "{}", ru.subject);
+    assert_eq!(
+        sink.messages().len(),
+        6,
+        "no UX alert emails: the audits are in the future"
+    );
+}
+
+/// Zones without daylight saving and their offsets from UTC in minutes:
+/// the test's own reckoning of "09:00 local", independent of the service's.
+const ZONES: [(&str, i64); 6] = [
+    ("Asia/Tokyo", 540),
+    ("Asia/Kolkata", 330),
+    ("Asia/Dubai", 240),
+    ("Europe/Moscow", 180),
+    ("UTC", 0),
+    ("America/Bogota", -300),
+];
+
+/// The first slot of `schedule` (Mondays or the 1st, 09:00 at `offset`)
+/// after `after`.
+fn next_slot(
+    schedule: &str,
+    offset: i64,
+    after: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    let start = after.date_naive() - chrono::Days::new(1);
+    (0..40)
+        .map(|k| start + chrono::Days::new(k))
+        .filter(|d| match schedule {
+            "weekly" => d.weekday() == chrono::Weekday::Mon,
+            "monthly" => d.day() == 1,
+            _ => false,
+        })
+        .map(|d| d.and_hms_opt(9, 0, 0).unwrap().and_utc() - chrono::Duration::minutes(offset))
+        .find(|at| *at > after)
+}
+
+/// 200 clients on weekly, monthly or no schedules in six time zones, some
+/// archived. Each stores its next slot; a tick on a fixed clock (the coming
+/// Monday, 06:30 UTC) selects exactly the due ones in one query and sends
+/// them each one digest, and no other; the same tick again sends nothing,
+/// and the sent ones' next slot is a week on. A time-zone change before the
+/// tick moves a client's next slot in or out of it.
+async fn a_tick_sends_only_the_due_digests_of_many_clients(mode: Mode) {
+    use chrono::Datelike;
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let today = chrono::Utc::now().date_naive();
+    let monday = (1..=7)
+        .map(|k| today + chrono::Days::new(k))
+        .find(|d| d.weekday() == chrono::Weekday::Mon)
+        .unwrap();
+    let clock = monday.and_hms_opt(6, 30, 0).unwrap().and_utc();
+    struct C {
+        id: String,
+        recipient: String,
+        schedule: &'static str,
+        offset: i64,
+        /// Since when its schedule stands (creation, or a time-zone change).
+        since: chrono::DateTime<chrono::Utc>,
+        archived: bool,
+    }
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        let (zone, offset) = ZONES[i % ZONES.len()];
+        let schedule = match i % 10 {
+            0 => "monthly",
+            1 => "off",
+            _ => "weekly",
+        };
+        let recipient = format!("boss{i}@client{i}.example.com");
+        let r = app
+            .post(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": format!("Client {i}"), "timezone": zone, "digest_schedule": schedule,
+                       "locale": "en", "report_recipients": [recipient]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let archived = i % 25 == 7;
+        if archived {
+            let r = app
+                .post(
+                    &format!("/api/v1/clients/{id}/archive"),
+                    &t.token,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        clients.push(C {
+            id,
+            recipient,
+            schedule,
+            offset,
+            since: r.body["created_at"].as_str().unwrap().parse().unwrap(),
+            archived,
+        });
+    }
+    let next_at = |id: String| {
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let r = app
+                .get(&format!("/api/v1/clients/{id}/digest-settings"), &token)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body["next_at"]
+                .as_str()
+                .map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+        }
+    };
+    // Time-zone changes: a UTC client (09:00 UTC, after the clock) moves to
+    // Tokyo (00:00 UTC, before it), a Moscow one (06:00 UTC) to Bogota.
+    let weekly_in = |zone: usize| {
+        clients
+            .iter()
+            .position(|c| c.schedule == "weekly" && !c.archived && c.offset == ZONES[zone].1)
+            .unwrap()
+    };
+    let (to_tokyo, to_bogota) = (weekly_in(4), weekly_in(3));
+    for (i, to) in [(to_tokyo, 0), (to_bogota, 5)] {
+        let c = &clients[i];
+        assert_eq!(
+            next_at(c.id.clone()).await,
+            next_slot("weekly", c.offset, c.since)
+        );
+        let r = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/clients/{}", c.id),
+                Some(&t.token),
+                Some(json!({"timezone": ZONES[to].0})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let moved = next_at(c.id.clone()).await;
+        let c = &mut clients[i];
+        c.offset = ZONES[to].1;
+        c.since = r.body["updated_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            moved,
+            next_slot("weekly", c.offset, c.since),
+            "moved with the zone"
+        );
+    }
+
+    let due: std::collections::BTreeSet<&str> = clients
+        .iter()
+        .filter(|c| {
+            !c.archived && next_slot(c.schedule, c.offset, c.since).is_some_and(|s| s <= clock)
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(due.len() > 50 && due.len() < 150, "{} due", due.len());
+    assert!(
+        due.contains(clients[to_tokyo].id.as_str()),
+        "moved to Tokyo: due"
+    );
+    // The one query of a tick: exactly the due clients, none before.
+    let selected = |at| {
+        let app = &app;
+        async move {
+            app.services
+                .due_digest_clients(at)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id.to_string())
+                .collect::<std::collections::BTreeSet<String>>()
+        }
+    };
+    let wanted: std::collections::BTreeSet<String> = due.iter().map(|s| s.to_string()).collect();
+    assert_eq!(selected(clock).await, wanted);
+    assert!(selected(chrono::Utc::now()).await.is_empty());
+
+    let sent = app.services.run_due_digests(clock).await.unwrap();
+    assert_eq!(sent, due.len());
+    let mail = sink.wait_for(due.len()).await;
+    let to: std::collections::BTreeSet<String> = mail.iter().map(|m| parse_mail(m).to).collect();
+    let expected: std::collections::BTreeSet<String> = clients
+        .iter()
+        .filter(|c| due.contains(c.id.as_str()))
+        .map(|c| c.recipient.clone())
+        .collect();
+    assert_eq!(to, expected, "each due client's digest, and no other");
+    // Each sent client's next slot moved a week on; the tick is done.
+    assert!(selected(clock).await.is_empty());
+    assert_eq!(app.services.run_due_digests(clock).await.unwrap(), 0);
+    let moved = clients
+        .iter()
+        .find(|c| c.offset == ZONES[0].1 && c.schedule == "weekly" && due.contains(c.id.as_str()))
+        .unwrap();
+    assert_eq!(
+        next_at(moved.id.clone()).await,
+        next_slot("weekly", ZONES[0].1, clock),
+        "a week on"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), due.len(), "one digest each");
+}
+
+/// Clients from before `next_digest_at` existed: the migration gives them
+/// a lower bound (the last scheduled slot sent, else their creation) and
+/// the first tick turns it into the slot — sending a missed slot once, as
+/// before, and not the slot already sent.
+async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mode: Mode) {
+    use migration::MigratorTrait;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    // No worker: this test's call is the only tick.
+    let app = spawn_with(mode, |s| s.run_worker = false).await;
+    let t = app.signup("Acme").await;
+    let mut ids = Vec::new();
+    for name in ["Missed", "Sent"] {
+        ids.push(
+            app.create(
+                "/api/v1/clients",
+                &t.token,
+                json!({"name": name, "timezone": "Europe/Moscow", "digest_schedule": "weekly",
+                       "report_recipients": [format!("{}@client.example.com", name.to_lowercase())]}),
+            )
+            .await,
+        );
+    }
+    let db = &app.services.db;
+    let now = chrono::Utc::now();
+    let moscow: chrono_tz::Tz = "Europe/Moscow".parse().unwrap();
+    let last_monday =
+        service::digest::due_slot("weekly", moscow, now - chrono::Duration::days(8), now).unwrap();
+    // "Missed" was created three weeks ago and never got one; "Sent" got
+    // last Monday's.
+    entity::client::Entity::update_many()
+        .col_expr(
+            entity::client::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(now - chrono::Duration::days(21)),
+        )
+        .filter(
+            entity::client::Column::Id.is_in(ids.iter().map(|i| i.parse::<uuid::Uuid>().unwrap())),
+        )
+        .exec(db)
+        .await
+        .unwrap();
+    entity::digest_run::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        agency_id: Set(t.agency_id.parse().unwrap()),
+        client_id: Set(ids[1].parse().unwrap()),
+        scheduled_for: Set(last_monday),
+        trigger: Set("scheduled".into()),
+        figures: Set(json!({"fingerprint": 0, "nps": null, "verdicts": {}})),
+        created_at: Set(last_monday),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    // The schema as it was, then the migration with its backfill.
+    migration::Migrator::down(db, Some(1)).await.unwrap();
+    migration::Migrator::up(db, None).await.unwrap();
+
+    let due: Vec<String> = app
+        .services
+        .due_digest_clients(now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(due.len(), 2, "both hold a bound in the past");
+    assert_eq!(app.services.run_due_digests(now).await.unwrap(), 1);
+    let r = app.get("/api/v1/deliveries?kind=digest", &t.token).await;
+    let to: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["missed@client.example.com"], "{}", r.text);
+    // Both now wait for next Monday.
+    assert!(
+        app.services
+            .due_digest_clients(now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for id in &ids {
+        let r = app
+            .get(&format!("/api/v1/clients/{id}/digest-settings"), &t.token)
+            .await;
+        let next: chrono::DateTime<chrono::Utc> =
+            r.body["next_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(next, last_monday + chrono::Duration::days(7), "{}", r.text);
+    }
+}
+
 both_modes!(
     digests_are_sent_now_and_on_schedule,
+    clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick,
+    a_tick_sends_only_the_due_digests_of_many_clients,
+    digests_show_positive_flags_beside_negative_ones,
     a_digest_shows_plan_vs_fact_in_the_agency_brand
 );

@@ -36,6 +36,20 @@ async fn agency_with_two_admins(app: &TestApp) -> (Tenant, String) {
     (t, admin)
 }
 
+/// A token of the admin invited by [`agency_with_two_admins`].
+async fn sign_in(app: &TestApp, admin: &str) -> String {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": admin, "password": "a long enough password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
 /// Imports falling ratings and waits for the worker's UX recompute.
 async fn raise_flags(app: &TestApp, t: &Tenant, locale: &str) -> String {
     let (client, audit, _) = mystery_audit(app, t, locale).await;
@@ -440,8 +454,198 @@ async fn failed_jobs_given_up_together_are_one_email_per_admin(mode: Mode) {
     }
 }
 
+/// Failed-job alerts come in each admin's language: the user's own choice
+/// (`PATCH /me`, `updateMe`), else the agency's (`PATCH /agency`, or chosen
+/// at sign-up). Bad values are refused by field; API keys have no "me".
+async fn failed_job_alerts_come_in_each_admins_language(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| {
+        s.smtp_url = Some(sink.url());
+        s.alert_window_ms = 300;
+    })
+    .await;
+    // Chosen at sign-up; anything but ru/en is refused.
+    for (locale, status) in [
+        ("xx", StatusCode::UNPROCESSABLE_ENTITY),
+        ("ru", StatusCode::CREATED),
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/signup",
+                None,
+                Some(json!({"agency_name": "Studio", "name": "Olga", "password": "correct horse battery",
+                            "email": format!("{}@studio.example.com", uuid::Uuid::new_v4().simple()),
+                            "locale": locale})),
+            )
+            .await;
+        assert_eq!(r.status, status, "{}", r.text);
+        if status == StatusCode::CREATED {
+            let token = r.body["token"].as_str().unwrap();
+            assert_eq!(app.get("/api/v1/agency", token).await.body["locale"], "ru");
+        } else {
+            assert_eq!(r.error_fields(), ["locale"]);
+        }
+    }
+
+    // Acme works in Russian (it signed up with the default, English); its
+    // invited admin reads English.
+    let (t, admin) = agency_with_two_admins(&app).await;
+    assert_eq!(
+        app.get("/api/v1/agency", &t.token).await.body["locale"],
+        "en"
+    );
+    let patch = |token: String, path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.call(Method::PATCH, path, Some(&token), Some(body))
+                .await
+        }
+    };
+    let r = patch(t.token.clone(), "/api/v1/agency", json!({"locale": "ru"})).await;
+    assert_eq!(
+        (r.status, r.body["locale"].as_str()),
+        (StatusCode::OK, Some("ru")),
+        "{}",
+        r.text
+    );
+    let admin_token = sign_in(&app, &admin).await;
+    let r = patch(admin_token.clone(), "/api/v1/me", json!({"locale": "en"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["user"]["locale"], "en");
+    for (token, path) in [
+        (t.token.clone(), "/api/v1/agency"),
+        (admin_token.clone(), "/api/v1/me"),
+    ] {
+        let r = patch(token, path, json!({"locale": "de"})).await;
+        assert_eq!(
+            (r.status, r.error_fields()),
+            (StatusCode::UNPROCESSABLE_ENTITY, vec!["locale".to_owned()]),
+            "{path}: {}",
+            r.text
+        );
+    }
+    let key = app.api_key(&t.token, &["read", "write"]).await;
+    let r = patch(key, "/api/v1/me", json!({"locale": "ru"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+
+    let target = tests::failing_target(&app, &t).await;
+    failed_job_mail(&app, &t, 2).await;
+    let by_recipient = |from: usize| -> std::collections::HashMap<String, Mail> {
+        sink.messages()[from..]
+            .iter()
+            .map(|m| parse_mail(m))
+            .map(|m| (m.to.clone(), m))
+            .collect()
+    };
+    let mail = by_recipient(0);
+    let (owner, en) = (&mail[&t.email], &mail[&admin]);
+    assert_eq!(owner.subject, "Пересчёт не удался: no_such_kind");
+    assert!(
+        owner
+            .text
+            .contains("Фоновые пересчёты ниже исчерпали все попытки")
+            && owner.text.contains(target.as_str())
+            && owner.text.contains("Попыток: 5"),
+        "{}",
+        owner.text
+    );
+    assert!(owner.html.contains("Версия данных"), "{}", owner.html);
+    // Dates as Russians write them: 02.12.2026.
+    let today = chrono::Utc::now().format("%d.%m.%Y").to_string();
+    assert!(owner.text.contains(&today), "{today} in {}", owner.text);
+    assert_eq!(en.subject, "Recompute failed: no_such_kind");
+    assert!(
+        en.text.contains("used up all their attempts") && en.text.contains(target.as_str()),
+        "{}",
+        en.text
+    );
+
+    // "" (here over GraphQL) goes back to the agency's language.
+    let r = app
+        .graphql(
+            Some(&admin_token),
+            "mutation { updateMe(input: {locale: \"\"}) { user { email locale } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["updateMe"]["user"]["locale"],
+        json!(null),
+        "{}",
+        r.text
+    );
+    tests::failing_target(&app, &t).await;
+    failed_job_mail(&app, &t, 4).await;
+    let mail = by_recipient(2);
+    assert_eq!(mail.len(), 2);
+    for m in mail.values() {
+        assert_eq!(m.subject, "Пересчёт не удался: no_such_kind", "{}", m.to);
+    }
+}
+
+/// An admin who chose Russian gets a client's UX alerts in Russian (the
+/// touchpoint named in Russian too), whatever the client's language; the
+/// others get the client's. The preview speaks the caller's language.
+async fn ux_alerts_follow_an_admins_own_language(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let (t, admin) = agency_with_two_admins(&app).await;
+    let admin_token = sign_in(&app, &admin).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&admin_token),
+            Some(json!({"locale": "ru"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let client = raise_flags(&app, &t, "en").await;
+    let mail: std::collections::HashMap<String, Mail> = sink
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|m| parse_mail(m))
+        .map(|m| (m.to.clone(), m))
+        .collect();
+    assert!(
+        mail[&t.email].subject.contains("negative"),
+        "{}",
+        mail[&t.email].subject
+    );
+    let ru = &mail[&admin];
+    assert!(
+        ru.subject.contains("отрицательные отклонения"),
+        "{}",
+        ru.subject
+    );
+    assert!(ru.text.contains("-4,00"), "{}", ru.text);
+    let lib = app.get("/api/v1/touchpoint-libraries", &t.token).await;
+    let lib = lib.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let lib = app
+        .get(&format!("/api/v1/touchpoint-libraries/{lib}"), &t.token)
+        .await;
+    let tp = &lib.body["stages"][3]["touchpoints"][0];
+    assert!(
+        ru.text.contains(tp["name_ru"].as_str().unwrap()),
+        "{}",
+        ru.text
+    );
+    assert_eq!(settled(&app, &t).await.len(), 2, "one email per admin");
+    let preview = |token: String| {
+        let app = &app;
+        let path = format!("/api/v1/clients/{client}/email-previews/ux_alerts?part=text");
+        async move { app.get(&path, &token).await.text }
+    };
+    assert!(preview(admin_token).await.contains("-4,00"));
+    assert!(preview(t.token.clone()).await.contains("-4.00"));
+}
+
 both_modes!(
     the_agency_brand_is_in_every_email,
+    ux_alerts_follow_an_admins_own_language,
+    failed_job_alerts_come_in_each_admins_language,
     failed_jobs_given_up_together_are_one_email_per_admin,
     ux_alerts_reach_every_admin_once,
     a_russian_client_gets_russian_alerts,

@@ -265,7 +265,8 @@ pub struct EmailMutation;
 #[Object]
 impl EmailMutation {
     /// Name, logo (https URL; "" removes it) and brand colour (`#rrggbb`;
-    /// "" restores the default) of every email (owners and admins).
+    /// "" restores the default) of every email, and the staff's email
+    /// language `locale` (`ru`/`en`) (owners and admins).
     async fn update_agency_settings(
         &self,
         ctx: &Context<'_>,

@@ -19,6 +19,16 @@ pub struct CoreMutation;
 
 #[Object]
 impl CoreMutation {
+    /// The caller's own settings (users, not API keys): `locale` is the
+    /// language of the alert emails they get ("" = the agency's).
+    async fn update_me(
+        &self,
+        ctx: &Context<'_>,
+        input: service::auth::UpdateMe,
+    ) -> Result<service::auth::MeView> {
+        services(ctx).update_me(caller(ctx)?, input).await.gql()
+    }
+
     /// Bulk upsert of QFD cells and importance overrides.
     async fn update_qfd_matrix(
         &self,

@@ -2,7 +2,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use service::agency::{AgencySettingsView, UpdateAgencySettings};
 use service::api_keys::{ApiKeyView, CreateApiKey, CreatedApiKey};
-use service::auth::{LoginInput, LoginOutput, MeView, SignupInput, SignupOutput};
+use service::auth::{LoginInput, LoginOutput, MeView, SignupInput, SignupOutput, UpdateMe};
 use service::jobs::JobRunView;
 use service::members::{AcceptInvitation, ChangeRole, InvitationResult, InviteMember, MemberView};
 use service::page::{Page, PageParams};
@@ -21,6 +21,9 @@ pub struct Signup {
     email: String,
     /// 10 to 256 characters.
     password: String,
+    /// `ru` or `en` (default `en`): the language of the agency's staff
+    /// emails (failed-job alerts) for users who chose none.
+    locale: Option<String>,
 }
 
 /// Schema of login input.
@@ -76,6 +79,19 @@ async fn me(state: State, Auth(ctx): Auth) -> ApiResult<HttpResponse> {
     Ok(ok(state.services.me(&ctx).await?))
 }
 
+/// Change the caller's own settings (users, not API keys): `locale`, the
+/// language of the alert emails they get (`ru` or `en`; "" goes back to
+/// the agency's, or for a client's UX alerts the client's).
+#[utoipa::path(tag = "auth", request_body = UpdateMe, responses((status = 200, body = MeView), Errors), security(("bearer" = [])))]
+#[patch("/me")]
+async fn update_me(
+    state: State,
+    Auth(ctx): Auth,
+    JsonBody(input): JsonBody<UpdateMe>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.update_me(&ctx, input).await?))
+}
+
 /// The caller's agency: name and email branding.
 #[utoipa::path(tag = "agency", responses((status = 200, body = AgencySettingsView), Errors), security(("bearer" = [])))]
 #[get("/agency")]
@@ -83,9 +99,10 @@ async fn get_agency(state: State, Auth(ctx): Auth) -> ApiResult<HttpResponse> {
     Ok(ok(state.services.agency_settings(&ctx).await?))
 }
 
-/// Change the agency's name, logo (https URL; "" removes it) or brand
-/// colour (`#rrggbb`; "" restores the default) — owners and admins. Every
-/// email the agency sends shows them.
+/// Change the agency's name, logo (https URL; "" removes it), brand
+/// colour (`#rrggbb`; "" restores the default) — every email the agency
+/// sends shows them — or `locale` (`ru`/`en`), the language of its staff's
+/// alert emails for users who chose none. Owners and admins.
 #[utoipa::path(tag = "agency", request_body = UpdateAgencySettings, responses((status = 200, body = AgencySettingsView), Errors), security(("bearer" = [])))]
 #[patch("/agency")]
 async fn update_agency(
@@ -211,6 +228,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(login)
         .service(accept_invitation)
         .service(me)
+        .service(update_me)
         .service(get_agency)
         .service(update_agency)
         .service(list_members)

@@ -3,5 +3,6 @@ pub mod answers;
 pub mod attributes;
 pub mod brand;
 pub mod import;
+pub mod locale;
 pub mod questions;
 pub mod segment_filter;

@@ -202,11 +202,17 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, items: Vec<NewDelivery>) -> App
     Ok(inserted)
 }
 
-/// The agency's owners and admins: who gets alerts.
-pub async fn admin_emails<C: ConnectionTrait>(
-    db: &C,
-    agency_id: Uuid,
-) -> AppResult<Vec<(Uuid, String)>> {
+/// An owner or admin of the agency: who gets alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub user_id: Uuid,
+    pub email: String,
+    /// The language the user chose for their emails, if any.
+    pub locale: Option<String>,
+}
+
+/// The agency's owners and admins, by user id.
+pub async fn admins<C: ConnectionTrait>(db: &C, agency_id: Uuid) -> AppResult<Vec<Admin>> {
     let members = membership::Entity::find()
         .filter(membership::Column::AgencyId.eq(agency_id))
         .filter(membership::Column::Role.is_in(["owner", "admin"]))
@@ -222,35 +228,51 @@ pub async fn admin_emails<C: ConnectionTrait>(
         .all(db)
         .await?
         .into_iter()
-        .map(|u| (u.id, u.email))
+        .map(|u| Admin {
+            user_id: u.id,
+            email: u.email,
+            locale: u.locale,
+        })
         .collect())
 }
 
-/// One copy of `rendered` per owner/admin of the agency, as `kind` about
-/// `batch` (the dedupe key names both: a batch reaches each admin once).
+/// One copy per owner/admin of the agency, as `kind` about `batch` (the
+/// dedupe key names both: a batch reaches each admin once), each in the
+/// admin's own language or else `default_locale`. `render` is called once
+/// per language needed.
 pub async fn admin_deliveries<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
     client_id: Option<Uuid>,
     kind: &str,
     batch: Uuid,
-    rendered: &Rendered,
+    default_locale: &str,
+    mut render: impl FnMut(&str) -> AppResult<Rendered>,
 ) -> AppResult<Vec<NewDelivery>> {
-    Ok(admin_emails(db, agency_id)
-        .await?
-        .into_iter()
-        .map(|(user, email)| NewDelivery {
+    let mut by_locale: std::collections::BTreeMap<String, Rendered> = Default::default();
+    let mut out = Vec::new();
+    for a in admins(db, agency_id).await? {
+        let locale = a.locale.unwrap_or_else(|| default_locale.to_owned());
+        let rendered = match by_locale.entry(locale) {
+            std::collections::btree_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let r = render(e.key())?;
+                e.insert(r).clone()
+            }
+        };
+        out.push(NewDelivery {
             agency_id,
             client_id,
             kind: kind.to_owned(),
             source_id: Some(batch),
-            recipient: email,
-            dedupe_key: format!("{kind}:{batch}:{user}"),
-            rendered: rendered.clone(),
+            recipient: a.email,
+            dedupe_key: format!("{kind}:{batch}:{}", a.user_id),
+            rendered,
             headers: vec![],
             inline: vec![],
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 /// A delivery as the API shows it (never the body).

@@ -158,7 +158,10 @@ fn strings(kind: &str, locale: &str) -> Value {
             "since_last": "с прошлого отчёта",
             "factors": "Главные факторы выбора (средняя важность, 1–5)",
             "hypotheses": "Гипотезы, сменившие вывод",
-            "ux": "Отрицательные отклонения на UX-карте",
+            "ux": "UX-карта (тайные покупатели)",
+            "ux_negative": "Отрицательные отклонения", "ux_positive": "Положительные отклонения",
+            "ux_vs": "против", "ux_new": "новое",
+            "ux_explain": "Средняя оценка за неделю по {{ period }} против четырёх недель до неё; отмечены отклонения от 0,5 балла при 3 и более оценках в каждом окне.",
             "cash": "Cash Journey: план и факт",
             "cash_base": "последний период с фактом против базового сценария",
             "figure": "Показатель", "plan": "План", "actual": "Факт", "variance": "Отклонение",
@@ -172,21 +175,24 @@ fn strings(kind: &str, locale: &str) -> Value {
             "since_last": "since the last report",
             "factors": "Top choice factors (mean importance, 1-5)",
             "hypotheses": "Hypotheses that changed verdict",
-            "ux": "Negative flags on the UX map",
+            "ux": "UX map (mystery shoppers)",
+            "ux_negative": "Negative flags", "ux_positive": "Positive flags",
+            "ux_vs": "vs", "ux_new": "new",
+            "ux_explain": "Mean rating of the week to {{ period }} against the four weeks before; changes of 0.5 points or more are flagged when each window has 3 or more ratings.",
             "cash": "Cash Journey: plan vs fact",
             "cash_base": "the latest period with actuals against the base scenario",
             "figure": "Figure", "plan": "Plan", "actual": "Actual", "variance": "Variance",
             "cash_biggest": "Biggest variances",
         }),
         ("job_failed", true) => json!({
-            "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].kind }}{% endif %}",
+            "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].label }}{% endif %}",
             "heading": "Пересчёт не удался",
             "intro": "Фоновые пересчёты ниже исчерпали все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
             "what": "Что", "version": "Версия данных", "attempts": "Попыток", "error": "Ошибка", "when": "Когда",
             "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed. О каждой неудаче приходит одно письмо.",
         }),
         (_, _) => json!({
-            "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].kind }}{% endif %}",
+            "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].label }}{% endif %}",
             "heading": "{% if count > 1 %}{{ count }} recomputes failed{% else %}A recompute failed{% endif %}",
             "intro": "The background recomputes below used up all their attempts. The data is stored, but results stay stale until the next successful recompute.",
             "what": "What", "version": "Data version", "attempts": "Attempts", "error": "Error", "when": "When",
@@ -261,15 +267,17 @@ mod tests {
             "digest" => {
                 json!({"client": "Shop", "period": "2026-11-23", "nothing_new": false, "chart_height": 60,
                 "panel": {"title": "Panel", "n": 10, "nps": "20.0", "nps_change": "+5.0", "nps_up": true},
-                "factors": [{"name": "Price", "mean": "4.50"}], "verdicts": [], "ux": [],
+                "factors": [{"name": "Price", "mean": "4.50"}], "verdicts": [],
+                "ux_negative": [{"label": "Reception <desk>", "deviation": "-2.0", "current": "2.0", "baseline": "4.0", "new": true}],
+                "ux_positive": [{"label": "Locker room", "deviation": "+1.5", "current": "4.5", "baseline": "3.0", "new": false}],
                 "cash": [{"model": "Funnel", "period": "2026-11",
                     "headline": [{"label": "Revenue", "plan": "1,000", "actual": "900", "change": "−10.0%", "good": false}],
                     "biggest": [{"label": "Leads", "plan": "100", "actual": "120", "change": "+20.0%", "good": true}]}]})
             }
             _ => {
                 json!({"count": 2, "jobs": [
-                    {"kind": "client_ux", "target_id": "x", "data_version": 3, "attempt": 5, "error": "boom", "failed_at": "2026-12-01 10:00:00 UTC"},
-                    {"kind": "questionnaire_summary", "target_id": "y", "data_version": 1, "attempt": 5, "error": "bang", "failed_at": "2026-12-01 10:00:01 UTC"},
+                    {"kind": "client_ux", "label": "UX-map alerts", "target_id": "x", "data_version": 3, "attempt": 5, "error": "boom", "failed_at": "2026-12-01 10:00:00 UTC"},
+                    {"kind": "questionnaire_summary", "label": "Questionnaire summary", "target_id": "y", "data_version": 1, "attempt": 5, "error": "bang", "failed_at": "2026-12-01 10:00:01 UTC"},
                 ]})
             }
         }
@@ -290,6 +298,29 @@ mod tests {
                 assert!(!r.html.contains("{{") && !r.text.contains("{{"));
             }
         }
+        // The digest's UX map: both kinds of flag, the new one marked.
+        let d = render("digest", "en", &Brand::of("A"), sample("digest")).unwrap();
+        assert!(
+            d.text
+                .contains("Negative flags:\n- Reception <desk>: -2.0 (2.0 vs 4.0) [new]\n")
+                && d.text
+                    .contains("Positive flags:\n- Locker room: +1.5 (4.5 vs 3.0)\n"),
+            "{}",
+            d.text
+        );
+        assert!(d.text.contains("week to 2026-11-23"), "{}", d.text);
+        assert!(
+            d.html.contains("Reception &lt;desk&gt;") && d.html.contains("#0e7c3a"),
+            "{}",
+            d.html
+        );
+        let d = render("digest", "ru", &Brand::of("A"), sample("digest")).unwrap();
+        assert!(
+            d.text
+                .contains("Положительные отклонения:\n- Locker room: +1.5 (4.5 против 3.0)"),
+            "{}",
+            d.text
+        );
         let r = render("ux_alerts", "en", &Brand::of("A"), sample("ux_alerts")).unwrap();
         assert!(r.html.contains("Fitness &lt;club&gt;"));
         assert!(
