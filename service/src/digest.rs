@@ -356,8 +356,25 @@ fn cash_section(p: &LatestPlanVsFact, ru: bool) -> serde_json::Value {
 }
 
 fn fmt(x: f64, ru: bool) -> String {
-    let s = format!("{x:.1}");
+    fmt_places(x, 1, ru)
+}
+
+/// `x` with `places` decimals, a decimal comma in Russian.
+fn fmt_places(x: f64, places: usize, ru: bool) -> String {
+    let s = format!("{x:.places$}");
     if ru { s.replace('.', ",") } else { s }
+}
+
+/// A hypothesis verdict as the digest's reader reads it.
+fn verdict_label(verdict: &str, ru: bool) -> String {
+    match (verdict, ru) {
+        ("supported", true) => "подтверждена",
+        ("rejected", true) => "не подтвердилась",
+        ("insufficient_data", true) => "мало данных",
+        ("insufficient_data", false) => "insufficient data",
+        (other, _) => other,
+    }
+    .to_owned()
 }
 
 /// A change with its sign: `+4.0`, `-0.5`.
@@ -569,7 +586,9 @@ impl Services {
                     .unwrap_or_else(|| "—".into());
                 if before != verdict {
                     verdicts.push(serde_json::json!({
-                        "name": h["name"], "before": before, "now": verdict,
+                        "name": h["name"],
+                        "before": verdict_label(&before, ru),
+                        "now": verdict_label(verdict, ru),
                     }));
                 }
             }
@@ -614,7 +633,7 @@ impl Services {
                 "period": period,
                 "nothing_new": nothing_new,
                 "panel": panel,
-                "factors": factors.iter().map(|(n, m)| serde_json::json!({"name": n, "mean": format!("{:.2}", m)})).collect::<Vec<_>>(),
+                "factors": factors.iter().map(|(n, m)| serde_json::json!({"name": n, "mean": fmt_places(*m, 2, ru)})).collect::<Vec<_>>(),
                 "chart_height": chart_height,
                 "verdicts": verdicts,
                 "ux_negative": ux.negative,
@@ -1129,6 +1148,19 @@ mod tests {
                 daily: vec![],
             },
         }
+    }
+
+    #[test]
+    fn russian_digests_use_decimal_commas_and_russian_verdicts() {
+        assert_eq!(fmt_places(3.806, 2, true), "3,81");
+        assert_eq!(fmt_places(3.806, 2, false), "3.81");
+        assert_eq!(fmt(-25.66, true), "-25,7");
+        assert_eq!(verdict_label("supported", true), "подтверждена");
+        assert_eq!(
+            verdict_label("insufficient_data", false),
+            "insufficient data"
+        );
+        assert_eq!(verdict_label("—", true), "—");
     }
 
     #[test]
