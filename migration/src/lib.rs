@@ -16,6 +16,7 @@ mod m20261201_000010_extend_email_tables;
 mod m20261201_000011_index_responses_by_version;
 mod m20261201_000012_extend_agencies_and_users;
 mod m20261201_000013_schedule_clients;
+mod m20261202_000014_store_answers_as_json;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_index_responses_by_version::Migration),
             Box::new(m20261201_000012_extend_agencies_and_users::Migration),
             Box::new(m20261201_000013_schedule_clients::Migration),
+            Box::new(m20261202_000014_store_answers_as_json::Migration),
         ]
     }
 }

@@ -329,7 +329,7 @@ impl Services {
             move |(ds, state), f| {
                 let at = crate::pgcopy::timestamptz_us(f[0])?.div_euclid(1000);
                 let cells = decoder
-                    .decode(crate::pgcopy::jsonb(f[1])?)
+                    .decode(crate::pgcopy::json(f[1])?)
                     .map_err(|e| format!("stored answers: {e}"))?;
                 ds.push(at, cells);
                 state.add_row(ds, ds.len() - 1);

@@ -181,7 +181,7 @@ async fn main() {
         let t0 = Instant::now();
         service::pgcopy::copy_out(&pool, sql.clone(), 2, (), move |_, f| {
             decoder
-                .decode(service::pgcopy::jsonb(f[1])?)
+                .decode(service::pgcopy::json(f[1])?)
                 .map(drop)
                 .map_err(|e| e.to_string())
         })
