@@ -166,6 +166,15 @@ impl Dataset {
         }
     }
 
+    /// The answers of the spend question, if there is one.
+    fn spend_column(&self) -> Option<&[f64]> {
+        let si = self.questions.iter().position(|q| q.role == Role::Spend)?;
+        match &self.columns[si] {
+            Column::Num(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Rows matching `filter` (all rows without conditions).
     pub fn select(&self, filter: &CompiledFilter) -> Vec<u32> {
         (0..self.len() as u32)
@@ -178,8 +187,9 @@ impl Dataset {
         let rows: Vec<u32> = rows.into_iter().collect();
         let mut s = PanelState::new(&self.questions);
         s.n = rows.len() as u64;
+        let spend = self.spend_column();
         for qi in 0..self.questions.len() {
-            s.fold_column(self, qi, &rows);
+            s.fold_column(self, qi, &rows, spend);
         }
         s
     }
@@ -349,21 +359,17 @@ impl PanelState {
     /// Folds one row of `ds` in: O(answers of the row).
     pub fn add_row(&mut self, ds: &Dataset, row: usize) {
         self.n += 1;
+        let spend = ds.spend_column();
         for qi in 0..ds.questions.len() {
-            self.fold_column(ds, qi, &[row as u32]);
+            self.fold_column(ds, qi, &[row as u32], spend);
         }
     }
 
     /// Folds the given rows of one question's column: the one place answers
     /// are counted, used row by row and in bulk (column by column, which
     /// keeps the loops tight).
-    fn fold_column(&mut self, ds: &Dataset, qi: usize, rows: &[u32]) {
+    fn fold_column(&mut self, ds: &Dataset, qi: usize, rows: &[u32], spend_col: Option<&[f64]>) {
         let q = &ds.questions[qi];
-        let spend_q = ds.questions.iter().position(|q| q.role == Role::Spend);
-        let spend_col = spend_q.and_then(|si| match &ds.columns[si] {
-            Column::Num(v) => Some(v),
-            _ => None,
-        });
         let spend_at = |r: usize| spend_col.map(|v| v[r]).filter(|x| !x.is_nan());
         let spend = &mut self.spend[qi];
         match (&ds.columns[qi], &mut self.questions[qi]) {

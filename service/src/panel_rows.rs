@@ -5,16 +5,18 @@
 //! into the cells of a row, without building a `serde_json::Value`: keys are
 //! looked up without allocating, choice options are matched in place, and
 //! only free-text answers are copied.
-use std::collections::HashMap;
 use std::fmt;
 
 use analytics::panel::{Cell, Kind, PanelQuestion};
+use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Decodes answers documents of one question set.
 pub struct RowDecoder {
     kinds: Vec<Kind>,
-    index: HashMap<String, usize>,
+    /// Key → question index. Fx hashing: a key is looked up for every
+    /// answer of every row, and keys are the questionnaire's own.
+    index: FxHashMap<String, usize>,
 }
 
 impl RowDecoder {
@@ -72,7 +74,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 }
 
 /// A key → its question's index, without allocating for plain keys.
-struct KeySeed<'a>(&'a HashMap<String, usize>);
+struct KeySeed<'a>(&'a FxHashMap<String, usize>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
