@@ -26,7 +26,10 @@ where
 {
     use futures::TryStreamExt;
     let fail = |e: sqlx::Error| AppError::Unexpected(anyhow::anyhow!("bulk read: {e}"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    // PostgreSQL sends one message per row: rows travel to the fold in
+    // batches, or a million channel hand-offs cost more than the decoding.
+    const BATCH_BYTES: usize = 256 * 1024;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
     let fold = tokio::task::spawn_blocking(move || {
         let mut state = state;
         let mut rows = CopyRows::new(columns);
@@ -39,11 +42,19 @@ where
     let read = async {
         let mut conn = pool.acquire().await.map_err(fail)?;
         let mut stream = conn.copy_out_raw(&sql).await.map_err(fail)?;
+        let mut batch = Vec::with_capacity(BATCH_BYTES * 2);
         while let Some(chunk) = stream.try_next().await.map_err(fail)? {
-            if tx.send(chunk).await.is_err() {
-                // The fold stopped; its error is reported below.
-                break;
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= BATCH_BYTES {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_BYTES * 2));
+                if tx.send(full).await.is_err() {
+                    // The fold stopped; its error is reported below.
+                    return Ok(());
+                }
             }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         Ok::<(), AppError>(())
     }
