@@ -794,8 +794,18 @@ async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mod
     .insert(db)
     .await
     .unwrap();
-    // The schema as it was, then the migration with its backfill.
-    migration::Migrator::down(db, Some(1)).await.unwrap();
+    // The schema as it was before `000013_schedule_clients` (and every
+    // migration after it), then the migrations again, with the backfill.
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let at = names
+        .iter()
+        .position(|n| n.ends_with("_000013_schedule_clients"))
+        .expect("the schedule_clients migration");
+    let steps = u32::try_from(names.len() - at).unwrap();
+    migration::Migrator::down(db, Some(steps)).await.unwrap();
     migration::Migrator::up(db, None).await.unwrap();
 
     let due: Vec<String> = app
