@@ -323,6 +323,14 @@ fn kind_label(kind: &str, ru: bool) -> &str {
         (crate::hypotheses::KIND_HYPOTHESES, false) => "Hypothesis verdicts",
         (crate::ux::KIND_UX, true) => "Оповещения UX-карты",
         (crate::ux::KIND_UX, false) => "UX-map alerts",
+        (crate::summary::KIND_PANEL, true) => "Панель клиентов",
+        (crate::summary::KIND_PANEL, false) => "Customer panel",
+        (crate::purchases::KIND_PURCHASES, true) => "Покупки и миграция JTBD",
+        (crate::purchases::KIND_PURCHASES, false) => "Purchases and JTBD migration",
+        (crate::cash::KIND_CASH, true) => "Модель Cash Journey",
+        (crate::cash::KIND_CASH, false) => "Cash Journey model",
+        (crate::email::KIND_WAKE, true) => "Отправка писем",
+        (crate::email::KIND_WAKE, false) => "Email delivery",
         (other, _) => other,
     }
 }
@@ -835,5 +843,30 @@ mod tests {
             "{}",
             en.text
         );
+    }
+
+    #[test]
+    fn every_job_kind_has_a_name_in_both_languages() {
+        for kind in [
+            KIND_QUESTIONNAIRE,
+            crate::summary::KIND_PANEL,
+            crate::hypotheses::KIND_HYPOTHESES,
+            crate::ux::KIND_UX,
+            crate::purchases::KIND_PURCHASES,
+            crate::cash::KIND_CASH,
+            crate::email::KIND_WAKE,
+        ] {
+            for ru in [true, false] {
+                let label = kind_label(kind, ru);
+                assert_ne!(label, kind, "{kind} has no name (ru: {ru})");
+                assert_eq!(
+                    label
+                        .chars()
+                        .any(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap())),
+                    ru,
+                    "{kind}: {label}"
+                );
+            }
+        }
     }
 }
