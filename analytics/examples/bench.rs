@@ -170,6 +170,8 @@ fn main() {
     ];
     let filter = CompiledFilter::compile(&ds, &conds).expect("filter fits");
     let (seg_ms, seg) = time(5, || ds.fold_rows(ds.select(&filter)).finish(&ds, n as u64));
+    let (select_ms, selected) = time(5, || ds.select(&filter));
+    let (seg_fold_ms, _) = time(5, || ds.fold_rows(selected.iter().copied()));
     // Folding one new response into a stored state.
     let mut state = ds.fold_all();
     let mut one = ds.clone();
@@ -185,6 +187,7 @@ fn main() {
         "  segment panel (3 conds)    {seg_ms:8.1} ms (median of 5; n = {})",
         seg.n
     );
+    println!("    of which selecting rows  {select_ms:8.1} ms, folding them {seg_fold_ms:.1} ms");
     println!(
         "  fold in one response       {:8.4} ms (median of 101)",
         fold_one_ms

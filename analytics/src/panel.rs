@@ -175,22 +175,93 @@ impl Dataset {
         }
     }
 
-    /// Rows matching `filter` (all rows without conditions).
+    /// Rows matching `filter` (all rows without conditions), ascending.
+    ///
+    /// Column at a time: the first condition scans its whole column (split
+    /// over the machine's cores for large datasets), every further one
+    /// only narrows the rows kept so far.
     pub fn select(&self, filter: &CompiledFilter) -> Vec<u32> {
-        (0..self.len() as u32)
-            .filter(|&r| filter.matches(self, r as usize))
-            .collect()
+        let mut conditions = filter.conditions.iter();
+        let Some(&(qi, ref test)) = conditions.next() else {
+            return (0..self.len() as u32).collect();
+        };
+        let mut rows = match (&self.columns[qi], test) {
+            (Column::Choice(v), &Test::AnyOf(mask)) => positions(v, |c| choice_in(c, mask)),
+            (Column::Multi(v), &Test::AnyOf(mask)) => positions(v, |m| m & mask != 0),
+            (Column::Num(v), &Test::Range(lo, hi)) => positions(v, |x| in_range(x, lo, hi)),
+            _ => Vec::new(),
+        };
+        for &(qi, ref test) in conditions {
+            match (&self.columns[qi], test) {
+                (Column::Choice(v), &Test::AnyOf(mask)) => {
+                    rows.retain(|&r| choice_in(v[r as usize], mask));
+                }
+                (Column::Multi(v), &Test::AnyOf(mask)) => {
+                    rows.retain(|&r| v[r as usize] & mask != 0)
+                }
+                (Column::Num(v), &Test::Range(lo, hi)) => {
+                    rows.retain(|&r| in_range(v[r as usize], lo, hi));
+                }
+                _ => rows.clear(),
+            }
+        }
+        rows
     }
 
     /// Folds the given rows into a fresh state.
+    ///
+    /// Column by column; for many rows the columns are dealt out to the
+    /// machine's cores. Each column's aggregates are its own (NPS tallies,
+    /// the one shared part, are integer counts), so the result is the same
+    /// to the bit as folding every column on one thread.
     pub fn fold_rows(&self, rows: impl IntoIterator<Item = u32>) -> PanelState {
         let rows: Vec<u32> = rows.into_iter().collect();
-        let mut s = PanelState::new(&self.questions);
-        s.n = rows.len() as u64;
         let spend = self.spend_column();
-        for qi in 0..self.questions.len() {
-            s.fold_column(self, qi, &rows, spend);
-        }
+        let nq = self.questions.len();
+        let fold = |columns: &[usize]| {
+            let mut s = PanelState::new(&self.questions);
+            for &qi in columns {
+                s.fold_column(self, qi, &rows, spend);
+            }
+            s
+        };
+        let threads = if rows.len() >= PARALLEL_FOLD_MIN_ROWS {
+            threads().min(nq)
+        } else {
+            1
+        };
+        let mut s = if threads < 2 {
+            fold(&(0..nq).collect::<Vec<_>>())
+        } else {
+            let groups: Vec<Vec<usize>> = (0..threads)
+                .map(|t| (t..nq).step_by(threads).collect())
+                .collect();
+            let parts: Vec<PanelState> = std::thread::scope(|sc| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .map(|g| {
+                        let fold = &fold;
+                        sc.spawn(move || fold(g))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            let mut out = PanelState::new(&self.questions);
+            for (g, mut part) in groups.iter().zip(parts) {
+                for &qi in g {
+                    out.questions[qi] = std::mem::replace(&mut part.questions[qi], QState::None);
+                    out.spend[qi] = std::mem::take(&mut part.spend[qi]);
+                    out.latest_texts[qi] = std::mem::take(&mut part.latest_texts[qi]);
+                    out.text_counts[qi] = std::mem::take(&mut part.text_counts[qi]);
+                }
+                out.nps.merge(&part.nps);
+            }
+            out
+        };
+        s.n = rows.len() as u64;
         s
     }
 
@@ -279,23 +350,63 @@ impl CompiledFilter {
             Err(errors)
         }
     }
+}
 
-    fn matches(&self, ds: &Dataset, row: usize) -> bool {
-        self.conditions
-            .iter()
-            .all(|(qi, test)| match (&ds.columns[*qi], test) {
-                (Column::Choice(v), Test::AnyOf(mask)) => {
-                    let c = v[row];
-                    c != BLANK_CHOICE && c < 64 && mask & (1 << c) != 0
-                }
-                (Column::Multi(v), Test::AnyOf(mask)) => v[row] & mask != 0,
-                (Column::Num(v), Test::Range(lo, hi)) => {
-                    let x = v[row];
-                    !x.is_nan() && x >= *lo && x <= *hi
-                }
-                _ => false,
-            })
+fn choice_in(c: u16, mask: u64) -> bool {
+    c != BLANK_CHOICE && c < 64 && mask & (1 << c) != 0
+}
+
+fn in_range(x: f64, lo: f64, hi: f64) -> bool {
+    !x.is_nan() && x >= lo && x <= hi
+}
+
+/// Columns at least this long are scanned on several threads.
+const PARALLEL_SCAN_MIN: usize = 1 << 18;
+
+/// Folds of at least this many rows deal their columns out to threads
+/// (scattered rows make every read a cache miss, so even a segment's fold
+/// gains).
+const PARALLEL_FOLD_MIN_ROWS: usize = 1 << 14;
+
+/// The threads a scan or fold may use: the machine's cores, at most 8.
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
+/// Indices of the values that `keep`, ascending.
+fn positions<T: Copy + Sync>(v: &[T], keep: impl Fn(T) -> bool + Sync) -> Vec<u32> {
+    let scan = |part: &[T], base: usize| -> Vec<u32> {
+        part.iter()
+            .enumerate()
+            .filter(|&(_, &x)| keep(x))
+            .map(|(i, _)| (base + i) as u32)
+            .collect()
+    };
+    let threads = if v.len() >= PARALLEL_SCAN_MIN {
+        threads()
+    } else {
+        1
+    };
+    if threads < 2 {
+        return scan(v, 0);
     }
+    let chunk = v.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = v
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| s.spawn(move || scan(part, k * chunk)))
+            .collect();
+        let mut out = Vec::new();
+        for p in parts {
+            match p.join() {
+                Ok(found) => out.extend(found),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Mergeable aggregates of a set of rows.
@@ -933,6 +1044,80 @@ mod tests {
             CompiledFilter::compile(&ds, &bad).unwrap_err()[0].0,
             "conditions[0].values"
         );
+    }
+
+    /// The row-at-a-time reading of a filter, to check `select` against.
+    fn matches_row(f: &CompiledFilter, ds: &Dataset, row: usize) -> bool {
+        f.conditions
+            .iter()
+            .all(|(qi, test)| match (&ds.columns[*qi], test) {
+                (Column::Choice(v), Test::AnyOf(mask)) => {
+                    let c = v[row];
+                    c != BLANK_CHOICE && c < 64 && mask & (1 << c) != 0
+                }
+                (Column::Multi(v), Test::AnyOf(mask)) => v[row] & mask != 0,
+                (Column::Num(v), Test::Range(lo, hi)) => {
+                    let x = v[row];
+                    !x.is_nan() && x >= *lo && x <= *hi
+                }
+                _ => false,
+            })
+    }
+
+    #[test]
+    fn selection_and_fold_on_many_threads_equal_the_row_by_row_reading() {
+        // Long enough for the parallel scan; rows vary by their index.
+        let mut ds = Dataset::new(questions());
+        let n = PARALLEL_SCAN_MIN + 1_001;
+        for i in 0..n {
+            let nan = f64::NAN;
+            let city = (i % 3 < 2).then_some((i % 3) as u16);
+            let spend = if i % 7 == 0 { nan } else { (i % 1_500) as f64 };
+            let price = if i % 11 == 0 { nan } else { (1 + i % 5) as f64 };
+            let nps = (i % 12) as f64; // 11 is out of range: not counted
+            let tip = ["Parking", "more trainers", "More trainers!"].get(i % 13);
+            ds.push(
+                i as i64,
+                row(city, (i % 8) as u64, price, 3.0, nps, spend, tip.copied()),
+            );
+        }
+        let cond =
+            |q: &str, values: Option<&[&str]>, min: Option<f64>, max: Option<f64>| Condition {
+                question: q.into(),
+                values: values.map(|v| v.iter().map(|s| s.to_string()).collect()),
+                min,
+                max,
+            };
+        let filters = [
+            vec![],
+            vec![cond("city", Some(&["spb"]), None, None)],
+            vec![cond("src", Some(&["social", "friends"]), None, None)],
+            vec![cond("spend", None, Some(400.0), Some(900.0))],
+            vec![
+                cond("spend", None, Some(100.0), None),
+                cond("city", Some(&["msk"]), None, None),
+                cond("price", None, None, Some(2.0)),
+            ],
+            vec![
+                cond("src", Some(&["tv"]), None, None),
+                cond("spend", None, Some(1_400.0), Some(1_450.0)),
+            ],
+        ];
+        for conds in filters {
+            let f = CompiledFilter::compile(&ds, &conds).unwrap();
+            let expected: Vec<u32> = (0..n as u32)
+                .filter(|&r| matches_row(&f, &ds, r as usize))
+                .collect();
+            let selected = ds.select(&f);
+            assert_eq!(selected, expected, "{conds:?}");
+            // The fold of many rows runs a thread per group of columns; it
+            // equals folding the same rows one by one on this thread.
+            let mut one_by_one = PanelState::new(&ds.questions);
+            for &r in &selected {
+                one_by_one.add_row(&ds, r as usize);
+            }
+            assert_eq!(ds.fold_rows(selected), one_by_one, "{conds:?}");
+        }
     }
 
     #[test]

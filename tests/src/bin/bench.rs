@@ -7,8 +7,9 @@
 //!
 //! For each mode: sign up, build the panel world, then
 //! 1. read throughput: a closed loop of 16 clients on `GET /healthz`, then on
-//!    `GET /api/v1/clients` (owner JWT), 1 s warm-up, then 5 s or 20,000
-//!    requests, whichever comes first;
+//!    `GET /api/v1/clients` (owner JWT), each 1 s warm-up and 3 s measured,
+//!    three rounds alternating the two; the round with the median ratio is
+//!    reported, with every round's ratio;
 //! 2. ingest throughput: three 100k-row NDJSON and three 100k-row CSV imports
 //!    (fresh external ids each time), timed around the HTTP call;
 //! 3. a rough breakdown of one import: upload, parse, and the rest (storing).
@@ -29,8 +30,10 @@ use tests::{Mode, Panel, Tenant, TestApp};
 use uuid::Uuid;
 
 const CONCURRENCY: usize = 16;
-const READ_SECS: u64 = 5;
-const READ_MAX: usize = 20_000;
+const READ_SECS: u64 = 3;
+/// A bound on requests per loop that a 3 s loop does not reach here.
+const READ_MAX: usize = 2_000_000;
+const READ_ROUNDS: usize = 3;
 const WARMUP_SECS: u64 = 1;
 const INGEST_RUNS: usize = 3;
 
@@ -612,31 +615,38 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
     // Reads first: the bulk inserts leave PostgreSQL with autovacuum and
     // checkpoint work that would otherwise run during the read loops.
     println!("  load average before: {}", loadavg());
-    let (c0, w0) = (cpu_now(), Instant::now());
-    let health = read_bench(http, &app.url("/healthz"), None).await;
-    let health_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
     let bearer = HeaderValue::from_str(&format!("Bearer {}", t.token)).unwrap();
-    let (c0, w0) = (cpu_now(), Instant::now());
-    let clients = read_bench(http, &app.url("/api/v1/clients"), Some(&bearer)).await;
-    let clients_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
-    for (name, s, cpu) in [
-        ("GET /healthz", &health, &health_cpu),
-        ("GET /api/v1/clients", &clients, &clients_cpu),
-    ] {
-        println!(
-            "  {name:<20} {} req/s  p50 {} ms  p99 {} ms  ({} ok, {} errors, {:.2} s; CPU: {cpu})",
-            thousands(s.rps()),
-            ms(s.p50),
-            ms(s.p99),
-            s.ok,
-            s.errors,
-            s.elapsed.as_secs_f64()
-        );
+    let mut rounds = Vec::new();
+    for _ in 0..READ_ROUNDS {
+        let (c0, w0) = (cpu_now(), Instant::now());
+        let health = read_bench(http, &app.url("/healthz"), None).await;
+        let health_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
+        let (c0, w0) = (cpu_now(), Instant::now());
+        let clients = read_bench(http, &app.url("/api/v1/clients"), Some(&bearer)).await;
+        let clients_cpu = cpu_share(c0, cpu_now(), w0.elapsed().as_secs_f64());
+        for (name, s, cpu) in [
+            ("GET /healthz", &health, &health_cpu),
+            ("GET /api/v1/clients", &clients, &clients_cpu),
+        ] {
+            println!(
+                "  {name:<20} {} req/s  p50 {} ms  p99 {} ms  ({} ok, {} errors, {:.2} s; CPU: {cpu})",
+                thousands(s.rps()),
+                ms(s.p50),
+                ms(s.p99),
+                s.ok,
+                s.errors,
+                s.elapsed.as_secs_f64()
+            );
+        }
+        rounds.push((100.0 * clients.rps() / health.rps(), health, clients));
     }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.0}%", r.0)).collect();
     println!(
-        "  clients/healthz = {:.0}%",
-        100.0 * clients.rps() / health.rps()
+        "  clients/healthz per round, ascending: {}; median round reported",
+        ratios.join(", ")
     );
+    let (_, health, clients) = rounds.swap_remove(READ_ROUNDS / 2);
 
     let reads = read_breakdown(&app, &t.token).await;
     println!("  read breakdown (sequential, in-process): {reads}");
