@@ -194,16 +194,36 @@ pub async fn store_snapshot<C: ConnectionTrait>(
     version: i64,
     payload: serde_json::Value,
 ) -> AppResult<()> {
+    store_snapshots(db, agency_id, target_id, version, vec![(kind, payload)]).await
+}
+
+/// Upserts several snapshots of one target and version in one statement
+/// (atomic without a transaction of its own: one round trip, not four).
+pub async fn store_snapshots<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    target_id: Uuid,
+    version: i64,
+    items: Vec<(&str, serde_json::Value)>,
+) -> AppResult<()> {
     use entity::snapshot;
-    snapshot::Entity::insert(snapshot::ActiveModel {
-        id: Set(new_id()),
-        agency_id: Set(agency_id),
-        kind: Set(kind.into()),
-        target_id: Set(target_id),
-        data_version: Set(version),
-        computed_at: Set(now()),
-        payload: Set(payload),
-    })
+    if items.is_empty() {
+        return Ok(());
+    }
+    let t = now();
+    snapshot::Entity::insert_many(
+        items
+            .into_iter()
+            .map(|(kind, payload)| snapshot::ActiveModel {
+                id: Set(new_id()),
+                agency_id: Set(agency_id),
+                kind: Set(kind.into()),
+                target_id: Set(target_id),
+                data_version: Set(version),
+                computed_at: Set(t),
+                payload: Set(payload),
+            }),
+    )
     .on_conflict(
         sea_orm::sea_query::OnConflict::columns([
             snapshot::Column::AgencyId,

@@ -39,20 +39,50 @@ impl PgTx {
     }
 
     /// `COPY … FROM STDIN` of `chunks` (text format), in this transaction.
+    /// A row refused by a unique index is told apart from other failures,
+    /// so that a caller holding a savepoint can retry without it.
     pub async fn copy_in(
         &self,
         statement: &str,
         mut chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    ) -> Result<u64, DbErr> {
+    ) -> Result<u64, CopyInError> {
         let mut tx = self.tx.lock().await;
-        let mut copy = tx.copy_in_raw(statement).await.map_err(db_err)?;
+        let mut copy = tx.copy_in_raw(statement).await.map_err(copy_err)?;
         while let Some(chunk) = chunks.recv().await {
             if let Err(e) = copy.send(chunk).await {
                 let _ = copy.abort("send failed").await;
-                return Err(db_err(e));
+                return Err(copy_err(e));
             }
         }
-        copy.finish().await.map_err(db_err)
+        copy.finish().await.map_err(copy_err)
+    }
+}
+
+/// Why a COPY FROM failed.
+#[derive(Debug)]
+pub enum CopyInError {
+    /// A row collided with a stored one on a unique index (SQLSTATE 23505).
+    UniqueViolation(DbErr),
+    Other(DbErr),
+}
+
+impl From<CopyInError> for DbErr {
+    fn from(e: CopyInError) -> Self {
+        match e {
+            CopyInError::UniqueViolation(e) | CopyInError::Other(e) => e,
+        }
+    }
+}
+
+fn copy_err(e: sqlx::Error) -> CopyInError {
+    let unique = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505");
+    if unique {
+        CopyInError::UniqueViolation(db_err(e))
+    } else {
+        CopyInError::Other(db_err(e))
     }
 }
 

@@ -336,12 +336,14 @@ async fn insert_rows<C: ConnectionTrait>(
 const COPY_FROM_ROWS: usize = 1_000;
 
 /// PostgreSQL: `COPY responses FROM STDIN`, the fastest way rows go in.
-/// COPY has no ON CONFLICT, so external ids already stored are looked up
-/// first and left out; that is race-free because [`next_version`] holds the
-/// questionnaire's row, so no other writer stores rows of it meanwhile
-/// (repeats inside the batch were removed before). The text-format lines
-/// are written on a blocking thread, 10,000 rows at a time, while
-/// PostgreSQL takes the previous ones.
+/// COPY has no ON CONFLICT. Rows of a bulk import are usually all new, so
+/// the batch is first copied as it is, under a savepoint: the unique index
+/// on external ids refuses it if any row was stored before, and then the
+/// stored ids are looked up and the batch copied again without them. That
+/// is race-free because [`next_version`] holds the questionnaire's row, so
+/// no other writer stores rows of it meanwhile (repeats inside the batch
+/// were removed before). The text-format lines are written on a blocking
+/// thread, 10,000 rows at a time, while PostgreSQL takes the previous ones.
 async fn copy_postgres(
     txn: &crate::pgtx::PgTx,
     agency_id: Uuid,
@@ -350,42 +352,77 @@ async fn copy_postgres(
     t: DateTime<Utc>,
     rows: Vec<ParsedResponse>,
 ) -> AppResult<u64> {
-    const CHUNK: usize = 10_000;
+    use crate::pgtx::CopyInError;
+    let rows = std::sync::Arc::new(rows);
+    // Rows without an external id never collide (NULLs are distinct).
+    if !rows.iter().any(|r| r.external_id.is_some()) {
+        return Ok(copy_rows(txn, agency_id, q, version, t, rows, None)
+            .await
+            .map_err(DbErr::from)?);
+    }
+    txn.execute_unprepared("SAVEPOINT gp_copy_new").await?;
+    match copy_rows(txn, agency_id, q, version, t, rows.clone(), None).await {
+        Ok(n) => {
+            txn.execute_unprepared("RELEASE SAVEPOINT gp_copy_new")
+                .await?;
+            return Ok(n);
+        }
+        Err(CopyInError::UniqueViolation(_)) => {
+            txn.execute_unprepared("ROLLBACK TO SAVEPOINT gp_copy_new")
+                .await?;
+        }
+        Err(CopyInError::Other(e)) => return Err(e.into()),
+    }
     let ids: Vec<String> = rows.iter().filter_map(|r| r.external_id.clone()).collect();
     // PostgreSQL guesses 100 ids and, with few rows stored, may plan a
     // nested loop over all ids for every row (20 s for 100k ids against 1k
     // rows; `= ANY(ARRAY(…))` is no better, a runtime array is not hashed):
     // a hash semi-join is linear whatever the sizes.
-    let stored: std::collections::HashSet<String> = if ids.is_empty() {
-        Default::default()
-    } else {
-        let mut found = std::collections::HashSet::new();
-        txn.execute_unprepared("SET LOCAL enable_nestloop = off")
-            .await?;
-        for batch in ids.chunks(50_000) {
-            let stmt = sea_orm::Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT external_id FROM responses WHERE agency_id = $1 AND questionnaire_id = $2 \
-                 AND external_id IN (SELECT jsonb_array_elements_text($3::jsonb))",
-                [
-                    agency_id.into(),
-                    q.id.into(),
-                    serde_json::Value::from(batch.to_vec()).into(),
-                ],
-            );
-            for row in txn.query_all_raw(stmt).await? {
-                found.insert(row.try_get_by_index::<String>(0)?);
-            }
+    let mut stored = std::collections::HashSet::new();
+    txn.execute_unprepared("SET LOCAL enable_nestloop = off")
+        .await?;
+    for batch in ids.chunks(50_000) {
+        let stmt = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT external_id FROM responses WHERE agency_id = $1 AND questionnaire_id = $2 \
+             AND external_id IN (SELECT jsonb_array_elements_text($3::jsonb))",
+            [
+                agency_id.into(),
+                q.id.into(),
+                serde_json::Value::from(batch.to_vec()).into(),
+            ],
+        );
+        for row in txn.query_all_raw(stmt).await? {
+            stored.insert(row.try_get_by_index::<String>(0)?);
         }
-        txn.execute_unprepared("SET LOCAL enable_nestloop = on")
-            .await?;
-        found
+    }
+    txn.execute_unprepared("SET LOCAL enable_nestloop = on")
+        .await?;
+    Ok(copy_rows(txn, agency_id, q, version, t, rows, Some(stored))
+        .await
+        .map_err(DbErr::from)?)
+}
+
+/// One COPY of `rows`, leaving out those whose external id is in `skip`.
+async fn copy_rows(
+    txn: &crate::pgtx::PgTx,
+    agency_id: Uuid,
+    q: &questionnaire::Model,
+    version: i64,
+    t: DateTime<Utc>,
+    rows: std::sync::Arc<Vec<ParsedResponse>>,
+    skip: Option<std::collections::HashSet<String>>,
+) -> Result<u64, crate::pgtx::CopyInError> {
+    use crate::pgtx::CopyInError;
+    const CHUNK: usize = 10_000;
+    let unexpected =
+        |e: String| CopyInError::Other(DbErr::Custom(format!("while encoding rows: {e}")));
+    let kept = |r: &&ParsedResponse, skip: &Option<std::collections::HashSet<String>>| {
+        r.external_id
+            .as_ref()
+            .is_none_or(|e| skip.as_ref().is_none_or(|s| !s.contains(e)))
     };
-    let rows: Vec<ParsedResponse> = rows
-        .into_iter()
-        .filter(|r| r.external_id.as_ref().is_none_or(|e| !stored.contains(e)))
-        .collect();
-    let n = rows.len() as u64;
+    let n = rows.iter().filter(|r| kept(r, &skip)).count() as u64;
     if n == 0 {
         return Ok(0);
     }
@@ -393,7 +430,7 @@ async fn copy_postgres(
     let fixed = format!("{agency_id}\t{}\t{}\t", q.id, q.version);
     let tail = format!("\t{version}\t{}\n", t.to_rfc3339());
     let produce = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut rows = rows.into_iter().peekable();
+        let mut rows = rows.iter().filter(|r| kept(r, &skip)).peekable();
         while rows.peek().is_some() {
             let mut buf = Vec::with_capacity(CHUNK * 256);
             for r in rows.by_ref().take(CHUNK) {
@@ -415,13 +452,13 @@ async fn copy_postgres(
         .await;
     produce
         .await
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("while encoding rows: {e}")))?
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("while encoding rows: {e}")))?;
+        .map_err(|e| unexpected(e.to_string()))?
+        .map_err(unexpected)?;
     let copied = copied?;
     if copied != n {
-        return Err(AppError::Unexpected(anyhow::anyhow!(
+        return Err(CopyInError::Other(DbErr::Custom(format!(
             "COPY stored {copied} of {n} rows"
-        )));
+        ))));
     }
     Ok(copied)
 }
@@ -433,7 +470,7 @@ fn copy_line(
     fixed: &str,
     tail: &str,
     t: DateTime<Utc>,
-    r: ParsedResponse,
+    r: &ParsedResponse,
 ) -> Result<(), serde_json::Error> {
     use std::io::Write;
     fn text(buf: &mut Vec<u8>, s: Option<&str>) {

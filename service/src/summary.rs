@@ -4,7 +4,7 @@ use analytics::moments::Moments;
 use analytics::nps::NpsTally;
 use chrono::{DateTime, Utc};
 use entity::{questionnaire, snapshot};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -185,11 +185,14 @@ impl Services {
         let panel = state.finish(&ds, ds.len() as u64);
         let summary = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
         let panel = serde_json::to_value(&panel).map_err(anyhow::Error::from)?;
-        let write = self.db.begin().await?;
-        crate::jobs::store_snapshot(&write, agency_id, KIND_QUESTIONNAIRE, id, version, summary)
-            .await?;
-        crate::jobs::store_snapshot(&write, agency_id, KIND_PANEL, id, version, panel).await?;
-        write.commit().await?;
+        crate::jobs::store_snapshots(
+            &self.db,
+            agency_id,
+            id,
+            version,
+            vec![(KIND_QUESTIONNAIRE, summary), (KIND_PANEL, panel)],
+        )
+        .await?;
         Ok(version)
     }
 

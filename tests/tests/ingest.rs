@@ -73,6 +73,62 @@ async fn two_concurrent_imports_of_the_same_batch_store_it_once(mode: Mode) {
     );
 }
 
+/// A bulk import that partly repeats stored rows (first and last lines
+/// among them, plus rows without an external id) stores exactly the new
+/// ones: on PostgreSQL the first COPY is refused by the unique index and
+/// the batch goes again without the stored ids.
+async fn a_bulk_import_overlapping_stored_rows_stores_only_the_new_ones(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let path = format!(
+        "/api/v1/questionnaires/{}/responses/import",
+        p.questionnaire
+    );
+    let import = |body: String| {
+        let (app, path, token) = (&app, &path, &t.token);
+        async move {
+            let r = app
+                .raw(
+                    Method::POST,
+                    path,
+                    Some(token),
+                    "application/x-ndjson",
+                    body,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            (
+                r.body["inserted"].as_u64().unwrap(),
+                r.body["duplicates"].as_u64().unwrap(),
+            )
+        }
+    };
+    // Rows a-0 … a-1999 stored.
+    assert_eq!(import(ndjson_rows("a-", 2_000)).await, (2_000, 0));
+    // a-1500 … a-1999 again (first in the body), 2,000 new b- rows,
+    // a-0 … a-99 again (last), and 50 rows without an external id.
+    let again: String = ndjson_rows("a-", 2_000)
+        .lines()
+        .skip(1_500)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let head: String = ndjson_rows("a-", 100);
+    let anonymous: String = ndjson_rows("c-", 50)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{}\n", json!({"answers": v["answers"]}))
+        })
+        .collect();
+    let body = format!("{again}{}{anonymous}{head}", ndjson_rows("b-", 2_000));
+    assert_eq!(import(body.clone()).await, (2_050, 600));
+    // The same body once more: only the anonymous rows are new.
+    assert_eq!(import(body).await, (50, 2_600));
+    let s = app.wait_for_summary(&t.token, &p.questionnaire, 3).await;
+    assert_eq!(s["summary"]["n"], 4_100, "{s}");
+}
+
 /// A bulk import (the PostgreSQL COPY path) keeps every character: text
 /// with backslashes, tabs, newlines, quotes and Cyrillic comes back as sent,
 /// and ids already stored are left out.
@@ -272,4 +328,5 @@ both_modes!(
     a_burst_of_single_posts_is_coalesced_and_each_version_computed_once,
     the_served_openapi_document_is_the_checked_in_one,
     bulk_imports_keep_every_character,
+    a_bulk_import_overlapping_stored_rows_stores_only_the_new_ones,
 );
