@@ -317,6 +317,10 @@ impl Services {
     ) -> AppResult<()> {
         let sql = panel_copy_sql(agency_id, id, from, to);
         let decoder = RowDecoder::new(&ds.questions);
+        // A full load only fills the columns while rows arrive and folds
+        // them at the end, column-parallel (the same aggregates to the bit
+        // as row by row); new rows of a loaded dataset are folded one by one.
+        let full = ds.is_empty();
         let taken = (
             std::mem::replace(ds, Dataset::new(Vec::new())),
             std::mem::replace(state, PanelState::new(&[])),
@@ -332,11 +336,23 @@ impl Services {
                     .decode(crate::pgcopy::json(f[1])?)
                     .map_err(|e| format!("stored answers: {e}"))?;
                 ds.push(at, cells);
-                state.add_row(ds, ds.len() - 1);
+                if !full {
+                    state.add_row(ds, ds.len() - 1);
+                }
                 Ok(())
             },
         )
         .await?;
+        let (new_ds, new_state) = if full {
+            tokio::task::spawn_blocking(move || {
+                let state = new_ds.fold_all();
+                (new_ds, state)
+            })
+            .await
+            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("panel fold: {e}")))?
+        } else {
+            (new_ds, new_state)
+        };
         *ds = new_ds;
         *state = new_state;
         Ok(())
