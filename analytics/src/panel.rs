@@ -400,10 +400,10 @@ fn positions<T: Copy + Sync>(v: &[T], keep: impl Fn(T) -> bool + Sync) -> Vec<u3
             .collect();
         let mut out = Vec::new();
         for p in parts {
-            match p.join() {
-                Ok(found) => out.extend(found),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            out.extend(
+                p.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
         }
         out
     })
@@ -1051,15 +1051,9 @@ mod tests {
         f.conditions
             .iter()
             .all(|(qi, test)| match (&ds.columns[*qi], test) {
-                (Column::Choice(v), Test::AnyOf(mask)) => {
-                    let c = v[row];
-                    c != BLANK_CHOICE && c < 64 && mask & (1 << c) != 0
-                }
-                (Column::Multi(v), Test::AnyOf(mask)) => v[row] & mask != 0,
-                (Column::Num(v), Test::Range(lo, hi)) => {
-                    let x = v[row];
-                    !x.is_nan() && x >= *lo && x <= *hi
-                }
+                (Column::Choice(v), &Test::AnyOf(mask)) => choice_in(v[row], mask),
+                (Column::Multi(v), &Test::AnyOf(mask)) => v[row] & mask != 0,
+                (Column::Num(v), &Test::Range(lo, hi)) => in_range(v[row], lo, hi),
                 _ => false,
             })
     }

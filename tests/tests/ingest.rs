@@ -81,26 +81,13 @@ async fn a_bulk_import_overlapping_stored_rows_stores_only_the_new_ones(mode: Mo
     let app = spawn_app(mode).await;
     let t = app.signup("Acme").await;
     let p = panel(&app, &t).await;
-    let path = format!(
-        "/api/v1/questionnaires/{}/responses/import",
-        p.questionnaire
-    );
     let import = |body: String| {
-        let (app, path, token) = (&app, &path, &t.token);
+        let (app, token, q) = (&app, &t.token, &p.questionnaire);
         async move {
-            let r = app
-                .raw(
-                    Method::POST,
-                    path,
-                    Some(token),
-                    "application/x-ndjson",
-                    body,
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            let r = app.import_ndjson(token, q, body).await;
             (
-                r.body["inserted"].as_u64().unwrap(),
-                r.body["duplicates"].as_u64().unwrap(),
+                r["inserted"].as_u64().unwrap(),
+                r["duplicates"].as_u64().unwrap(),
             )
         }
     };
