@@ -29,13 +29,7 @@ pub struct PageRequest {
 
 impl PageParams {
     pub fn parse(&self) -> AppResult<PageRequest> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(AppError::field(
-                "limit",
-                format!("must be from 1 to {MAX_LIMIT}"),
-            ));
-        }
+        let limit = self.parse_limit()?;
         let after = match &self.after {
             None => None,
             Some(s) => Some(
@@ -44,6 +38,18 @@ impl PageParams {
             ),
         };
         Ok(PageRequest { limit, after })
+    }
+
+    /// The page size alone, for lists with a cursor of their own.
+    pub fn parse_limit(&self) -> AppResult<u64> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(AppError::field(
+                "limit",
+                format!("must be from 1 to {MAX_LIMIT}"),
+            ));
+        }
+        Ok(limit)
     }
 }
 

@@ -38,7 +38,8 @@ impl PgTx {
         self.tx.into_inner().rollback().await.map_err(db_err)
     }
 
-    /// `COPY … FROM STDIN` of `chunks` (text format), in this transaction.
+    /// `COPY … FROM STDIN` of `chunks` (in the statement's format), in this
+    /// transaction.
     /// A row refused by a unique index is told apart from other failures,
     /// so that a caller holding a savepoint can retry without it.
     pub async fn copy_in(

@@ -309,7 +309,80 @@ async fn the_served_openapi_document_is_the_checked_in_one(mode: Mode) {
     }
 }
 
+/// The responses list pages in stored order — by data version, then id —
+/// so rows written later always come after the pages already read; its
+/// cursor is checked.
+async fn responses_page_in_stored_order(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let path = format!("/api/v1/questionnaires/{}/responses", p.questionnaire);
+    for i in 0..3 {
+        let r = app
+            .post(
+                &path,
+                &t.token,
+                json!({"answers": {"city": "msk", "nps": i}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    app.import_ndjson(&t.token, &p.questionnaire, ndjson_rows("r", 4))
+        .await;
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let url = match &after {
+            None => format!("{path}?limit=2"),
+            Some(c) => format!("{path}?limit=2&after={c}"),
+        };
+        let page = app.get(&url, &t.token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for item in page.body["items"].as_array().unwrap() {
+            seen.push((
+                item["data_version"].as_i64().unwrap(),
+                item["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => after = Some(c.to_owned()),
+            None => break,
+        }
+        // A row stored while paging comes last, not among the pages read.
+        if seen.len() == 2 {
+            let r = app
+                .post(
+                    &path,
+                    &t.token,
+                    json!({"answers": {"city": "spb", "nps": 5}}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+    }
+    let versions: Vec<i64> = seen.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, [1, 2, 3, 4, 4, 4, 4, 5], "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "not in (data_version, id) order");
+    for bad in [
+        "nonsense",
+        "1:not-a-uuid",
+        "x:019ad3a0-0000-7000-8000-000000000000",
+    ] {
+        let r = app.get(&format!("{path}?after={bad}"), &t.token).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text
+        );
+        assert_eq!(r.error_fields(), ["after"]);
+    }
+}
+
 both_modes!(
+    responses_page_in_stored_order,
     two_concurrent_imports_of_the_same_batch_store_it_once,
     a_100k_import_triggers_a_handful_of_recomputes,
     a_burst_of_single_posts_is_coalesced_and_each_version_computed_once,

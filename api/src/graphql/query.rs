@@ -264,6 +264,8 @@ impl CoreQuery {
             .gql()
     }
 
+    /// A questionnaire's responses in stored order (data version, then id);
+    /// `after` is the `nextCursor` of the previous page.
     async fn responses(
         &self,
         ctx: &Context<'_>,

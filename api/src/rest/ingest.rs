@@ -105,6 +105,8 @@ async fn import_responses(
     Ok(HttpResponse::Created().json(result))
 }
 
+/// A questionnaire's responses, in stored order (data version, then id):
+/// rows written later always come after the pages already read.
 #[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id"), PageParams), responses((status = 200, body = Page<ResponseView>), Errors), security(("bearer" = [])))]
 #[get("/questionnaires/{id}/responses")]
 async fn list_responses(

@@ -391,8 +391,10 @@ struct IngestStats {
     ndjson: Vec<f64>,
     csv: Vec<f64>,
     breakdown: String,
-    /// PostgreSQL's own COPY of the same stored rows, responses/s per run.
+    /// PostgreSQL's own COPY of the same stored rows, responses/s per run:
+    /// text format (what `psql \copy` sends), and binary (what imports send).
     copy: Vec<f64>,
+    copy_binary: Vec<f64>,
 }
 
 async fn import(
@@ -554,6 +556,7 @@ async fn ingest_bench(
         csv,
         breakdown,
         copy: Vec::new(),
+        copy_binary: Vec::new(),
     }
 }
 
@@ -653,11 +656,15 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
 
     let mut ingest = ingest_bench(&app, &t, &key, &p.questionnaire, &csv_q, rows).await;
     if mode == Mode::Postgres {
-        ingest.copy = copy_baseline(&app, &p.questionnaire, rows).await;
+        ingest.copy = copy_baseline(&app, &p.questionnaire, rows, false).await;
+        ingest.copy_binary = copy_baseline(&app, &p.questionnaire, rows, true).await;
         println!(
-            "  PostgreSQL COPY of {rows} stored rows into a copy of the table (same indexes): median {} / best {} rows/s",
+            "  PostgreSQL COPY of {rows} stored rows into a copy of the table (same indexes): \
+             text median {} / best {} rows/s, binary median {} / best {} rows/s",
             thousands(median(&ingest.copy)),
-            thousands(best(&ingest.copy))
+            thousands(best(&ingest.copy)),
+            thousands(median(&ingest.copy_binary)),
+            thousands(best(&ingest.copy_binary))
         );
     }
 
@@ -675,9 +682,11 @@ async fn run_mode(mode: Mode, rows: usize, http: &reqwest::Client) -> ModeResult
 }
 
 /// The reference the ingest target is set against: PostgreSQL's own COPY
-/// of the rows an import stored (the same JSONB answers), into an empty
-/// table like `responses` with all its indexes, three times.
-async fn copy_baseline(app: &TestApp, questionnaire: &str, rows: usize) -> Vec<f64> {
+/// of the rows an import stored (the same answers documents), into an empty
+/// table like `responses` with all its indexes, three times; in text format
+/// (`psql \copy`) or in binary (what an import sends).
+async fn copy_baseline(app: &TestApp, questionnaire: &str, rows: usize, binary: bool) -> Vec<f64> {
+    let format = if binary { " WITH (FORMAT binary)" } else { "" };
     let q = Uuid::parse_str(questionnaire).unwrap();
     let pool = app.services.db.get_postgres_connection_pool();
     let mut conn = pool.acquire().await.unwrap();
@@ -690,7 +699,7 @@ async fn copy_baseline(app: &TestApp, questionnaire: &str, rows: usize) -> Vec<f
         use futures::StreamExt;
         let mut out = conn
             .copy_out_raw(&format!(
-                "COPY (SELECT * FROM responses WHERE questionnaire_id = '{q}' LIMIT {rows}) TO STDOUT"
+                "COPY (SELECT * FROM responses WHERE questionnaire_id = '{q}' LIMIT {rows}) TO STDOUT{format}"
             ))
             .await
             .unwrap();
@@ -706,7 +715,7 @@ async fn copy_baseline(app: &TestApp, questionnaire: &str, rows: usize) -> Vec<f
             .unwrap();
         let t0 = Instant::now();
         let mut copy = conn
-            .copy_in_raw("COPY copy_baseline FROM STDIN")
+            .copy_in_raw(&format!("COPY copy_baseline FROM STDIN{format}"))
             .await
             .unwrap();
         copy.send(data.as_slice()).await.unwrap();
@@ -818,21 +827,20 @@ async fn main() {
     );
     println!();
     println!(
-        "| Mode | NDJSON import, responses/s (median / best of {INGEST_RUNS}) | CSV import, responses/s (median / best of {INGEST_RUNS}) | PostgreSQL COPY of the same rows, rows/s (median / best) |"
+        "| Mode | NDJSON import, responses/s (median / best of {INGEST_RUNS}) | CSV import, responses/s (median / best of {INGEST_RUNS}) | PostgreSQL text COPY of the same rows, rows/s (median / best) | binary COPY, rows/s (median / best) |"
     );
-    println!("|---|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|");
     for r in &results {
-        let copy = if r.ingest.copy.is_empty() {
-            "—".to_owned()
-        } else {
-            format!(
-                "{} / {}",
-                thousands(median(&r.ingest.copy)),
-                thousands(best(&r.ingest.copy))
-            )
+        let rate = |runs: &[f64]| {
+            if runs.is_empty() {
+                "—".to_owned()
+            } else {
+                format!("{} / {}", thousands(median(runs)), thousands(best(runs)))
+            }
         };
+        let (copy, copy_binary) = (rate(&r.ingest.copy), rate(&r.ingest.copy_binary));
         println!(
-            "| {} | {} / {} | {} / {} | {copy} |",
+            "| {} | {} / {} | {} / {} | {copy} | {copy_binary} |",
             mode_name(r.mode),
             thousands(median(&r.ingest.ndjson)),
             thousands(best(&r.ingest.ndjson)),
