@@ -145,6 +145,9 @@ where
 
 /// Parses JSON, naming the offending field on error.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if let Some(field) = service::domain::nul::json_nul_path(body) {
+        return Err(AppError::field(field, service::domain::nul::MESSAGE));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -265,6 +265,9 @@ async fn graphql(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&mut payload, state.body_limit).await?;
+    if let Some(field) = service::domain::nul::json_nul_path(&body) {
+        return Err(AppError::field(field, service::domain::nul::MESSAGE).into());
+    }
     let request: async_graphql::Request = serde_json::from_slice(&body)
         .map_err(|e| AppError::field("body", format!("is not a GraphQL request: {e}")))?;
     let caller = match bearer(&req) {

@@ -275,6 +275,15 @@ pub struct JtbdResultsView {
 fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec<FieldError>> {
     let mut errs = Vec::new();
     let text = |v: &str, max: usize| !v.trim().is_empty() && v.len() <= max;
+    for (name, v) in [
+        ("external_id", input.external_id.as_deref()),
+        ("customer_ref", Some(input.customer_ref.as_str())),
+        ("channel", input.channel.as_deref()),
+    ] {
+        if v.is_some_and(crate::domain::nul::has_nul) {
+            errs.push(FieldError::new(name, crate::domain::nul::MESSAGE));
+        }
+    }
     if let Some(e) = &input.external_id
         && !text(e, MAX_EXTERNAL_ID)
     {

@@ -191,6 +191,19 @@ async fn bad_imports_store_nothing(mode: Mode) {
             "who",
             Some(1),
         ),
+        // PostgreSQL text cannot hold U+0000: refused, on SQLite too.
+        (
+            "text/csv",
+            format!("external_id,city,price\n{good_rows}e\u{0}3,msk,5\n"),
+            "external_id",
+            Some(3),
+        ),
+        (
+            "application/x-ndjson",
+            "{\"respondent_ref\":\"r\\u0000\",\"answers\":{\"city\":\"msk\"}}\n".into(),
+            "respondent_ref",
+            Some(1),
+        ),
     ];
     for (ct, body, field, row) in cases {
         let r = app
@@ -463,7 +476,54 @@ async fn huge_bodies_get_413(mode: Mode) {
     assert_eq!(count(&app, &t, &p.questionnaire).await, (0, 0));
 }
 
+/// U+0000 anywhere in a JSON body, REST or GraphQL, is a 422 naming the
+/// field, never a database error.
+async fn nul_characters_are_refused_with_the_field(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&t.token),
+            "application/json",
+            r#"{"name": "Nul\u0000 Ltd"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.error_fields(), ["name"]);
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($name: String!) { createClient(input: {name: $name}) { id } }",
+            json!({"name": "Nul\u{0} Ltd"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.error_fields(), ["variables.name"]);
+    let clients = app.get("/api/v1/clients", &t.token).await;
+    assert_eq!(clients.body["items"], json!([]), "nothing stored");
+    let client = app
+        .post("/api/v1/clients", &t.token, json!({"name": "Bistro"}))
+        .await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!(
+                "/api/v1/clients/{}/purchases/import",
+                client.body["id"].as_str().unwrap()
+            ),
+            Some(&t.token),
+            "text/csv",
+            "customer_ref,purchased_at,amount,items,party_size\nc\u{0}1,2026-01-05T09:30:00Z,20,1,1\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.error_fields(), ["customer_ref"]);
+}
+
 both_modes!(
+    nul_characters_are_refused_with_the_field,
     each_question_type_rejects_bad_answers,
     bad_imports_store_nothing,
     resource_inputs_are_validated,

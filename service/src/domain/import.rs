@@ -73,6 +73,11 @@ fn check_ids(
                 format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
             ));
         }
+        if let Some(v) = v
+            && super::nul::has_nul(v)
+        {
+            errs.push(FieldError::new(name, super::nul::MESSAGE));
+        }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }

@@ -4,5 +4,6 @@ pub mod attributes;
 pub mod brand;
 pub mod import;
 pub mod locale;
+pub mod nul;
 pub mod questions;
 pub mod segment_filter;
