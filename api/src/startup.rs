@@ -64,6 +64,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             ..ServiceConfig::default()
         }),
         panels: Default::default(),
+        jtbd_reports: Default::default(),
         auth_cache: Arc::new(service::auth::AuthCache::new(Duration::from_millis(
             settings.auth_cache_ms,
         ))),

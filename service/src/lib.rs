@@ -18,6 +18,7 @@ pub mod factors;
 pub mod hypotheses;
 pub mod idempotency;
 pub mod jobs;
+pub mod jtbd_cache;
 pub mod libraries;
 pub mod members;
 pub mod page;
@@ -84,6 +85,8 @@ pub struct Services {
     pub config: Arc<ServiceConfig>,
     /// Per-process columnar cache of questionnaire responses.
     pub panels: Arc<panel::PanelCache>,
+    /// Per-process cache of computed JTBD reports, keyed by data version.
+    pub jtbd_reports: Arc<jtbd_cache::JtbdCache>,
     /// Per-process short-lived cache of memberships and API keys.
     pub auth_cache: Arc<auth::AuthCache>,
     /// Per-process client lists, coherent across processes ([`cache`]).

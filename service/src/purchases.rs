@@ -1045,7 +1045,9 @@ impl Services {
             .collect())
     }
 
-    /// The whole map as of D, computed now from the stored purchases.
+    /// The whole map as of D, computed from the stored purchases — or taken
+    /// from this process's cache when nothing it depends on changed since
+    /// ([`crate::jtbd_cache`]), e.g. for the next page of customers.
     pub async fn jtbd_results(
         &self,
         ctx: &RequestCtx,
@@ -1082,11 +1084,7 @@ impl Services {
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
-        let rules = compiled_rules(
-            load_rules(&self.db, ctx.agency_id, client_id)
-                .await?
-                .as_ref(),
-        )?;
+        let rule_set = load_rules(&self.db, ctx.agency_id, client_id).await?;
         // Every local date ≤ D is before D + 2 days at 00:00 UTC whatever
         // the offset; the exact cut is made on local dates by `compute`.
         let cut = as_of
@@ -1096,19 +1094,38 @@ impl Services {
         // Read before the rows: the figures reflect at least this version.
         let data_version =
             crate::jobs::wanted_version(&self.db, ctx.agency_id, KIND_PURCHASES, client_id).await?;
-        let purchases = self
-            .purchases_before(ctx.agency_id, client_id, cut, tz)
-            .await?;
-        let config = JtbdConfig {
+        let key = crate::jtbd_cache::ReportKey {
+            agency_id: ctx.agency_id,
+            client_id,
+            data_version,
+            rules: rule_set
+                .as_ref()
+                .map(|r| r.rules.to_string())
+                .unwrap_or_default(),
+            timezone: tz.name().to_owned(),
             as_of,
             period,
             margin,
         };
-        let report =
-            tokio::task::spawn_blocking(move || jtbd::compute(&purchases, &rules, &config))
-                .await
-                .map_err(|e| AppError::Unexpected(anyhow::anyhow!("jtbd compute: {e}")))?
-                .map_err(|e| AppError::Unexpected(anyhow::anyhow!("jtbd compute: {e}")))?;
+        let computed = self
+            .jtbd_reports
+            .get_or_compute(key, || async {
+                let rules = compiled_rules(rule_set.as_ref())?;
+                let purchases = self
+                    .purchases_before(ctx.agency_id, client_id, cut, tz)
+                    .await?;
+                let config = JtbdConfig {
+                    as_of,
+                    period,
+                    margin,
+                };
+                tokio::task::spawn_blocking(move || jtbd::compute(&purchases, &rules, &config))
+                    .await
+                    .map_err(|e| AppError::Unexpected(anyhow::anyhow!("jtbd compute: {e}")))?
+                    .map_err(|e| AppError::Unexpected(anyhow::anyhow!("jtbd compute: {e}")))
+            })
+            .await?;
+        let (report, computed_at) = (&computed.0, computed.1);
 
         let mut segments: BTreeMap<String, u64> = BTreeMap::new();
         for c in &report.customers {
@@ -1146,7 +1163,7 @@ impl Services {
         Ok(JtbdResultsView {
             client_id,
             data_version,
-            computed_at: now(),
+            computed_at,
             as_of: report.as_of,
             period: period_name(report.period).to_owned(),
             margin,
@@ -1161,15 +1178,15 @@ impl Services {
             customers: page,
             next_customer,
             migration: MigrationView {
-                states: report.migration.states,
-                counts: report.migration.counts,
-                probabilities: report.migration.probabilities,
+                states: report.migration.states.clone(),
+                counts: report.migration.counts.clone(),
+                probabilities: report.migration.probabilities.clone(),
             },
             jtbds: report
                 .jtbds
-                .into_iter()
+                .iter()
                 .map(|s| JtbdStatsView {
-                    label: s.label,
+                    label: s.label.clone(),
                     purchases: s.purchases,
                     revenue: s.revenue,
                     customer_periods: s.customer_periods,

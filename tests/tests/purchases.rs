@@ -645,7 +645,91 @@ async fn a_tie_at_the_same_instant_goes_to_the_purchase_stored_later(mode: Mode)
     }
 }
 
+/// The map is cached per process by data version, rules, time zone and
+/// parameters: asking again gives the same computation (same
+/// `computed_at`), and each thing it depends on makes it computed afresh.
+async fn the_cached_map_follows_new_purchases_rules_and_parameters(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = restaurant(&app, &t).await;
+    assert_eq!(
+        put_rules(&app, &t.token, &c, rules()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        import(&app, &t.token, &c, "text/csv", CSV).await.status,
+        StatusCode::CREATED
+    );
+    let path = format!("/api/v1/clients/{c}/jtbd?as_of=2026-03-31&period=month&limit=2");
+    let map = |url: String| {
+        let (app, token) = (&app, &t.token);
+        async move {
+            let r = app.get(&url, token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body
+        }
+    };
+    let labelled = |m: &Value, label: &str| {
+        m["jtbds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["label"] == label)
+            .map(|j| j["purchases"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    let first = map(path.clone()).await;
+    assert_eq!(first["purchases"], 8);
+    let again = map(path.clone()).await;
+    assert_eq!(
+        again["computed_at"], first["computed_at"],
+        "served from the cache"
+    );
+    let next = map(format!(
+        "{path}&after={}",
+        first["next_customer"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        next["computed_at"], first["computed_at"],
+        "the next page too"
+    );
+    assert_eq!(next["customers"][0]["customer_ref"], "carol");
+    // Another margin is another report.
+    let other = map(format!("{path}&margin=0.5")).await;
+    assert_ne!(other["computed_at"], first["computed_at"]);
+    // A new purchase bumps the data version: computed afresh.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/purchases"),
+            &t.token,
+            json!({"customer_ref": "erin", "purchased_at": "2026-03-20T16:00:00Z",
+                   "amount": 50, "items": 2, "party_size": 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let fresh = map(path.clone()).await;
+    assert_eq!(fresh["purchases"], 9, "{fresh}");
+    assert!(fresh["data_version"].as_i64() > first["data_version"].as_i64());
+    assert_eq!(labelled(&fresh, "date"), labelled(&first, "date") + 1);
+    // New rules, same data version: computed afresh with them.
+    let only_lunch = json!({"rules": [
+        {"label": "business_lunch", "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri"], "hours": {"from": 12, "to": 14}}
+    ]});
+    assert_eq!(
+        put_rules(&app, &t.token, &c, only_lunch).await.status,
+        StatusCode::OK
+    );
+    let relabelled = map(path.clone()).await;
+    assert_eq!(labelled(&relabelled, "date"), 0, "{relabelled}");
+    assert_eq!(
+        labelled(&relabelled, "business_lunch"),
+        labelled(&fresh, "business_lunch")
+    );
+}
+
 both_modes!(
+    the_cached_map_follows_new_purchases_rules_and_parameters,
     a_restaurant_map_computed_by_hand_comes_back_through_the_api,
     a_tie_at_the_same_instant_goes_to_the_purchase_stored_later,
     single_purchases_and_graphql_ingest_are_idempotent_by_external_id,
