@@ -13,7 +13,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::answers::AnswerSchema;
-use crate::domain::import::{ParsedResponse, ResponseInput, parse_csv, parse_ndjson, parse_one};
+use crate::domain::import::{
+    ParsedResponse, ResponseInput, each_csv, each_ndjson, parse_csv, parse_ndjson, parse_one,
+};
 use crate::domain::questions::Question;
 use crate::error::{AppError, AppResult};
 use crate::jobs::{KIND_QUESTIONNAIRE, mark_dirty};
@@ -113,6 +115,12 @@ impl Services {
         body: bytes::Bytes,
     ) -> AppResult<IngestResult> {
         let (q, questions) = self.ingest_target(ctx, questionnaire_id).await?;
+        let lines = body.iter().filter(|b| **b == b'\n').count() + 1;
+        if self.db.get_database_backend() == DbBackend::Postgres && lines > COPY_FROM_ROWS {
+            return self
+                .import_streaming(ctx.agency_id, &q, questions, format, body)
+                .await;
+        }
         // Parsing 100k rows is CPU work: keep it off the async executor.
         let parsed = tokio::task::spawn_blocking(move || {
             let schema = AnswerSchema::new(&questions);
@@ -184,6 +192,25 @@ impl Services {
                 txn.commit().await?;
                 (inserted, version, wake)
             };
+        self.wake_after_ingest(agency_id, q, (wake, wake_hypotheses, wake_ux))
+            .await;
+        Ok(IngestResult {
+            received,
+            inserted,
+            duplicates: received - inserted,
+            data_version: version,
+        })
+    }
+
+    /// Pushes the recomputes a committed ingest made pending (see
+    /// [`mark_written`]): the questionnaire's, and the client's hypotheses
+    /// and UX map when they read it.
+    async fn wake_after_ingest(
+        &self,
+        agency_id: Uuid,
+        q: &questionnaire::Model,
+        (wake, wake_hypotheses, wake_ux): (bool, bool, bool),
+    ) {
         if wake_hypotheses {
             self.enqueue_recompute(RecomputeJob {
                 agency_id,
@@ -208,10 +235,100 @@ impl Services {
             })
             .await;
         }
+    }
+
+    /// PostgreSQL, a bulk body: rows are COPYed while the rest are still
+    /// being parsed, so parsing and validating overlap PostgreSQL's work
+    /// instead of preceding it. One blocking thread parses, drops repeats
+    /// of an external id within the body, and writes each valid row in
+    /// COPY's binary format; the COPY takes 10,000 rows at a time. All-or-
+    /// nothing as before: if any row is invalid the transaction is rolled
+    /// back and the first errors returned, and when the unique index
+    /// refuses a row stored before, the batch is copied again without the
+    /// stored ones ([`copy_without_stored`]), from the rows kept in memory.
+    async fn import_streaming(
+        &self,
+        agency_id: Uuid,
+        q: &questionnaire::Model,
+        questions: Vec<Question>,
+        format: ImportFormat,
+        body: bytes::Bytes,
+    ) -> AppResult<IngestResult> {
+        use crate::pgtx::CopyInError;
+        let t = now();
+        let txn = crate::pgtx::PgTx::begin(self.db.get_postgres_connection_pool()).await?;
+        let version = next_version(&txn, agency_id, q.id).await?;
+        txn.execute_unprepared("SAVEPOINT gp_copy_new").await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+        let fixed = CopyFixed::new(agency_id, q, version, t);
+        let produce = tokio::task::spawn_blocking(move || {
+            let schema = AnswerSchema::new(&questions);
+            let mut out = CopyStream::new(tx, fixed);
+            let sink = match format {
+                ImportFormat::Ndjson => each_ndjson(&schema, &body, |r| out.push(r)),
+                ImportFormat::Csv => each_csv(&schema, &body, |r| out.push(r)),
+            };
+            (out.finish(), sink)
+        });
+        let copied = txn.copy_in(COPY_RESPONSES, rx).await;
+        let (stream, sink) = produce
+            .await
+            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("import parser: {e}")))?;
+        let checked = (|| {
+            if sink.total > 0 {
+                return Err(AppError::Validation(sink.errors));
+            }
+            let rows = stream
+                .map_err(|e| AppError::Unexpected(anyhow::anyhow!("while encoding rows: {e}")))?;
+            if rows.kept.is_empty() {
+                return Err(AppError::field("body", "no rows to import"));
+            }
+            Ok(rows)
+        })();
+        let rows = match checked {
+            Ok(rows) => rows,
+            Err(e) => {
+                txn.rollback().await?;
+                return Err(e);
+            }
+        };
+        let inserted = match copied {
+            Ok(n) if n == rows.kept.len() as u64 => {
+                txn.execute_unprepared("RELEASE SAVEPOINT gp_copy_new")
+                    .await?;
+                n
+            }
+            Ok(n) => {
+                txn.rollback().await?;
+                return Err(AppError::Unexpected(anyhow::anyhow!(
+                    "COPY stored {n} of {} rows",
+                    rows.kept.len()
+                )));
+            }
+            Err(CopyInError::UniqueViolation(_)) => {
+                txn.execute_unprepared("ROLLBACK TO SAVEPOINT gp_copy_new")
+                    .await?;
+                let kept = std::sync::Arc::new(rows.kept);
+                copy_without_stored(&txn, agency_id, q, version, t, kept).await?
+            }
+            Err(CopyInError::Other(e)) => return Err(e.into()),
+        };
+        if inserted == 0 {
+            txn.rollback().await?;
+            return Ok(IngestResult {
+                received: rows.received,
+                inserted: 0,
+                duplicates: rows.received,
+                data_version: version - 1,
+            });
+        }
+        let wake = mark_written(&txn, agency_id, q, version).await?;
+        txn.commit().await?;
+        self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
-            received,
+            received: rows.received,
             inserted,
-            duplicates: received - inserted,
+            duplicates: rows.received - inserted,
             data_version: version,
         })
     }
@@ -411,6 +528,19 @@ async fn copy_postgres(
         }
         Err(CopyInError::Other(e)) => return Err(e.into()),
     }
+    copy_without_stored(txn, agency_id, q, version, t, rows).await
+}
+
+/// Looks up which of the batch's external ids are stored already and
+/// copies the rest.
+async fn copy_without_stored(
+    txn: &crate::pgtx::PgTx,
+    agency_id: Uuid,
+    q: &questionnaire::Model,
+    version: i64,
+    t: DateTime<Utc>,
+    rows: std::sync::Arc<Vec<ParsedResponse>>,
+) -> AppResult<u64> {
     let ids: Vec<String> = rows.iter().filter_map(|r| r.external_id.clone()).collect();
     // PostgreSQL guesses 100 ids and, with few rows stored, may plan a
     // nested loop over all ids for every row (20 s for 100k ids against 1k
@@ -452,7 +582,6 @@ async fn copy_rows(
     skip: Option<std::collections::HashSet<String>>,
 ) -> Result<u64, crate::pgtx::CopyInError> {
     use crate::pgtx::CopyInError;
-    const CHUNK: usize = 10_000;
     let unexpected =
         |e: String| CopyInError::Other(DbErr::Custom(format!("while encoding rows: {e}")));
     let kept = |r: &&ParsedResponse, skip: &Option<std::collections::HashSet<String>>| {
@@ -465,40 +594,15 @@ async fn copy_rows(
         return Ok(0);
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
-    let fixed = CopyFixed {
-        agency_id,
-        questionnaire_id: q.id,
-        questionnaire_version: q.version,
-        data_version: version,
-        created_at: t,
-    };
+    let fixed = CopyFixed::new(agency_id, q, version, t);
     let produce = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut rows = rows.iter().filter(|r| kept(r, &skip)).peekable();
-        let mut buf = Vec::with_capacity(CHUNK * 256);
-        buf.extend_from_slice(COPY_BINARY_HEADER);
-        while rows.peek().is_some() {
-            for r in rows.by_ref().take(CHUNK) {
-                copy_tuple(&mut buf, &fixed, r).map_err(|e| e.to_string())?;
-            }
-            if rows.peek().is_none() {
-                buf.extend_from_slice(&(-1i16).to_be_bytes());
-            }
-            if tx.blocking_send(std::mem::take(&mut buf)).is_err() {
-                // The COPY ended early; its error is reported there.
-                return Ok(());
-            }
-            buf.reserve(CHUNK * 256);
+        let mut out = CopyStream::new(tx, fixed);
+        for r in rows.iter().filter(|r| kept(r, &skip)) {
+            out.encode(r);
         }
-        Ok(())
+        out.finish().map(drop).map_err(|e| e.to_string())
     });
-    let copied = txn
-        .copy_in(
-            "COPY responses (id, agency_id, questionnaire_id, questionnaire_version, external_id, \
-             respondent_ref, submitted_at, answers, data_version, created_at) FROM STDIN \
-             WITH (FORMAT binary)",
-            rx,
-        )
-        .await;
+    let copied = txn.copy_in(COPY_RESPONSES, rx).await;
     produce
         .await
         .map_err(|e| unexpected(e.to_string()))?
@@ -512,6 +616,101 @@ async fn copy_rows(
     Ok(copied)
 }
 
+/// The COPY rows go in by; [`copy_tuple`] writes them in this column order.
+const COPY_RESPONSES: &str = "COPY responses (id, agency_id, questionnaire_id, \
+     questionnaire_version, external_id, respondent_ref, submitted_at, answers, data_version, \
+     created_at) FROM STDIN WITH (FORMAT binary)";
+
+/// Rows in COPY's binary format sent to a COPY as they come, in chunks
+/// of [`COPY_CHUNK`] rows, from a blocking thread.
+struct CopyStream {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    fixed: CopyFixed,
+    buf: Vec<u8>,
+    in_buf: usize,
+    /// False once the COPY stopped taking data (it failed; its error says why).
+    sending: bool,
+    seen: std::collections::HashSet<String>,
+    rows: StreamedRows,
+    error: Option<serde_json::Error>,
+}
+
+/// What a [`CopyStream`] was given.
+struct StreamedRows {
+    /// Valid rows, repeats of an external id within the body counted.
+    received: u64,
+    /// The rows sent (or meant to be): the first of each external id.
+    kept: Vec<ParsedResponse>,
+}
+
+const COPY_CHUNK: usize = 10_000;
+
+impl CopyStream {
+    fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>, fixed: CopyFixed) -> Self {
+        let mut buf = Vec::with_capacity(COPY_CHUNK * 256);
+        buf.extend_from_slice(COPY_BINARY_HEADER);
+        CopyStream {
+            tx,
+            fixed,
+            buf,
+            in_buf: 0,
+            sending: true,
+            seen: Default::default(),
+            rows: StreamedRows {
+                received: 0,
+                kept: Vec::new(),
+            },
+            error: None,
+        }
+    }
+
+    fn push(&mut self, r: ParsedResponse) {
+        self.rows.received += 1;
+        // Repeats inside one batch count as duplicates, like repeats across batches.
+        if let Some(e) = &r.external_id
+            && !self.seen.insert(e.clone())
+        {
+            return;
+        }
+        self.encode(&r);
+        self.rows.kept.push(r);
+    }
+
+    /// Writes `r` for the COPY, unless it stopped taking rows.
+    fn encode(&mut self, r: &ParsedResponse) {
+        if self.sending && self.error.is_none() {
+            match copy_tuple(&mut self.buf, &self.fixed, r) {
+                Ok(()) => self.in_buf += 1,
+                Err(e) => self.error = Some(e),
+            }
+            if self.in_buf == COPY_CHUNK {
+                self.send();
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK * 256));
+        self.in_buf = 0;
+        if self.tx.blocking_send(chunk).is_err() {
+            self.sending = false;
+        }
+    }
+
+    /// Ends the COPY (the trailer) unless encoding failed, in which case
+    /// the COPY is left unfinished and fails.
+    fn finish(mut self) -> Result<StreamedRows, serde_json::Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.sending {
+            self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+            self.send();
+        }
+        Ok(self.rows)
+    }
+}
+
 /// The columns every row of one COPY shares.
 struct CopyFixed {
     agency_id: Uuid,
@@ -519,6 +718,18 @@ struct CopyFixed {
     questionnaire_version: i32,
     data_version: i64,
     created_at: DateTime<Utc>,
+}
+
+impl CopyFixed {
+    fn new(agency_id: Uuid, q: &questionnaire::Model, version: i64, t: DateTime<Utc>) -> Self {
+        CopyFixed {
+            agency_id,
+            questionnaire_id: q.id,
+            questionnaire_version: q.version,
+            data_version: version,
+            created_at: t,
+        }
+    }
 }
 
 /// Signature, flags and header-extension length of COPY's binary format.

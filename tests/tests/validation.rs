@@ -253,6 +253,28 @@ async fn bad_imports_store_nothing(mode: Mode) {
         (r.status, r.error_fields()),
         (StatusCode::UNPROCESSABLE_ENTITY, vec!["body".to_owned()])
     );
+    // Bulk bodies (PostgreSQL streams them into a COPY while parsing): one
+    // bad row late in the body still stores nothing.
+    let mut ndjson = String::new();
+    let mut csv = String::from("external_id,city,nps\n");
+    for i in 1..=3_000 {
+        let nps = if i == 2_500 { 11 } else { i % 11 };
+        ndjson.push_str(&format!(
+            "{{\"external_id\":\"b{i}\",\"answers\":{{\"city\":\"msk\",\"nps\":{nps}}}}}\n"
+        ));
+        csv.push_str(&format!("b{i},msk,{nps}\n"));
+    }
+    for (ct, body) in [("application/x-ndjson", ndjson), ("text/csv", csv)] {
+        let r = app.raw(Method::POST, &path, Some(&t.token), ct, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{ct}: {}",
+            r.text
+        );
+        assert_eq!(r.error_fields(), ["answers.nps"], "{ct}: {}", r.text);
+        assert_eq!(r.body["errors"][0]["row"], 2_500, "{ct}: {}", r.text);
+    }
     // Many bad rows: the first 100 are listed.
     let mut many = String::from("city,nps\n");
     for _ in 0..250 {

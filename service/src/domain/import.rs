@@ -54,6 +54,16 @@ impl ErrorSink {
             self.push(e.at_row(row));
         }
     }
+
+    /// Takes in the errors of a later part of the same body.
+    pub fn merge(&mut self, part: ErrorSink) {
+        // The part kept its own first errors, so the first overall are among them.
+        let kept = part.errors.len();
+        for e in part.errors {
+            self.push(e);
+        }
+        self.total += part.total - kept;
+    }
 }
 
 fn check_ids(
@@ -129,13 +139,7 @@ fn too_many_rows() -> FieldError {
 /// bodies are parsed on several threads, each taking a contiguous run of
 /// lines; rows and errors come out in line order as from one pass.
 pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResponse>, ErrorSink> {
-    let mut lines: Vec<&[u8]> = body
-        .split(|b| *b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    let too_many = lines.len() > MAX_IMPORT_ROWS;
-    lines.truncate(MAX_IMPORT_ROWS);
+    let (lines, too_many) = ndjson_lines(body);
     let threads = if lines.len() < PARALLEL_FROM_ROWS {
         1
     } else {
@@ -161,17 +165,48 @@ pub fn parse_ndjson(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResp
     let mut out = Vec::with_capacity(lines.len());
     for (rows, part) in parts {
         out.extend(rows);
-        // Each part kept its own first errors, so the first overall are among them.
-        let kept = part.errors.len();
-        for e in part.errors {
-            sink.push(e);
-        }
-        sink.total += part.total - kept;
+        sink.merge(part);
     }
     if too_many {
         sink.push(too_many_rows().at_row(MAX_IMPORT_ROWS + 1));
     }
     if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// The non-blank lines of an NDJSON body, at most [`MAX_IMPORT_ROWS`], and
+/// whether there were more.
+fn ndjson_lines(body: &[u8]) -> (Vec<&[u8]>, bool) {
+    let mut lines: Vec<&[u8]> = body
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let too_many = lines.len() > MAX_IMPORT_ROWS;
+    lines.truncate(MAX_IMPORT_ROWS);
+    (lines, too_many)
+}
+
+/// NDJSON parsed on the calling thread, handing each valid row to `each`
+/// in line order as soon as its run of lines is parsed: for a caller that
+/// stores rows while the rest are parsed. The errors equal
+/// [`parse_ndjson`]'s.
+pub fn each_ndjson(
+    schema: &AnswerSchema,
+    body: &[u8],
+    mut each: impl FnMut(ParsedResponse),
+) -> ErrorSink {
+    const RUN: usize = 1_024;
+    let (lines, too_many) = ndjson_lines(body);
+    let mut sink = ErrorSink::default();
+    for (i, run) in lines.chunks(RUN).enumerate() {
+        let (rows, part) = parse_lines(schema, run, i * RUN);
+        rows.into_iter().for_each(&mut each);
+        sink.merge(part);
+    }
+    if too_many {
+        sink.push(too_many_rows().at_row(MAX_IMPORT_ROWS + 1));
+    }
+    sink
 }
 
 /// Bodies with fewer lines are parsed on the calling thread.
@@ -208,6 +243,18 @@ fn parse_lines(
 /// CSV with a header of question keys (plus `external_id`, `submitted_at`,
 /// `respondent_ref`); multi-choice cells are `a;b`.
 pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedResponse>, ErrorSink> {
+    let mut out = Vec::new();
+    let sink = each_csv(schema, body, |r| out.push(r));
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// CSV rows handed to `each` as they are parsed, in body order (see
+/// [`each_ndjson`]); no row is handed over once the header is refused.
+pub fn each_csv(
+    schema: &AnswerSchema,
+    body: &[u8],
+    mut each: impl FnMut(ParsedResponse),
+) -> ErrorSink {
     let mut sink = ErrorSink::default();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new()
@@ -218,7 +265,7 @@ pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedRespons
         Ok(h) => h.clone(),
         Err(e) => {
             sink.push(FieldError::new("header", csv_message(&e)).at_row(0));
-            return Err(sink);
+            return sink;
         }
     };
     let mut columns = Vec::with_capacity(headers.len());
@@ -238,9 +285,8 @@ pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedRespons
         }
     }
     if sink.total > 0 {
-        return Err(sink);
+        return sink;
     }
-    let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut row = 0usize;
     loop {
@@ -296,7 +342,7 @@ pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedRespons
         }
         schema.check_required(&answers, &mut errs);
         if errs.is_empty() {
-            out.push(ParsedResponse {
+            each(ParsedResponse {
                 external_id,
                 respondent_ref,
                 submitted_at,
@@ -306,7 +352,7 @@ pub fn parse_csv(schema: &AnswerSchema, body: &[u8]) -> Result<Vec<ParsedRespons
             sink.extend(row, errs);
         }
     }
-    if sink.total == 0 { Ok(out) } else { Err(sink) }
+    sink
 }
 
 enum Column<'a> {
@@ -429,6 +475,17 @@ mod tests {
             .collect();
         assert_eq!(rows, parse_lines(&s, &lines, 0).0);
         assert_eq!(rows[0].external_id.as_deref(), Some("e0"));
+
+        // Row by row, as a streaming import takes them: the same rows and errors.
+        let mut streamed = Vec::new();
+        let sink = each_ndjson(&s, body.as_bytes(), |r| streamed.push(r));
+        assert_eq!((sink.total, sink.errors), (one_pass.total, one_pass.errors));
+        let mut streamed = Vec::new();
+        assert_eq!(
+            each_ndjson(&s, good.as_bytes(), |r| streamed.push(r)).total,
+            0
+        );
+        assert_eq!(streamed, rows);
     }
 
     #[test]
