@@ -12,7 +12,8 @@
 //!    reported, with every round's ratio;
 //! 2. ingest throughput: three 100k-row NDJSON and three 100k-row CSV imports
 //!    (fresh external ids each time), timed around the HTTP call;
-//! 3. a rough breakdown of one import: upload, parse, and the rest (storing).
+//! 3. a rough breakdown of one import: upload, parse, and the rest (storing;
+//!    on PostgreSQL parsing overlaps it).
 //!
 //! Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -536,15 +537,18 @@ async fn ingest_bench(
         r.text
     );
     let total = median(&nd_times);
-    let store = (total - upload.as_secs_f64() - parse.as_secs_f64()).max(0.0);
+    // On PostgreSQL a bulk body is COPYed while it is parsed, so parsing is
+    // not a term of the sum there; on SQLite it precedes the inserts.
+    let rest = (total - upload.as_secs_f64()).max(0.0);
     let breakdown = format!(
-        "NDJSON median {:.0} ms ≈ upload+auth {:.0} ms + parse/validate {:.0} ms + store (insert, commit) ≈{:.0} ms; \
+        "NDJSON median {:.0} ms ≈ upload+auth {:.0} ms + parse, validate and store ≈{:.0} ms \
+         (parse/validate alone, in-process on the parallel parser: {:.0} ms; PostgreSQL overlaps it with the COPY); \
          re-sending a stored batch (all duplicates) {:.0} ms ({resend_cpu}); CSV parse/validate {:.0} ms; \
          CPU during the timed imports: NDJSON {}, CSV {}",
         total * 1000.0,
         upload.as_secs_f64() * 1000.0,
+        rest * 1000.0,
         parse.as_secs_f64() * 1000.0,
-        store * 1000.0,
         resend.as_secs_f64() * 1000.0,
         parse_csv_t.as_secs_f64() * 1000.0,
         nd_cpu.0.share(nd_cpu.1),
