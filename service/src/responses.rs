@@ -115,8 +115,9 @@ impl Services {
         body: bytes::Bytes,
     ) -> AppResult<IngestResult> {
         let (q, questions) = self.ingest_target(ctx, questionnaire_id).await?;
-        let lines = body.iter().filter(|b| **b == b'\n').count() + 1;
-        if self.db.get_database_backend() == DbBackend::Postgres && lines > COPY_FROM_ROWS {
+        // More than COPY_FROM_ROWS lines, found without scanning the rest.
+        let bulk = body.split(|b| *b == b'\n').nth(COPY_FROM_ROWS).is_some();
+        if self.db.get_database_backend() == DbBackend::Postgres && bulk {
             return self
                 .import_streaming(ctx.agency_id, &q, questions, format, body)
                 .await;
