@@ -97,14 +97,18 @@ impl PageRequest {
 
     /// `items`: up to one more than a page, the extra one telling that
     /// another page follows.
-    fn finish<V: HasId>(&self, mut items: Vec<V>) -> Page<V> {
-        let more = items.len() as u64 > self.limit;
-        items.truncate(self.limit as usize);
-        let next_cursor = if more {
-            items.last().map(|v| v.id().to_string())
-        } else {
-            None
-        };
+    fn finish<V: HasId>(&self, items: Vec<V>) -> Page<V> {
+        Page::from_rows(self.limit, items, |v| v.id().to_string())
+    }
+}
+
+impl<T> Page<T> {
+    /// `items`: up to `limit + 1` rows, the extra one telling that another
+    /// page follows; `cursor` names the last row kept.
+    pub fn from_rows(limit: u64, mut items: Vec<T>, cursor: impl Fn(&T) -> String) -> Self {
+        let more = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        let next_cursor = if more { items.last().map(cursor) } else { None };
         Page { items, next_cursor }
     }
 }

@@ -42,6 +42,19 @@ pub struct IngestResult {
     pub data_version: i64,
 }
 
+impl IngestResult {
+    /// Nothing new was stored: the data version stays where it was, one
+    /// below the version the rolled-back write took.
+    fn duplicates_only(received: u64, version: i64) -> Self {
+        IngestResult {
+            received,
+            inserted: 0,
+            duplicates: received,
+            data_version: version - 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct ResponseView {
     pub id: Uuid,
@@ -115,8 +128,12 @@ impl Services {
         body: bytes::Bytes,
     ) -> AppResult<IngestResult> {
         let (q, questions) = self.ingest_target(ctx, questionnaire_id).await?;
-        // More than COPY_FROM_ROWS lines, found without scanning the rest.
-        let bulk = body.split(|b| *b == b'\n').nth(COPY_FROM_ROWS).is_some();
+        // At least COPY_FROM_ROWS lines, found without scanning the rest;
+        // smaller bodies hold fewer rows and go in as INSERTs.
+        let bulk = body
+            .split(|b| *b == b'\n')
+            .nth(COPY_FROM_ROWS - 1)
+            .is_some();
         if self.db.get_database_backend() == DbBackend::Postgres && bulk {
             return self
                 .import_streaming(ctx.agency_id, &q, questions, format, body)
@@ -139,7 +156,8 @@ impl Services {
         self.store_responses(ctx.agency_id, &q, rows).await
     }
 
-    /// Stores validated rows in one transaction and wakes the worker.
+    /// Stores validated rows — a single response or a small import, fewer
+    /// than [`COPY_FROM_ROWS`] — in one transaction and wakes the worker.
     async fn store_responses(
         &self,
         agency_id: Uuid,
@@ -147,54 +165,23 @@ impl Services {
         rows: Vec<ParsedResponse>,
     ) -> AppResult<IngestResult> {
         let received = rows.len() as u64;
-        // Repeats inside one batch count as duplicates, like repeats across batches.
         let mut seen = std::collections::HashSet::new();
         let rows: Vec<ParsedResponse> = rows
             .into_iter()
-            .filter(|r| match &r.external_id {
-                Some(e) => seen.insert(e.clone()),
-                None => true,
-            })
+            .filter(|r| first_of_its_external_id(&mut seen, r))
             .collect();
         let t = now();
-        let duplicates_only = |version: i64| IngestResult {
-            received,
-            inserted: 0,
-            duplicates: received,
-            data_version: version - 1,
-        };
-        let (inserted, version, (wake, wake_hypotheses, wake_ux)) =
-            if self.db.get_database_backend() == DbBackend::Postgres {
-                let txn = crate::pgtx::PgTx::begin(self.db.get_postgres_connection_pool()).await?;
-                let version = next_version(&txn, agency_id, q.id).await?;
-                // COPY pays off for bulk loads; a few rows go as one INSERT.
-                let inserted = if rows.len() >= COPY_FROM_ROWS {
-                    copy_postgres(&txn, agency_id, q, version, t, rows).await?
-                } else {
-                    insert_rows(&txn, agency_id, q, version, t, rows).await?
-                };
-                if inserted == 0 {
-                    // Nothing new: leave the data version as it was.
-                    txn.rollback().await?;
-                    return Ok(duplicates_only(version));
-                }
-                let wake = mark_written(&txn, agency_id, q, version).await?;
-                txn.commit().await?;
-                (inserted, version, wake)
-            } else {
-                let txn = db::begin_write(&self.db).await?;
-                let version = next_version(&txn, agency_id, q.id).await?;
-                let inserted = insert_rows(&txn, agency_id, q, version, t, rows).await?;
-                if inserted == 0 {
-                    txn.rollback().await?;
-                    return Ok(duplicates_only(version));
-                }
-                let wake = mark_written(&txn, agency_id, q, version).await?;
-                txn.commit().await?;
-                (inserted, version, wake)
-            };
-        self.wake_after_ingest(agency_id, q, (wake, wake_hypotheses, wake_ux))
-            .await;
+        let txn = db::begin_write(&self.db).await?;
+        let version = next_version(&txn, agency_id, q.id).await?;
+        let inserted = insert_rows(&txn, agency_id, q, version, t, rows).await?;
+        if inserted == 0 {
+            // Nothing new: leave the data version as it was.
+            txn.rollback().await?;
+            return Ok(IngestResult::duplicates_only(received, version));
+        }
+        let wake = mark_written(&txn, agency_id, q, version).await?;
+        txn.commit().await?;
+        self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
             received,
             inserted,
@@ -244,9 +231,13 @@ impl Services {
     /// of an external id within the body, and writes each valid row in
     /// COPY's binary format; the COPY takes 10,000 rows at a time. All-or-
     /// nothing as before: if any row is invalid the transaction is rolled
-    /// back and the first errors returned, and when the unique index
-    /// refuses a row stored before, the batch is copied again without the
-    /// stored ones ([`copy_without_stored`]), from the rows kept in memory.
+    /// back and the first errors returned. COPY has no ON CONFLICT, and the
+    /// rows of a bulk import are usually all new, so the body is copied as
+    /// it is under a savepoint; when the unique index refuses a row stored
+    /// before, the batch is copied again without the stored ones
+    /// ([`copy_without_stored`]), from the rows kept in memory. That is
+    /// race-free because [`next_version`] holds the questionnaire's row, so
+    /// no other writer stores rows of it meanwhile.
     async fn import_streaming(
         &self,
         agency_id: Uuid,
@@ -316,12 +307,7 @@ impl Services {
         };
         if inserted == 0 {
             txn.rollback().await?;
-            return Ok(IngestResult {
-                received: rows.received,
-                inserted: 0,
-                duplicates: rows.received,
-                data_version: version - 1,
-            });
+            return Ok(IngestResult::duplicates_only(rows.received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version).await?;
         txn.commit().await?;
@@ -364,21 +350,16 @@ impl Services {
                 .gt(Expr::tuple([Expr::val(version), Expr::val(id)])),
             );
         }
-        let mut items: Vec<ResponseView> = q
+        let items = q
             .limit(limit + 1)
             .all(&self.db)
             .await?
             .into_iter()
             .map(ResponseView::from)
             .collect();
-        let more = items.len() as u64 > limit;
-        items.truncate(limit as usize);
-        let next_cursor = if more {
-            items.last().map(|r| format!("{}:{}", r.data_version, r.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_rows(limit, items, |r| {
+            format!("{}:{}", r.data_version, r.id)
+        }))
     }
 }
 
@@ -488,48 +469,18 @@ async fn insert_rows<C: ConnectionTrait>(
     Ok(inserted)
 }
 
-/// Batches at least this large go in by COPY on PostgreSQL.
+/// Bodies of at least this many lines go in by COPY on PostgreSQL.
 const COPY_FROM_ROWS: usize = 1_000;
 
-/// PostgreSQL: `COPY responses FROM STDIN`, the fastest way rows go in.
-/// COPY has no ON CONFLICT. Rows of a bulk import are usually all new, so
-/// the batch is first copied as it is, under a savepoint: the unique index
-/// on external ids refuses it if any row was stored before, and then the
-/// stored ids are looked up and the batch copied again without them. That
-/// is race-free because [`next_version`] holds the questionnaire's row, so
-/// no other writer stores rows of it meanwhile (repeats inside the batch
-/// were removed before). The binary-format rows are written on a blocking
-/// thread, 10,000 rows at a time, while PostgreSQL takes the previous ones.
-async fn copy_postgres(
-    txn: &crate::pgtx::PgTx,
-    agency_id: Uuid,
-    q: &questionnaire::Model,
-    version: i64,
-    t: DateTime<Utc>,
-    rows: Vec<ParsedResponse>,
-) -> AppResult<u64> {
-    use crate::pgtx::CopyInError;
-    let rows = std::sync::Arc::new(rows);
-    // Rows without an external id never collide (NULLs are distinct).
-    if !rows.iter().any(|r| r.external_id.is_some()) {
-        return Ok(copy_rows(txn, agency_id, q, version, t, rows, None)
-            .await
-            .map_err(DbErr::from)?);
-    }
-    txn.execute_unprepared("SAVEPOINT gp_copy_new").await?;
-    match copy_rows(txn, agency_id, q, version, t, rows.clone(), None).await {
-        Ok(n) => {
-            txn.execute_unprepared("RELEASE SAVEPOINT gp_copy_new")
-                .await?;
-            return Ok(n);
-        }
-        Err(CopyInError::UniqueViolation(_)) => {
-            txn.execute_unprepared("ROLLBACK TO SAVEPOINT gp_copy_new")
-                .await?;
-        }
-        Err(CopyInError::Other(e)) => return Err(e.into()),
-    }
-    copy_without_stored(txn, agency_id, q, version, t, rows).await
+/// Repeats of an external id inside one batch count as duplicates, like
+/// repeats across batches: only the first is stored.
+fn first_of_its_external_id(
+    seen: &mut std::collections::HashSet<String>,
+    r: &ParsedResponse,
+) -> bool {
+    r.external_id
+        .as_ref()
+        .is_none_or(|e| seen.insert(e.clone()))
 }
 
 /// Looks up which of the batch's external ids are stored already and
@@ -667,10 +618,7 @@ impl CopyStream {
 
     fn push(&mut self, r: ParsedResponse) {
         self.rows.received += 1;
-        // Repeats inside one batch count as duplicates, like repeats across batches.
-        if let Some(e) = &r.external_id
-            && !self.seen.insert(e.clone())
-        {
+        if !first_of_its_external_id(&mut self.seen, &r) {
             return;
         }
         self.encode(&r);
