@@ -56,6 +56,9 @@ pub struct Settings {
     /// Largest import body, bytes.
     pub import_limit_bytes: usize,
     pub db_max_connections: u32,
+    /// How long a request waits for a database connection before it is
+    /// answered 503 `database_unavailable` (with `Retry-After`), ms.
+    pub db_acquire_timeout_ms: u64,
     /// Run the worker inside `serve` (turned off by `--no-worker`).
     pub run_worker: bool,
     /// Jobs one worker process runs at once.
@@ -94,8 +97,10 @@ pub struct Settings {
     /// emails of a worker that died are sent by another after this.
     pub email_lease_ms: i64,
     /// Where the API is reached from outside: the base of confirm and
-    /// unsubscribe links in emails.
-    pub public_url: String,
+    /// unsubscribe links in emails. Default: the address `serve` listens on
+    /// (`bind`, with the port it got). Set it behind a proxy or load
+    /// balancer, and for `worker` processes, whose own `bind` is unused.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -114,6 +119,7 @@ impl Default for Settings {
             body_limit_bytes: 1024 * 1024,
             import_limit_bytes: 256 * 1024 * 1024,
             db_max_connections: 16,
+            db_acquire_timeout_ms: 1_000,
             run_worker: true,
             worker_concurrency: 2,
             sweep_interval_ms: 2000,
@@ -129,7 +135,7 @@ impl Default for Settings {
             smtp_pool_size: 16,
             email_retry_base_ms: 30_000,
             email_lease_ms: service::email::DEFAULT_LEASE_MS,
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: None,
         }
     }
 }
@@ -142,6 +148,27 @@ impl Settings {
             .merge(Env::prefixed("GROWTHPOINT_"))
             .extract()
             .context("while reading configuration")
+    }
+
+    /// The base of links in emails: `public_url`, else `bind` as a URL
+    /// (with `port` when the listener was given one, e.g. for port 0).
+    pub fn public_base(&self, port: Option<u16>) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let (host, bound_port) = self
+            .bind
+            .rsplit_once(':')
+            .unwrap_or((self.bind.as_str(), "8080"));
+        let host = match host {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "[::]" => "[::1]",
+            h => h,
+        };
+        match port {
+            Some(p) => format!("http://{host}:{p}"),
+            None => format!("http://{host}:{bound_port}"),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

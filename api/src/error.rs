@@ -54,9 +54,24 @@ impl From<&FieldError> for ProblemField {
     }
 }
 
+/// An outage wrapped on its way up is shown as what it is (503).
+fn shown(e: &AppError) -> Option<AppError> {
+    match e {
+        AppError::Unexpected(inner) if e.is_unavailable() => {
+            Some(AppError::DatabaseUnavailable(format!("{inner:#}")))
+        }
+        _ => None,
+    }
+}
+
 pub fn problem_response(e: &AppError) -> HttpResponse {
+    let normalized = shown(e);
+    let e = normalized.as_ref().unwrap_or(e);
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() {
+    if let AppError::DatabaseUnavailable(cause) = e {
+        // Expected during an outage: one line per request, not an error.
+        tracing::warn!(error = %cause, "database unavailable");
+    } else if status.is_server_error() {
         // The whole cause chain goes to the log, never to the client.
         let chain = match e {
             AppError::Unexpected(inner) => format!("{inner:?}"),
@@ -83,6 +98,12 @@ pub fn problem_response(e: &AppError) -> HttpResponse {
     if let AppError::RateLimited { retry_after_secs } = e {
         resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
     }
+    if let AppError::DatabaseUnavailable(_) = e {
+        resp.insert_header((
+            header::RETRY_AFTER,
+            service::error::RETRY_AFTER_UNAVAILABLE_SECS.to_string(),
+        ));
+    }
     if let AppError::Unauthorized(_) = e {
         resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
     }
@@ -91,7 +112,8 @@ pub fn problem_response(e: &AppError) -> HttpResponse {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        let status = shown(&self.0).map_or(self.0.status(), |e| e.status());
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -145,6 +145,13 @@ where
 
 /// Parses JSON, naming the offending field on error.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    use service::domain::nesting;
+    if nesting::json_exceeds(body, nesting::MAX_NESTING) {
+        return Err(AppError::field(
+            "body",
+            nesting::message(nesting::MAX_NESTING),
+        ));
+    }
     if let Some(field) = service::domain::nul::json_nul_path(body) {
         return Err(AppError::field(field, service::domain::nul::MESSAGE));
     }

@@ -29,7 +29,12 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         std::fs::create_dir_all(settings.outbox_dir())
             .with_context(|| format!("while creating {}", settings.outbox_dir().display()))?;
     }
-    let db = service::db::connect(&settings.database_url(), settings.db_max_connections).await?;
+    let db = service::db::connect(
+        &settings.database_url(),
+        settings.db_max_connections,
+        Duration::from_millis(settings.db_acquire_timeout_ms.max(1)),
+    )
+    .await?;
     service::db::migrate(&db).await?;
     let queue = match &settings.redis_url {
         Some(url) => JobQueue::redis(url, &settings.queue_name).await?,
@@ -40,7 +45,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
     };
     let secret = settings.jwt_key()?;
     let jwt = service::auth::JwtKeys::from_secret(&secret);
-    let links = service::email::links::LinkSigner::new(&secret, &settings.public_url);
+    let links = service::email::links::LinkSigner::new(&secret, &settings.public_base(None));
     // Other processes write to PostgreSQL: cached reads are served only while
     // their invalidations are being received. SQLite has one writing process.
     let client_cache = if settings.is_postgres() {
@@ -139,14 +144,22 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let services = connect(&settings).await?;
-        Self::build_with(settings, services).await
-    }
-
-    pub async fn build_with(settings: Settings, services: Services) -> anyhow::Result<Self> {
+    /// Binds first, so that links in emails name the port really bound
+    /// when `GROWTHPOINT_PUBLIC_URL` is not set.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("while binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        settings.public_url = Some(settings.public_base(Some(port)));
+        let services = connect(&settings).await?;
+        Self::serve_on(listener, settings, services)
+    }
+
+    fn serve_on(
+        listener: TcpListener,
+        settings: Settings,
+        services: Services,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let worker = settings
             .run_worker
@@ -269,15 +282,25 @@ async fn graphql(
     if let Some(field) = service::domain::nul::json_nul_path(&body) {
         return Err(AppError::field(field, service::domain::nul::MESSAGE).into());
     }
+    use service::domain::nesting;
+    if nesting::json_exceeds(&body, nesting::MAX_NESTING) {
+        return Err(AppError::field("body", nesting::message(nesting::MAX_NESTING)).into());
+    }
     let request: async_graphql::Request = serde_json::from_slice(&body)
         .map_err(|e| AppError::field("body", format!("is not a GraphQL request: {e}")))?;
+    // Before the parser, which recurses once per level of the document.
+    if nesting::graphql_exceeds(&request.query, nesting::MAX_NESTING) {
+        return Err(AppError::field("query", nesting::message(nesting::MAX_NESTING)).into());
+    }
     let caller = match bearer(&req) {
         Ok(Some(token)) => resolve(&state, &token).await,
         Ok(None) => Err(AppError::Unauthorized("missing bearer token".into())),
         Err(e) => Err(e),
     };
-    // A rate-limited key is refused as a whole request, like REST.
-    if let Err(e @ AppError::RateLimited { .. }) = caller {
+    // A rate-limited key, or a caller that cannot be looked up because the
+    // database is down, is refused as a whole request, like REST.
+    let caller = caller.map_err(AppError::normalized);
+    if let Err(e @ (AppError::RateLimited { .. } | AppError::DatabaseUnavailable(_))) = caller {
         return Err(e.into());
     }
     let response = schema
@@ -287,5 +310,16 @@ async fn graphql(
             caller,
         ))
         .await;
+    // An outage met by any resolver makes the whole answer a 503: the
+    // client retries the request rather than trusting partial data.
+    let unavailable = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from(crate::graphql::CODE_UNAVAILABLE))
+    });
+    if unavailable {
+        return Err(AppError::DatabaseUnavailable("met by a GraphQL resolver".into()).into());
+    }
     Ok(HttpResponse::Ok().json(response))
 }

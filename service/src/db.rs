@@ -8,12 +8,27 @@ use sea_orm::{
     DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+/// `acquire_timeout` bounds how long a caller waits for a connection: when
+/// the database is down every request is answered 503 within it, instead
+/// of hanging (and the worker tells an outage from a failed computation).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
+    // SQLite is a file, never "down": its writers queue for the write lock
+    // (busy timeout) while holding a pooled connection, so a short acquire
+    // timeout would only refuse requests behind a long import.
+    let acquire_timeout = if url.starts_with("sqlite:") {
+        acquire_timeout.max(Duration::from_secs(10))
+    } else {
+        acquire_timeout
+    };
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .max_connections(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(acquire_timeout);
     if url.starts_with("sqlite:") {
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

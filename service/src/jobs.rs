@@ -439,128 +439,179 @@ impl Services {
             return Ok(RunOutcome::Busy);
         }
         let mut computed = Vec::new();
+        // The lease outlives any wait for the database below, so no other
+        // worker takes the target meanwhile.
+        let give_up_waiting =
+            std::time::Instant::now() + Duration::from_millis((LEASE_MS * 3 / 4) as u64);
         loop {
-            // Let a burst of writes land first: one recompute then covers
-            // them all (1,000 posts a second → a handful of recomputes).
-            if self.config.recompute_debounce_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(self.config.recompute_debounce_ms)).await;
-            }
-            let started = now_ms();
-            let result = tokio::time::timeout(
-                Duration::from_millis((LEASE_MS / 2) as u64),
-                self.compute_target(job),
-            )
-            .await
-            .unwrap_or_else(|_| Err(AppError::Unexpected(anyhow::anyhow!("recompute timed out"))));
-            match result {
-                Ok(version) => {
-                    self.record_run(
-                        job,
-                        worker_id,
-                        version,
-                        "succeeded",
-                        target.attempts + 1,
-                        None,
-                        started,
-                    )
-                    .await?;
-                    recompute_target::Entity::update_many()
-                        .col_expr(
-                            recompute_target::Column::ComputedVersion,
-                            Expr::value(version),
-                        )
-                        .col_expr(recompute_target::Column::Attempts, Expr::value(0))
-                        .col_expr(recompute_target::Column::NextAttemptMs, Expr::value(0i64))
-                        .col_expr(
-                            recompute_target::Column::LastError,
-                            Expr::value(Option::<String>::None),
-                        )
-                        .col_expr(
-                            recompute_target::Column::LeaseUntilMs,
-                            Expr::value(now_ms() + LEASE_MS),
-                        )
-                        .col_expr(
-                            recompute_target::Column::UpdatedAt,
-                            Expr::value(crate::now()),
-                        )
-                        .filter(recompute_target::Column::Id.eq(target.id))
-                        .exec(&self.db)
-                        .await?;
-                    computed.push(version);
-                    // Release only if no newer version arrived meanwhile; the
-                    // condition is checked atomically with the release.
-                    let released = recompute_target::Entity::update_many()
-                        .col_expr(recompute_target::Column::Pending, Expr::value(false))
-                        .col_expr(
-                            recompute_target::Column::LeaseOwner,
-                            Expr::value(Option::<String>::None),
-                        )
-                        .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
-                        .filter(recompute_target::Column::Id.eq(target.id))
-                        .filter(
-                            Expr::col(recompute_target::Column::WantedVersion)
-                                .lte(Expr::col(recompute_target::Column::ComputedVersion)),
-                        )
-                        .exec(&self.db)
-                        .await?;
-                    if released.rows_affected == 1 {
-                        return Ok(RunOutcome::Computed(computed));
+            match self
+                .run_leased_once(job, worker_id, &target, &mut computed)
+                .await
+            {
+                Ok(Some(outcome)) => return Ok(outcome),
+                // A newer version arrived while computing: compute again.
+                Ok(None) => {}
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %format!("{e:#}"), "database unavailable during a recompute; waiting for it");
+                    if !self.wait_for_database(give_up_waiting).await {
+                        // Still down: the target stays pending and its lease
+                        // runs out, so the sweeper re-arms it once the
+                        // database is back. Nothing counts as an attempt.
+                        return Err(e);
                     }
                 }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    let cause = match &e {
-                        AppError::Unexpected(inner) => format!("{inner:#}"),
-                        other => other.to_string(),
-                    };
-                    tracing::error!(error = %cause, "recompute failed");
-                    let attempts = self.attempts_of(target.id).await? + 1;
-                    let gave_up = attempts >= MAX_ATTEMPTS;
-                    let wanted = self.wanted_of(target.id).await?;
-                    self.record_run(
-                        job,
-                        worker_id,
-                        wanted,
-                        if gave_up { "failed" } else { "retrying" },
-                        attempts,
-                        Some(cause.clone()),
-                        started,
-                    )
-                    .await?;
-                    recompute_target::Entity::update_many()
-                        .col_expr(recompute_target::Column::Attempts, Expr::value(attempts))
-                        .col_expr(
-                            recompute_target::Column::NextAttemptMs,
-                            Expr::value(now_ms() + backoff_ms(self.config.retry_base_ms, attempts)),
-                        )
-                        .col_expr(
-                            recompute_target::Column::LastError,
-                            Expr::value(cause.clone()),
-                        )
-                        // Not pending once given up: the next data change re-arms it.
-                        .col_expr(recompute_target::Column::Pending, Expr::value(!gave_up))
-                        .col_expr(
-                            recompute_target::Column::PendingSinceMs,
-                            Expr::value(
-                                now_ms() + backoff_ms(self.config.retry_base_ms, attempts)
-                                    - self.config.sweep_grace_ms,
-                            ),
-                        )
-                        .col_expr(
-                            recompute_target::Column::LeaseOwner,
-                            Expr::value(Option::<String>::None),
-                        )
-                        .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
-                        .filter(recompute_target::Column::Id.eq(target.id))
-                        .exec(&self.db)
-                        .await?;
-                    if gave_up {
-                        self.alert_job_failed(job, wanted, attempts, &cause).await?;
-                    }
-                    return Ok(RunOutcome::Failed(msg));
-                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits until the database answers again (true), or `deadline` passes.
+    async fn wait_for_database(&self, deadline: std::time::Instant) -> bool {
+        loop {
+            if crate::db::ping(&self.db).await.is_ok() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// One computation of a leased target and its bookkeeping: the outcome
+    /// when the run is over, None when a newer version arrived meanwhile.
+    async fn run_leased_once(
+        &self,
+        job: &RecomputeJob,
+        worker_id: &str,
+        target: &recompute_target::Model,
+        computed: &mut Vec<i64>,
+    ) -> AppResult<Option<RunOutcome>> {
+        // Let a burst of writes land first: one recompute then covers
+        // them all (1,000 posts a second → a handful of recomputes).
+        if self.config.recompute_debounce_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.recompute_debounce_ms)).await;
+        }
+        let started = now_ms();
+        let result = tokio::time::timeout(
+            Duration::from_millis((LEASE_MS / 2) as u64),
+            self.compute_target(job),
+        )
+        .await
+        .unwrap_or_else(|_| Err(AppError::Unexpected(anyhow::anyhow!("recompute timed out"))));
+        match result {
+            Ok(version) => {
+                self.record_run(
+                    job,
+                    worker_id,
+                    version,
+                    "succeeded",
+                    target.attempts + 1,
+                    None,
+                    started,
+                )
+                .await?;
+                recompute_target::Entity::update_many()
+                    .col_expr(
+                        recompute_target::Column::ComputedVersion,
+                        Expr::value(version),
+                    )
+                    .col_expr(recompute_target::Column::Attempts, Expr::value(0))
+                    .col_expr(recompute_target::Column::NextAttemptMs, Expr::value(0i64))
+                    .col_expr(
+                        recompute_target::Column::LastError,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(
+                        recompute_target::Column::LeaseUntilMs,
+                        Expr::value(now_ms() + LEASE_MS),
+                    )
+                    .col_expr(
+                        recompute_target::Column::UpdatedAt,
+                        Expr::value(crate::now()),
+                    )
+                    .filter(recompute_target::Column::Id.eq(target.id))
+                    .exec(&self.db)
+                    .await?;
+                computed.push(version);
+                // Release only if no newer version arrived meanwhile; the
+                // condition is checked atomically with the release.
+                let released = recompute_target::Entity::update_many()
+                    .col_expr(recompute_target::Column::Pending, Expr::value(false))
+                    .col_expr(
+                        recompute_target::Column::LeaseOwner,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
+                    .filter(recompute_target::Column::Id.eq(target.id))
+                    .filter(
+                        Expr::col(recompute_target::Column::WantedVersion)
+                            .lte(Expr::col(recompute_target::Column::ComputedVersion)),
+                    )
+                    .exec(&self.db)
+                    .await?;
+                if released.rows_affected == 1 {
+                    return Ok(Some(RunOutcome::Computed(computed.clone())));
+                }
+            }
+            // An outage is no failure of the computation: it is not counted
+            // toward giving up; the caller waits for the database and
+            // computes again under the same lease.
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let cause = match &e {
+                    AppError::Unexpected(inner) => format!("{inner:#}"),
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %cause, "recompute failed");
+                let attempts = self.attempts_of(target.id).await? + 1;
+                let gave_up = attempts >= MAX_ATTEMPTS;
+                let wanted = self.wanted_of(target.id).await?;
+                self.record_run(
+                    job,
+                    worker_id,
+                    wanted,
+                    if gave_up { "failed" } else { "retrying" },
+                    attempts,
+                    Some(cause.clone()),
+                    started,
+                )
+                .await?;
+                recompute_target::Entity::update_many()
+                    .col_expr(recompute_target::Column::Attempts, Expr::value(attempts))
+                    .col_expr(
+                        recompute_target::Column::NextAttemptMs,
+                        Expr::value(now_ms() + backoff_ms(self.config.retry_base_ms, attempts)),
+                    )
+                    .col_expr(
+                        recompute_target::Column::LastError,
+                        Expr::value(cause.clone()),
+                    )
+                    // Not pending once given up: the next data change re-arms it.
+                    .col_expr(recompute_target::Column::Pending, Expr::value(!gave_up))
+                    .col_expr(
+                        recompute_target::Column::PendingSinceMs,
+                        Expr::value(
+                            now_ms() + backoff_ms(self.config.retry_base_ms, attempts)
+                                - self.config.sweep_grace_ms,
+                        ),
+                    )
+                    .col_expr(
+                        recompute_target::Column::LeaseOwner,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(recompute_target::Column::LeaseUntilMs, Expr::value(0i64))
+                    .filter(recompute_target::Column::Id.eq(target.id))
+                    .exec(&self.db)
+                    .await?;
+                if gave_up {
+                    self.alert_job_failed(job, wanted, attempts, &cause).await?;
+                }
+                return Ok(Some(RunOutcome::Failed(msg)));
+            }
+        }
+        Ok(None)
     }
 
     /// Records that a recompute gave up on `version`, once per (target,

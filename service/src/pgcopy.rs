@@ -25,7 +25,7 @@ where
     F: FnMut(&mut S, &[Option<&[u8]>]) -> Result<(), String> + Send + 'static,
 {
     use futures::TryStreamExt;
-    let fail = |e: sqlx::Error| AppError::Unexpected(anyhow::anyhow!("bulk read: {e}"));
+    let fail = |e: sqlx::Error| AppError::Unexpected(anyhow::Error::new(e).context("bulk read"));
     // PostgreSQL sends one message per row: rows travel to the fold in
     // batches, or a million channel hand-offs cost more than the decoding.
     const BATCH_BYTES: usize = 256 * 1024;

@@ -11,8 +11,10 @@ pub struct PgTx {
     tx: Mutex<sqlx::Transaction<'static, Postgres>>,
 }
 
+/// Keeps the sqlx error itself, so its kind (a lost connection, a unique
+/// violation) can still be told.
 fn db_err(e: sqlx::Error) -> DbErr {
-    DbErr::Custom(format!("{e}"))
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e)))
 }
 
 fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {

@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::answers::AnswerSchema;
@@ -18,6 +18,7 @@ use crate::domain::import::{
 };
 use crate::domain::questions::Question;
 use crate::error::{AppError, AppResult};
+use crate::idempotency::{self, IdempotencyKey, Keyed, request_hash};
 use crate::jobs::{KIND_QUESTIONNAIRE, mark_dirty};
 use crate::page::{Page, PageParams};
 use crate::questionnaires::{find_questionnaire, load_questions};
@@ -30,7 +31,7 @@ pub enum ImportFormat {
     Csv,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct IngestResult {
     /// Rows received.
     pub received: u64,
@@ -118,6 +119,59 @@ impl Services {
         let parsed =
             parse_one(&AnswerSchema::new(&questions), input).map_err(AppError::Validation)?;
         self.store_responses(ctx.agency_id, &q, vec![parsed]).await
+    }
+
+    /// [`Services::submit_response`] under an `Idempotency-Key` (REST
+    /// header, GraphQL argument): the key is taken in the write's
+    /// transaction, so concurrent retries store one response and all
+    /// answer with its result.
+    pub async fn submit_response_keyed(
+        &self,
+        ctx: &RequestCtx,
+        questionnaire_id: Uuid,
+        input: ResponseInput,
+        key: &str,
+    ) -> AppResult<Keyed<IngestResult>> {
+        // The hash names what is asked, not how: a retry over the other
+        // transport with the same input replays too.
+        let canonical = serde_json::to_vec(&input).map_err(|e| AppError::Unexpected(e.into()))?;
+        let path = format!("questionnaires/{questionnaire_id}/responses");
+        let key = IdempotencyKey::new(key, request_hash("POST", &path, &canonical))?;
+        let (q, questions) = self.ingest_target(ctx, questionnaire_id).await?;
+        let parsed =
+            parse_one(&AnswerSchema::new(&questions), input).map_err(AppError::Validation)?;
+        let t = now();
+        let txn = db::begin_write(&self.db).await?;
+        if let Some(stored) = idempotency::claim(&txn, ctx.agency_id, &key).await? {
+            txn.rollback().await?;
+            return Ok(Keyed::Replayed(stored));
+        }
+        let version = next_version(&txn, ctx.agency_id, q.id).await?;
+        let inserted = insert_rows(&txn, ctx.agency_id, &q, version, t, vec![parsed]).await?;
+        let result = if inserted == 0 {
+            IngestResult::duplicates_only(1, version)
+        } else {
+            IngestResult {
+                received: 1,
+                inserted,
+                duplicates: 0,
+                data_version: version,
+            }
+        };
+        let body = serde_json::to_value(&result).map_err(|e| AppError::Unexpected(e.into()))?;
+        if inserted == 0 {
+            // Nothing new: the data version stays as it was, and the key
+            // keeps this answer on its own.
+            txn.rollback().await?;
+            self.idempotent_store(ctx.agency_id, &key, 201, body)
+                .await?;
+            return Ok(Keyed::New(result));
+        }
+        let wake = mark_written(&txn, ctx.agency_id, &q, version).await?;
+        idempotency::finish(&txn, ctx.agency_id, &key, 201, body).await?;
+        txn.commit().await?;
+        self.wake_after_ingest(ctx.agency_id, &q, wake).await;
+        Ok(Keyed::New(result))
     }
 
     pub async fn import_responses(

@@ -21,6 +21,9 @@ pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 1000;
 
+/// `extensions.code` of an error that means the database is unreachable.
+pub const CODE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+
 /// The one place the schema is built.
 pub fn build_schema(services: Services) -> GpSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
@@ -68,12 +71,14 @@ fn clone_err(e: &AppError) -> AppError {
         AppError::RateLimited { retry_after_secs } => AppError::RateLimited {
             retry_after_secs: *retry_after_secs,
         },
+        AppError::DatabaseUnavailable(m) => AppError::DatabaseUnavailable(m.clone()),
         other => AppError::Unauthorized(other.public_detail()),
     }
 }
 
 /// `AppError` → a GraphQL error with `extensions.code` (and `fields`).
 pub fn gql_error(e: AppError) -> async_graphql::Error {
+    let e = e.normalized();
     if let AppError::Unexpected(inner) = &e {
         tracing::error!(error = %format!("{inner:?}"), "graphql request failed");
     }

@@ -4,6 +4,7 @@ use service::clients::{ClientView, CreateClient, UpdateClient};
 use service::domain::import::ResponseInput;
 use service::domain::segment_filter::SegmentFilter;
 use service::factors::{FactorInput, FactorView};
+use service::idempotency::Keyed;
 use service::libraries::{CloneLibrary, LibraryView, StageInput, TouchpointInput, TouchpointView};
 use service::members::{ChangeRole, InvitationResult, InviteMember, MemberView};
 use service::questionnaires::{CreateQuestionnaire, QuestionnaireView, UpdateQuestionnaire};
@@ -270,6 +271,10 @@ impl CoreMutation {
     }
 
     /// Submit one response; `answers` is an object keyed by question key.
+    /// With `idempotencyKey` (as REST's `Idempotency-Key` header, shared
+    /// with it), a retry with the same key and input stores nothing again
+    /// and answers with the first result.
+    #[allow(clippy::too_many_arguments)]
     async fn submit_response(
         &self,
         ctx: &Context<'_>,
@@ -278,6 +283,7 @@ impl CoreMutation {
         external_id: Option<String>,
         respondent_ref: Option<String>,
         submitted_at: Option<chrono::DateTime<chrono::Utc>>,
+        idempotency_key: Option<String>,
     ) -> Result<IngestResult> {
         let input = ResponseInput {
             external_id,
@@ -285,14 +291,33 @@ impl CoreMutation {
             respondent_ref,
             answers: answers.0,
         };
-        services(ctx)
-            .submit_response(
-                caller(ctx)?,
-                parse_id(&questionnaire_id, "questionnaireId")?,
-                input,
-            )
+        let services = services(ctx);
+        let caller = caller(ctx)?;
+        let id = parse_id(&questionnaire_id, "questionnaireId")?;
+        let Some(key) = idempotency_key else {
+            return services.submit_response(caller, id, input).await.gql();
+        };
+        match services
+            .submit_response_keyed(caller, id, input, &key)
             .await
-            .gql()
+            .map_err(|e| match e {
+                AppError::Validation(mut errs) => {
+                    for f in &mut errs {
+                        if f.field == "Idempotency-Key" {
+                            f.field = "idempotencyKey".into();
+                        }
+                    }
+                    AppError::Validation(errs)
+                }
+                other => other,
+            })
+            .gql()?
+        {
+            Keyed::New(result) => Ok(result),
+            Keyed::Replayed(stored) => serde_json::from_value(stored.body)
+                .map_err(|e| AppError::Unexpected(anyhow::anyhow!("stored response: {e}")))
+                .gql(),
+        }
     }
 
     /// `filter`: `{"conditions": [{"question": "key", "values": [...]} | {"question": "key", "min": 1, "max": 5}]}`.

@@ -2,7 +2,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use service::AppError;
 use service::domain::import::ResponseInput;
-use service::idempotency::request_hash;
+use service::idempotency::Keyed;
 use service::page::{Page, PageParams};
 use service::responses::{IngestResult, ResponseView};
 use service::summary::SummaryView;
@@ -54,24 +54,23 @@ async fn submit_response(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
-    let hash = request_hash("POST", req.path(), &body);
-    if let Some(k) = &key
-        && let Some(stored) = state.services.idempotent_lookup(&ctx, k, &hash).await?
-    {
-        let status = actix_web::http::StatusCode::from_u16(stored.status)
-            .unwrap_or(actix_web::http::StatusCode::OK);
-        return Ok(HttpResponse::build(status).json(stored.body));
-    }
     let input: ResponseInput = parse_json(&body)?;
-    let result = state.services.submit_response(&ctx, *id, input).await?;
-    if let Some(k) = &key {
-        let json = serde_json::to_value(&result).map_err(|e| AppError::Unexpected(e.into()))?;
-        state
-            .services
-            .idempotent_store(&ctx, k, &hash, 201, json)
-            .await?;
+    let Some(key) = key else {
+        let result = state.services.submit_response(&ctx, *id, input).await?;
+        return Ok(HttpResponse::Created().json(result));
+    };
+    match state
+        .services
+        .submit_response_keyed(&ctx, *id, input, &key)
+        .await?
+    {
+        Keyed::New(result) => Ok(HttpResponse::Created().json(result)),
+        Keyed::Replayed(stored) => {
+            let status = actix_web::http::StatusCode::from_u16(stored.status)
+                .unwrap_or(actix_web::http::StatusCode::OK);
+            Ok(HttpResponse::build(status).json(stored.body))
+        }
     }
-    Ok(HttpResponse::Created().json(result))
 }
 
 /// Import many responses at once: `application/x-ndjson` (one response

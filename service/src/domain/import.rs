@@ -13,7 +13,7 @@ pub const MAX_REPORTED_ERRORS: usize = 100;
 pub const MAX_EXTERNAL_ID: usize = 200;
 
 /// One response as an integration sends it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseInput {
     #[serde(default)]

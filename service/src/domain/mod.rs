@@ -4,6 +4,7 @@ pub mod attributes;
 pub mod brand;
 pub mod import;
 pub mod locale;
+pub mod nesting;
 pub mod nul;
 pub mod questions;
 pub mod segment_filter;
