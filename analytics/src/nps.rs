@@ -36,7 +36,8 @@ impl NpsTally {
         (n > 0).then(|| 100.0 * (self.promoters as f64 - self.detractors as f64) / n as f64)
     }
 
-    /// nps ± 1.96·100·√((p_P + p_D − (p_P − p_D)²)/n).
+    /// nps ± 1.96·100·√((p_P + p_D − (p_P − p_D)²)/n), each bound clamped
+    /// to the scale [−100, 100].
     pub fn ci95(&self) -> Option<(f64, f64)> {
         let n = self.n();
         let nps = self.nps()?;
@@ -45,7 +46,7 @@ impl NpsTally {
             self.detractors as f64 / n as f64,
         );
         let half = 1.96 * 100.0 * ((pp + pd - (pp - pd).powi(2)) / n as f64).sqrt();
-        Some((nps - half, nps + half))
+        Some(((nps - half).max(-100.0), (nps + half).min(100.0)))
     }
 }
 
@@ -66,6 +67,32 @@ mod tests {
         let (lo, hi) = t.ci95().unwrap();
         assert!((hi - 55.437_171_645).abs() < 1e-6, "{hi}");
         assert!((lo + 55.437_171_645).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_interval_stays_on_the_scale() {
+        // 10, 10, 0: NPS 33.3…, half-width 1.96·100·√((1 − 1/9)/3) = 106.69…
+        let mut t = NpsTally::default();
+        for s in [10, 10, 0] {
+            t.add(s);
+        }
+        let half = 1.96 * 100.0 * ((1.0f64 - 1.0 / 9.0) / 3.0).sqrt();
+        assert!(half > 100.0);
+        let (lo, hi) = t.ci95().unwrap();
+        assert!((lo - (100.0 / 3.0 - half)).abs() < 1e-9, "{lo}");
+        assert_eq!(hi, 100.0);
+        // All promoters: p_P = 1 → zero width at the top of the scale.
+        let mut all = NpsTally::default();
+        for s in [9, 10, 10] {
+            all.add(s);
+        }
+        assert_eq!(all.ci95(), Some((100.0, 100.0)));
+        // 3 answers 10, 0, 0 → −33.3… − 106.69… clamps at −100.
+        let mut low = NpsTally::default();
+        for s in [10, 0, 0] {
+            low.add(s);
+        }
+        assert_eq!(low.ci95().unwrap().0, -100.0);
     }
 
     #[test]

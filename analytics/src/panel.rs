@@ -70,7 +70,9 @@ pub enum Cell {
     Blank,
     /// Option index.
     Choice(u16),
-    /// Bit i set = option i chosen.
+    /// A multi-choice answer: bit i set = option i chosen. `Multi(0)` is
+    /// the explicit empty selection `[]` ("none of these"), an answer that
+    /// counts in `n_answered`; a blank is [`Cell::Blank`].
     Multi(u64),
     Num(f64),
     Text(String),
@@ -80,7 +82,9 @@ pub enum Cell {
 #[derive(Debug, Clone, PartialEq)]
 enum Column {
     Choice(Vec<u16>),
-    Multi(Vec<u64>),
+    /// Option masks, and whether the row answered at all (a blank and `[]`
+    /// both have mask 0).
+    Multi(Vec<u64>, Vec<bool>),
     Num(Vec<f64>),
     Text(Vec<u32>),
 }
@@ -105,7 +109,7 @@ impl Dataset {
             .iter()
             .map(|q| match q.kind {
                 Kind::Single { .. } => Column::Choice(Vec::new()),
-                Kind::Multi { .. } => Column::Multi(Vec::new()),
+                Kind::Multi { .. } => Column::Multi(Vec::new(), Vec::new()),
                 Kind::Rating | Kind::Nps | Kind::Number => Column::Num(Vec::new()),
                 Kind::Text | Kind::Other => Column::Text(Vec::new()),
             })
@@ -143,10 +147,14 @@ impl Dataset {
                     Cell::Choice(i) => i,
                     _ => BLANK_CHOICE,
                 }),
-                Column::Multi(v) => v.push(match cell {
-                    Cell::Multi(m) => m,
-                    _ => 0,
-                }),
+                Column::Multi(v, answered) => {
+                    let m = match cell {
+                        Cell::Multi(m) => Some(m),
+                        _ => None,
+                    };
+                    v.push(m.unwrap_or(0));
+                    answered.push(m.is_some());
+                }
                 Column::Num(v) => v.push(match cell {
                     Cell::Num(x) if x.is_finite() => x,
                     _ => f64::NAN,
@@ -187,7 +195,7 @@ impl Dataset {
         };
         let mut rows = match (&self.columns[qi], test) {
             (Column::Choice(v), &Test::AnyOf(mask)) => positions(v, |c| choice_in(c, mask)),
-            (Column::Multi(v), &Test::AnyOf(mask)) => positions(v, |m| m & mask != 0),
+            (Column::Multi(v, _), &Test::AnyOf(mask)) => positions(v, |m| m & mask != 0),
             (Column::Num(v), &Test::Range(lo, hi)) => positions(v, |x| in_range(x, lo, hi)),
             _ => Vec::new(),
         };
@@ -196,7 +204,7 @@ impl Dataset {
                 (Column::Choice(v), &Test::AnyOf(mask)) => {
                     rows.retain(|&r| choice_in(v[r as usize], mask));
                 }
-                (Column::Multi(v), &Test::AnyOf(mask)) => {
+                (Column::Multi(v, _), &Test::AnyOf(mask)) => {
                     rows.retain(|&r| v[r as usize] & mask != 0)
                 }
                 (Column::Num(v), &Test::Range(lo, hi)) => {
@@ -497,11 +505,13 @@ impl PanelState {
                     }
                 }
             }
-            (Column::Multi(v), QState::Choice { answered, counts }) => {
+            (Column::Multi(v, said), QState::Choice { answered, counts }) => {
                 for &r in rows {
                     let r = r as usize;
                     let mask = v[r];
                     if mask == 0 {
+                        // `[]` counts as answered and chooses nothing.
+                        *answered += u64::from(said[r]);
                         continue;
                     }
                     *answered += 1;
@@ -932,7 +942,12 @@ mod tests {
     ) -> Vec<Cell> {
         vec![
             city.map(Cell::Choice).unwrap_or(Cell::Blank),
-            Cell::Multi(src),
+            // 0 here is a blank; tests of `[]` push `Cell::Multi(0)` themselves.
+            if src == 0 {
+                Cell::Blank
+            } else {
+                Cell::Multi(src)
+            },
             Cell::Num(price),
             Cell::Num(place),
             Cell::Num(nps),
@@ -963,6 +978,41 @@ mod tests {
         ds.push(3, row(Some(0), 0b000, 2.0, 5.0, 9.0, nan, None));
         ds.push(4, row(None, 0b001, nan, 4.0, nan, 300.0, Some("Parking")));
         ds
+    }
+
+    #[test]
+    fn an_empty_selection_is_answered_and_chooses_nothing() {
+        let mut ds = Dataset::new(questions());
+        let with_src = |src: Cell| {
+            let mut r = row(Some(0), 0, 3.0, 3.0, 8.0, 10.0, None);
+            r[1] = src;
+            r
+        };
+        ds.push(1, with_src(Cell::Multi(0))); // []
+        ds.push(2, with_src(Cell::Multi(0b001))); // ["social"]
+        ds.push(3, with_src(Cell::Blank)); // key absent
+        ds.push(4, with_src(Cell::Blank)); // null
+        let p = ds.fold_all().finish(&ds, 4);
+        let src = &p.choices[1];
+        assert_eq!(src.answered, 2);
+        assert_eq!(src.options[0].count, 1);
+        assert_eq!(src.options[0].share, Some(0.5));
+        assert_eq!(src.options[1].share, Some(0.0));
+        // Row by row (the incremental path) gives the same figures.
+        let mut one_by_one = PanelState::new(&ds.questions);
+        for r in 0..ds.len() {
+            one_by_one.add_row(&ds, r);
+        }
+        assert_eq!(one_by_one.finish(&ds, 4), p);
+        // `[]` holds no value, so no value condition selects it.
+        let all = [Condition {
+            question: "src".into(),
+            values: Some(vec!["social".into(), "tv".into(), "friends".into()]),
+            min: None,
+            max: None,
+        }];
+        let f = CompiledFilter::compile(&ds, &all).unwrap();
+        assert_eq!(ds.select(&f), vec![1]);
     }
 
     #[test]
@@ -1052,7 +1102,7 @@ mod tests {
             .iter()
             .all(|(qi, test)| match (&ds.columns[*qi], test) {
                 (Column::Choice(v), &Test::AnyOf(mask)) => choice_in(v[row], mask),
-                (Column::Multi(v), &Test::AnyOf(mask)) => v[row] & mask != 0,
+                (Column::Multi(v, _), &Test::AnyOf(mask)) => v[row] & mask != 0,
                 (Column::Num(v), &Test::Range(lo, hi)) => in_range(v[row], lo, hi),
                 _ => false,
             })

@@ -18,6 +18,7 @@ mod m20261201_000012_extend_agencies_and_users;
 mod m20261201_000013_schedule_clients;
 mod m20261202_000014_store_answers_as_json;
 mod m20261202_000015_drop_responses_id_index;
+mod m20261205_000016_recount_empty_selections;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_schedule_clients::Migration),
             Box::new(m20261202_000014_store_answers_as_json::Migration),
             Box::new(m20261202_000015_drop_responses_id_index::Migration),
+            Box::new(m20261205_000016_recount_empty_selections::Migration),
         ]
     }
 }

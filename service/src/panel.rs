@@ -122,15 +122,20 @@ pub fn cells(questions: &[PanelQuestion], answers: &Value) -> Vec<Cell> {
                     .and_then(|s| options.iter().position(|o| o == s))
                     .map(|i| Cell::Choice(i as u16))
                     .unwrap_or(Cell::Blank),
-                Kind::Multi { options } => {
-                    let mut mask = 0u64;
-                    for s in v.as_array().into_iter().flatten().filter_map(Value::as_str) {
-                        if let Some(i) = options.iter().position(|o| o == s).filter(|&i| i < 64) {
-                            mask |= 1 << i;
+                // A list — `[]` included — is an answer; anything else blank.
+                Kind::Multi { options } => match v.as_array() {
+                    Some(items) => {
+                        let mut mask = 0u64;
+                        for s in items.iter().filter_map(Value::as_str) {
+                            if let Some(i) = options.iter().position(|o| o == s).filter(|&i| i < 64)
+                            {
+                                mask |= 1 << i;
+                            }
                         }
+                        Cell::Multi(mask)
                     }
-                    Cell::Multi(mask)
-                }
+                    None => Cell::Blank,
+                },
                 Kind::Rating | Kind::Nps | Kind::Number => {
                     v.as_f64().map(Cell::Num).unwrap_or(Cell::Blank)
                 }

@@ -97,8 +97,8 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 }
 
 /// One answer as the cell its question's kind makes of it; a value of
-/// another shape is blank (a multi-choice answer that is not a list: none
-/// chosen), like [`crate::panel::cells`].
+/// another shape is blank (a multi-choice answer is a list, `[]` included),
+/// like [`crate::panel::cells`].
 struct AnswerSeed<'a>(&'a Kind);
 
 impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
@@ -110,17 +110,10 @@ impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
 }
 
 impl AnswerSeed<'_> {
-    fn other(&self) -> Cell {
-        match self.0 {
-            Kind::Multi { .. } => Cell::Multi(0),
-            _ => Cell::Blank,
-        }
-    }
-
     fn number(&self, x: f64) -> Cell {
         match self.0 {
             Kind::Rating | Kind::Nps | Kind::Number => Cell::Num(x),
-            _ => self.other(),
+            _ => Cell::Blank,
         }
     }
 }
@@ -140,7 +133,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                 .map(|i| Cell::Choice(i as u16))
                 .unwrap_or(Cell::Blank),
             Kind::Text | Kind::Other => Cell::Text(v.to_owned()),
-            _ => self.other(),
+            _ => Cell::Blank,
         })
     }
 
@@ -157,17 +150,17 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Cell, E> {
-        Ok(self.other())
+        Ok(Cell::Blank)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Cell, E> {
-        Ok(self.other())
+        Ok(Cell::Blank)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
         let Kind::Multi { options } = self.0 else {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(self.other());
+            return Ok(Cell::Blank);
         };
         let mut mask = 0u64;
         while let Some(i) = seq.next_element_seed(OptionSeed(options))? {
@@ -180,7 +173,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cell, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(self.other())
+        Ok(Cell::Blank)
     }
 }
 
@@ -303,6 +296,17 @@ mod tests {
         }
         // Escapes in keys and values, and a repeated key (the last wins).
         same_as_parsed_text(r#"{"c\u006fmment":"a\u0062","city":"ms\u006b","nps":1,"nps":2}"#);
+    }
+
+    #[test]
+    fn an_empty_selection_is_an_answer_and_null_a_blank() {
+        let qs = questions();
+        let src = |text: &str| RowDecoder::new(&qs).decode(text.as_bytes()).unwrap()[1].clone();
+        assert_eq!(src(r#"{"src":[]}"#), Cell::Multi(0));
+        assert_eq!(src(r#"{"src":["tv"]}"#), Cell::Multi(0b010));
+        assert_eq!(src(r#"{"src":null}"#), Cell::Blank);
+        assert_eq!(src(r#"{}"#), Cell::Blank);
+        assert_eq!(src(r#"{"src":"tv"}"#), Cell::Blank);
     }
 
     #[test]

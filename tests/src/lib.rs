@@ -453,6 +453,50 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Polls a client's hypothesis results until they are fresh at a data
+    /// version above `seen`; the body.
+    pub async fn hypotheses_after(&self, token: &str, client: &str, seen: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .get(
+                    &format!("/api/v1/clients/{client}/hypotheses/results"),
+                    token,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            if r.body["status"] == "fresh" && r.body["data_version"].as_i64().unwrap_or(0) > seen {
+                return r.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "results never refreshed: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Rolls the schema back to just before the migration whose name ends with
+/// `suffix`, then migrates up again: what an upgrade from a database of that
+/// time runs.
+pub async fn rerun_migrations_from(db: &sea_orm::DatabaseConnection, suffix: &str) {
+    use migration::MigratorTrait;
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let at = names
+        .iter()
+        .position(|n| n.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no migration named *{suffix}"));
+    let steps = u32::try_from(names.len() - at).unwrap();
+    migration::Migrator::down(db, Some(steps)).await.unwrap();
+    migration::Migrator::up(db, None).await.unwrap();
+}
+
+impl TestApp {
     /// Waits until the worker has finished a `kind` recompute of `target`
     /// reflecting at least `version` (from the agency's job runs).
     pub async fn wait_for_job(&self, token: &str, kind: &str, target: &str, version: i64) {

@@ -747,7 +747,6 @@ async fn a_tick_sends_only_the_due_digests_of_many_clients(mode: Mode) {
 /// the first tick turns it into the slot — sending a missed slot once, as
 /// before, and not the slot already sent.
 async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mode: Mode) {
-    use migration::MigratorTrait;
     use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
     // No worker: this test's call is the only tick.
     let app = spawn_with(mode, |s| s.run_worker = false).await;
@@ -796,17 +795,7 @@ async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mod
     .unwrap();
     // The schema as it was before `000013_schedule_clients` (and every
     // migration after it), then the migrations again, with the backfill.
-    let names: Vec<String> = migration::Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect();
-    let at = names
-        .iter()
-        .position(|n| n.ends_with("_000013_schedule_clients"))
-        .expect("the schedule_clients migration");
-    let steps = u32::try_from(names.len() - at).unwrap();
-    migration::Migrator::down(db, Some(steps)).await.unwrap();
-    migration::Migrator::up(db, None).await.unwrap();
+    tests::rerun_migrations_from(db, "_000013_schedule_clients").await;
 
     let due: Vec<String> = app
         .services

@@ -2,8 +2,6 @@
 //! or hypotheses change, with verdicts, q-values and how many more to survey.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tests::{Mode, Tenant, TestApp, both_modes, spawn_app};
@@ -46,28 +44,6 @@ async fn import(app: &TestApp, t: &Tenant, q: &str, rows: &[(&str, &str, u8, usi
     r.body["data_version"].as_i64().unwrap()
 }
 
-async fn results_after(app: &TestApp, t: &Tenant, client: &str, seen: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = app
-            .get(
-                &format!("/api/v1/clients/{client}/hypotheses/results"),
-                &t.token,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        if r.body["status"] == "fresh" && r.body["data_version"].as_i64().unwrap() > seen {
-            return r.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "results never refreshed: {}",
-            r.text
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn hypotheses_get_verdicts_and_react_to_new_data(mode: Mode) {
     let app = spawn_app(mode).await;
     let t = app.signup("Acme").await;
@@ -103,7 +79,7 @@ async fn hypotheses_get_verdicts_and_react_to_new_data(mode: Mode) {
                    "metric": {"kind": "share", "question": "source", "value": "search"}, "direction": "greater"}),
         )
         .await;
-    let r = results_after(&app, &t, &client, 0).await;
+    let r = app.hypotheses_after(&t.token, &client, 0).await;
     let items = r["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let a = items
@@ -130,7 +106,7 @@ async fn hypotheses_get_verdicts_and_react_to_new_data(mode: Mode) {
     // New data → re-evaluated with a newer version.
     let before = r["data_version"].as_i64().unwrap();
     import(&app, &t, &q, &[("parents", "search", 6, 30)]).await;
-    let r2 = results_after(&app, &t, &client, before).await;
+    let r2 = app.hypotheses_after(&t.token, &client, before).await;
     let b2 = r2["items"]
         .as_array()
         .unwrap()

@@ -69,12 +69,13 @@ impl<'a> AnswerSchema<'a> {
     }
 }
 
-/// `Ok(None)` for a blank answer (null, "" or []).
+/// `Ok(None)` for a blank answer (null or blank text). An empty list is a
+/// multi-choice answer — "none of these" (analytics.md, Notation) — and a
+/// type error for every other question.
 pub fn canonical_json(q: &Question, value: Value) -> Result<Option<Value>, String> {
     match value {
         Value::Null => return Ok(None),
         Value::String(ref s) if s.trim().is_empty() => return Ok(None),
-        Value::Array(ref a) if a.is_empty() => return Ok(None),
         _ => {}
     }
     match q.qtype {
@@ -303,6 +304,8 @@ mod tests {
             (json!({"city": "msk", "day": "31.12.2026"}), "answers.day"),
             (json!({"city": "msk", "ghost": 1}), "answers.ghost"),
             (json!({"src": ["tv"]}), "answers.city"),
+            (json!({"city": "msk", "price": []}), "answers.price"),
+            (json!({"city": []}), "answers.city"),
         ];
         for (answers, field) in cases {
             let Value::Object(map) = answers.clone() else {
@@ -318,12 +321,27 @@ mod tests {
         let qs = schema();
         let s = AnswerSchema::new(&qs);
         let Value::Object(map) =
-            json!({"city": "spb", "src": [], "price": 4.0, "note": "", "budget": 5.5})
+            json!({"city": "spb", "src": null, "price": 4.0, "note": "", "budget": 5.5})
         else {
             unreachable!()
         };
         let v = s.validate_json(map).unwrap();
         assert_eq!(v, json!({"city": "spb", "price": 4, "budget": 5.5}));
+    }
+
+    #[test]
+    fn an_empty_selection_is_kept_as_an_answer() {
+        let mut qs = schema();
+        qs[1].required = true;
+        let s = AnswerSchema::new(&qs);
+        let Value::Object(map) = json!({"city": "spb", "src": []}) else {
+            unreachable!()
+        };
+        // "None of these" satisfies a required multi-choice question.
+        assert_eq!(
+            s.validate_json(map).unwrap(),
+            json!({"city": "spb", "src": []})
+        );
     }
 
     #[test]
