@@ -56,8 +56,9 @@ pub struct Settings {
     /// Largest import body, bytes.
     pub import_limit_bytes: usize,
     pub db_max_connections: u32,
-    /// How long a request waits for a database connection before it is
-    /// answered 503 `database_unavailable` (with `Retry-After`), ms.
+    /// How long a request may queue for a pooled database connection while
+    /// the database is up (a burst), ms. An outage is told apart by a probe
+    /// and answered 503 `database_unavailable` at once, whatever this is.
     pub db_acquire_timeout_ms: u64,
     /// Run the worker inside `serve` (turned off by `--no-worker`).
     pub run_worker: bool,
@@ -119,7 +120,7 @@ impl Default for Settings {
             body_limit_bytes: 1024 * 1024,
             import_limit_bytes: 256 * 1024 * 1024,
             db_max_connections: 16,
-            db_acquire_timeout_ms: 1_000,
+            db_acquire_timeout_ms: 10_000,
             run_worker: true,
             worker_concurrency: 2,
             sweep_interval_ms: 2000,

@@ -76,7 +76,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         client_cache: Arc::new(client_cache),
         email: Some(Arc::new(email_settings(settings)?)),
         links: Arc::new(links),
+        db_health: Default::default(),
     };
+    service::db_health::spawn_probe(settings.database_url(), services.db_health.clone());
     if settings.is_postgres() {
         tokio::spawn(service::cache::listen(
             services.clone(),
@@ -170,8 +172,11 @@ impl Application {
             crate::openapi::document_json(),
         ));
         let schema = web::Data::new(build_schema(services.clone()));
+        let health = services.db_health.clone();
         let server = HttpServer::new(move || {
+            let health = health.clone();
             let app = App::new()
+                .wrap_fn(move |req, srv| outage_guard(health.clone(), req, srv))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
                     let id = req.extensions().get::<RequestId>().map(|r| r.to_string());
@@ -254,6 +259,46 @@ fn query_error_message(s: &str) -> String {
     s.strip_prefix("Query deserialize error: ")
         .unwrap_or(s)
         .to_owned()
+}
+
+/// While the database is unreachable, a request that needs it is answered
+/// 503 `database_unavailable` with `Retry-After` at once, and one already
+/// running when the database goes is cut short the same way (dropping it
+/// rolls its transaction back), instead of each waiting out the pool's
+/// acquire timeout. Liveness, readiness and the static documents answer.
+fn outage_guard<S>(
+    health: Arc<service::db_health::DbHealth>,
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: actix_web::dev::Service<
+            ServiceRequest,
+            Response = ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/api/v1/openapi.json")
+        || (req.path() == "/graphql" && req.method() == actix_web::http::Method::GET);
+    // An error, not a response: building one would need a second handle on
+    // the request, which actix must own alone while the handler runs.
+    let unavailable = || {
+        Err(ApiError(AppError::DatabaseUnavailable(
+            "the database does not answer the probe".into(),
+        ))
+        .into())
+    };
+    let call = (exempt || !health.is_down()).then(|| srv.call(req));
+    async move {
+        match call {
+            None => unavailable(),
+            Some(call) if exempt => call.await,
+            Some(call) => tokio::select! {
+                res = call => res,
+                () = health.went_down() => unavailable(),
+            },
+        }
+    }
 }
 
 async fn not_found() -> HttpResponse {

@@ -10,6 +10,7 @@ pub mod cash;
 pub mod clients;
 pub mod ctx;
 pub mod db;
+pub mod db_health;
 pub mod digest;
 pub mod domain;
 pub mod email;
@@ -95,6 +96,8 @@ pub struct Services {
     pub email: Option<Arc<email::EmailSettings>>,
     /// Signs and checks the links that work without login.
     pub links: Arc<email::links::LinkSigner>,
+    /// Whether the database answers at all ([`db_health`]).
+    pub db_health: Arc<db_health::DbHealth>,
 }
 
 impl Services {

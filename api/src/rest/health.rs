@@ -15,7 +15,11 @@ async fn healthz() -> HttpResponse {
 #[utoipa::path(tag = "health", responses((status = 200, description = "ready"), (status = 503, description = "a dependency is down")))]
 #[get("/readyz")]
 async fn readyz(state: State) -> HttpResponse {
-    let db = service::db::ping(&state.services.db).await;
+    let db = if state.services.db_health.is_down() {
+        Err(())
+    } else {
+        service::db::ping(&state.services.db).await.map_err(|_| ())
+    };
     let queue = state.services.queue.ping().await;
     let body = json!({
         "database": if db.is_ok() { "ok" } else { "down" },
