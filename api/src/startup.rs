@@ -324,19 +324,7 @@ async fn graphql(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&mut payload, state.body_limit).await?;
-    if let Some(field) = service::domain::nul::json_nul_path(&body) {
-        return Err(AppError::field(field, service::domain::nul::MESSAGE).into());
-    }
-    use service::domain::nesting;
-    if nesting::json_exceeds(&body, nesting::MAX_NESTING) {
-        return Err(AppError::field("body", nesting::message(nesting::MAX_NESTING)).into());
-    }
-    let request: async_graphql::Request = serde_json::from_slice(&body)
-        .map_err(|e| AppError::field("body", format!("is not a GraphQL request: {e}")))?;
-    // Before the parser, which recurses once per level of the document.
-    if nesting::graphql_exceeds(&request.query, nesting::MAX_NESTING) {
-        return Err(AppError::field("query", nesting::message(nesting::MAX_NESTING)).into());
-    }
+    let request = crate::graphql::parse_request(&body)?;
     let caller = match bearer(&req) {
         Ok(Some(token)) => resolve(&state, &token).await,
         Ok(None) => Err(AppError::Unauthorized("missing bearer token".into())),

@@ -167,3 +167,31 @@ pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::
         after,
     }
 }
+
+/// A `POST /graphql` body → the request, refusing what the parser must not
+/// see: U+0000, and JSON or GraphQL nested deeper than
+/// [`service::domain::nesting::MAX_NESTING`] (the parsers recurse once per
+/// level). The document itself is parsed when the schema executes it.
+pub fn parse_request(body: &[u8]) -> Result<async_graphql::Request, service::AppError> {
+    use service::AppError;
+    use service::domain::nesting;
+    if let Some(field) = service::domain::nul::json_nul_path(body) {
+        return Err(AppError::field(field, service::domain::nul::MESSAGE));
+    }
+    if nesting::json_exceeds(body, nesting::MAX_NESTING) {
+        return Err(AppError::field(
+            "body",
+            nesting::message(nesting::MAX_NESTING),
+        ));
+    }
+    let request: async_graphql::Request = serde_json::from_slice(body)
+        .map_err(|e| AppError::field("body", format!("is not a GraphQL request: {e}")))?;
+    // Before the parser, which recurses once per level of the document.
+    if nesting::graphql_exceeds(&request.query, nesting::MAX_NESTING) {
+        return Err(AppError::field(
+            "query",
+            nesting::message(nesting::MAX_NESTING),
+        ));
+    }
+    Ok(request)
+}
