@@ -5,7 +5,9 @@
 //! themselves were stored as sent, so no data is rewritten: the snapshots
 //! are dropped (no stale figure is served) and their targets marked
 //! pending from version 0, which the worker's sweeper recomputes within its
-//! grace period of starting.
+//! grace period of starting. Like every migration, run it with the workers
+//! stopped (`growthpoint migrate`, or `serve` before its worker starts): a
+//! recompute finishing meanwhile would record its version as computed.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -238,6 +238,15 @@ async fn figures_stored_before_the_upgrade_are_recounted(mode: Mode) {
     .await;
     let right = stored_panel(&app, &t, &q, v).await;
     assert_eq!(fears(&right), (4, vec![Some(0.25), Some(0.25)]));
+    // NPS 9, 10, 6, 9: 50 ± 1.96·100·√(0.75/4) = 50 ± 84.9, whose upper
+    // bound is clamped to the scale in the panel and in the summary.
+    let half = 1.96 * 100.0 * (0.75f64 / 4.0).sqrt();
+    let summary = app.wait_for_summary(&t.token, &q, v).await;
+    for nps in [&right["nps"], &summary["summary"]["nps"]] {
+        assert_eq!(nps["nps"], json!(50.0), "{nps}");
+        assert_eq!(nps["ci95_high"], json!(100.0), "{nps}");
+        assert!((nps["ci95_low"].as_f64().unwrap() - (50.0 - half)).abs() < 1e-9);
+    }
     let h = app.hypotheses_after(&t.token, &client, 0).await["items"][0]["result"].clone();
     assert_eq!((h["n1"].as_u64(), h["n2"].as_u64()), (Some(2), Some(2)));
 
@@ -246,6 +255,26 @@ async fn figures_stored_before_the_upgrade_are_recounted(mode: Mode) {
     let db = &app.services.db;
     let q_id: uuid::Uuid = q.parse().unwrap();
     let c_id: uuid::Uuid = client.parse().unwrap();
+    // An upgrade runs with the workers stopped: wait until none of this
+    // agency's recomputes is pending or running, so that no job in flight
+    // overwrites the old figures planted below or what the migration marks.
+    let agency: uuid::Uuid = t.agency_id.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = entity::recompute_target::Entity::find()
+            .filter(entity::recompute_target::Column::AgencyId.eq(agency))
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.pending || r.lease_until_ms != 0)
+            .count();
+        if busy == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{busy} recomputes never settled");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let snaps = entity::snapshot::Entity::find()
         .filter(entity::snapshot::Column::TargetId.is_in([q_id, c_id]))
         .all(db)
