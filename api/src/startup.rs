@@ -49,9 +49,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
     // Other processes write to PostgreSQL: cached reads are served only while
     // their invalidations are being received. SQLite has one writing process.
     let client_cache = if settings.is_postgres() {
-        service::cache::ClientCache::new(Duration::from_millis(settings.read_cache_ms), false)
+        service::clients::ClientCache::new(Duration::from_millis(settings.read_cache_ms), false)
     } else {
-        service::cache::ClientCache::new(
+        service::clients::ClientCache::new(
             Duration::from_millis(settings.read_cache_ms.min(settings.auth_cache_ms)),
             true,
         )

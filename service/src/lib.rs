@@ -2,40 +2,33 @@
 //! GraphQL and the worker all call. Every function that touches tenant data
 //! takes a [`RequestCtx`] (or an explicit `agency_id` in jobs) and scopes every
 //! query by `agency_id`; nothing above this crate talks to sea-orm.
-pub mod agency;
-pub mod api_keys;
-pub mod auth;
-pub mod cache;
-pub mod cash;
-pub mod clients;
-pub mod ctx;
-pub mod db;
-pub mod db_health;
-pub mod digest;
+pub mod commerce;
 pub mod domain;
-pub mod email;
-pub mod error;
-pub mod factors;
-pub mod hypotheses;
-pub mod idempotency;
+pub mod infra;
 pub mod jobs;
-pub mod jtbd_cache;
-pub mod libraries;
-pub mod members;
-pub mod page;
-pub mod panel;
-pub mod panel_rows;
-pub mod pgcopy;
-pub mod pgtx;
-pub mod purchases;
-pub mod qfd;
-pub mod questionnaires;
-pub mod queue;
-pub mod responses;
-pub mod segments;
-pub mod subscribers;
-pub mod summary;
-pub mod ux;
+pub mod mail;
+pub mod platform;
+pub mod research;
+
+// The paths transports (api, worker, tests) have always used. Inside this
+// crate every module names its area: `crate::research::panel`, never
+// `crate::panel` (tests/layers.rs checks it).
+pub use commerce::{cash, jtbd_cache, purchases};
+pub use infra::{
+    cache, ctx, db, db_health, email, error, idempotency, ledger, page, pgcopy, pgtx, queue,
+};
+pub use mail::digest;
+/// Lists, subscribers and campaigns, under the path transports have used.
+pub mod subscribers {
+    pub use crate::mail::campaigns::*;
+    pub use crate::mail::lists::*;
+    pub use crate::mail::subscribers::*;
+}
+pub use platform::{agency, api_keys, auth, clients, digest_schedule, libraries, members};
+pub use research::panel::rows as panel_rows;
+pub use research::{
+    factors, hypotheses, panel, qfd, questionnaires, responses, segments, summary, ux,
+};
 
 use std::sync::Arc;
 
@@ -91,7 +84,7 @@ pub struct Services {
     /// Per-process short-lived cache of memberships and API keys.
     pub auth_cache: Arc<auth::AuthCache>,
     /// Per-process client lists, coherent across processes ([`cache`]).
-    pub client_cache: Arc<cache::ClientCache>,
+    pub client_cache: Arc<clients::ClientCache>,
     /// Outgoing mail (None: this process does not send).
     pub email: Option<Arc<email::EmailSettings>>,
     /// Signs and checks the links that work without login.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::questions::{Question, QuestionType};
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 pub const MAX_TEXT_CHARS: usize = 10_000;
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::questions::valid_key;
 use super::segment_filter::SegmentFilter;
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 pub const MAX_KEYS: usize = 50;
 const MAX_STRING: usize = 500;

@@ -1,5 +1,5 @@
 //! An agency's email branding: the logo's URL and the brand colour.
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 /// An `https` URL of an image, without credentials, at most 2,000 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::answers::{AnswerSchema, canonical_cell};
 use super::questions::RESERVED_KEYS;
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 pub const MAX_IMPORT_ROWS: usize = 100_000;
 pub const MAX_REPORTED_ERRORS: usize = 100;

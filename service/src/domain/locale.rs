@@ -1,6 +1,6 @@
 //! The two languages emails and reports come in.
 
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Locale {

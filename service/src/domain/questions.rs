@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 #[derive(
     Debug,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::questions::valid_key;
-use crate::error::FieldError;
+use crate::infra::error::FieldError;
 
 #[derive(
     Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, async_graphql::InputObject,

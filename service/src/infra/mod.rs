@@ -1,0 +1,15 @@
+//! What every area uses and none owns: errors and the request context,
+//! connections, transactions, COPY, pages, the job queue, idempotency keys
+//! and the email pipeline (outbox, rendering, signed links, SMTP).
+pub mod cache;
+pub mod ctx;
+pub mod db;
+pub mod db_health;
+pub mod email;
+pub mod error;
+pub mod idempotency;
+pub mod ledger;
+pub mod page;
+pub mod pgcopy;
+pub mod pgtx;
+pub mod queue;

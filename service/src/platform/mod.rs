@@ -1,0 +1,9 @@
+//! The agency and its people: sign-up and login, members and roles, API
+//! keys, clients and their settings, touchpoint libraries.
+pub mod agency;
+pub mod api_keys;
+pub mod auth;
+pub mod clients;
+pub mod digest_schedule;
+pub mod libraries;
+pub mod members;

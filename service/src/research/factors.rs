@@ -1,0 +1,169 @@
+//! Choice factors of a client (price, reliability, location…).
+use chrono::{DateTime, Utc};
+use entity::choice_factor;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::infra::error::{AppError, AppResult, FieldError};
+use crate::platform::clients::find_client;
+use crate::{Perm, RequestCtx, Services, new_id, now};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+pub struct FactorView {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub position: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<choice_factor::Model> for FactorView {
+    fn from(m: choice_factor::Model) -> Self {
+        Self {
+            id: m.id,
+            client_id: m.client_id,
+            name: m.name,
+            description: m.description,
+            position: m.position,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
+#[serde(deny_unknown_fields)]
+pub struct FactorInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub position: Option<i32>,
+}
+
+fn check(input: &FactorInput) -> AppResult<()> {
+    let mut errs = Vec::new();
+    let n = input.name.trim().chars().count();
+    if n == 0 || n > 200 {
+        errs.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    if input
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        errs.push(FieldError::new("description", "at most 2000 characters"));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errs))
+    }
+}
+
+/// Is this factor one of the client's?
+pub async fn factor_exists<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    id: Uuid,
+) -> AppResult<bool> {
+    Ok(choice_factor::Entity::find_by_id(id)
+        .filter(choice_factor::Column::AgencyId.eq(agency_id))
+        .filter(choice_factor::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+impl Services {
+    pub async fn list_factors(
+        &self,
+        ctx: &RequestCtx,
+        client_id: Uuid,
+    ) -> AppResult<Vec<FactorView>> {
+        ctx.require(Perm::Read)?;
+        find_client(&self.db, ctx.agency_id, client_id).await?;
+        Ok(choice_factor::Entity::find()
+            .filter(choice_factor::Column::AgencyId.eq(ctx.agency_id))
+            .filter(choice_factor::Column::ClientId.eq(client_id))
+            .order_by_asc(choice_factor::Column::Position)
+            .order_by_asc(choice_factor::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(FactorView::from)
+            .collect())
+    }
+
+    pub async fn create_factor(
+        &self,
+        ctx: &RequestCtx,
+        client_id: Uuid,
+        input: FactorInput,
+    ) -> AppResult<FactorView> {
+        ctx.require(Perm::WriteResearch)?;
+        check(&input)?;
+        find_client(&self.db, ctx.agency_id, client_id).await?;
+        Ok(choice_factor::ActiveModel {
+            id: Set(new_id()),
+            agency_id: Set(ctx.agency_id),
+            client_id: Set(client_id),
+            name: Set(input.name.trim().to_owned()),
+            description: Set(input.description),
+            position: Set(input.position.unwrap_or(0)),
+            created_at: Set(now()),
+        }
+        .insert(&self.db)
+        .await?
+        .into())
+    }
+
+    async fn find_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<choice_factor::Model> {
+        choice_factor::Entity::find_by_id(id)
+            .filter(choice_factor::Column::AgencyId.eq(ctx.agency_id))
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+
+    pub async fn update_factor(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+        input: FactorInput,
+    ) -> AppResult<FactorView> {
+        ctx.require(Perm::WriteResearch)?;
+        check(&input)?;
+        let existing = self.find_factor(ctx, id).await?;
+        let position = input.position.unwrap_or(existing.position);
+        let mut a: choice_factor::ActiveModel = existing.into();
+        a.name = Set(input.name.trim().to_owned());
+        a.description = Set(input.description);
+        a.position = Set(position);
+        Ok(a.update(&self.db).await?.into())
+    }
+
+    pub async fn delete_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
+        ctx.require(Perm::WriteResearch)?;
+        let f = self.find_factor(ctx, id).await?;
+        let used = entity::question::Entity::find()
+            .filter(entity::question::Column::AgencyId.eq(ctx.agency_id))
+            .filter(entity::question::Column::ChoiceFactorId.eq(f.id))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if used {
+            return Err(AppError::Conflict("a question measures this factor".into()));
+        }
+        choice_factor::Entity::delete_many()
+            .filter(choice_factor::Column::AgencyId.eq(ctx.agency_id))
+            .filter(choice_factor::Column::Id.eq(f.id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! Customer research: choice factors, questionnaires, responses and their
+//! ingest, saved segments, and what is computed from them — the summary,
+//! the customer panel, segment hypotheses, QFD and the UX dynamic map.
+pub mod factors;
+pub mod hypotheses;
+pub mod panel;
+pub mod qfd;
+pub mod questionnaires;
+pub mod responses;
+pub mod segments;
+pub mod summary;
+pub mod ux;
