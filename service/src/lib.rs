@@ -13,7 +13,13 @@ pub mod research;
 // The paths transports (api, worker, tests) have always used. Inside this
 // crate every module names its area: `crate::research::panel`, never
 // `crate::panel` (tests/layers.rs checks it).
-pub use commerce::{cash, jtbd_cache, purchases};
+pub use commerce::cash;
+pub use commerce::jtbd::cache as jtbd_cache;
+/// Purchases and the JTBD map, under the path transports have used.
+pub mod purchases {
+    pub use crate::commerce::jtbd::*;
+    pub use crate::commerce::purchases::*;
+}
 pub use infra::{
     cache, ctx, db, db_health, email, error, idempotency, ledger, page, pgcopy, pgtx, queue,
 };
