@@ -1,9 +1,10 @@
 //! GraphQL at `/graphql`: a thin adapter over the same service calls as REST.
 //! Depth and complexity are limited; lists are paginated like REST.
-mod email;
+mod commerce;
 mod loaders;
-mod mutation;
-mod query;
+mod mail;
+mod platform;
+mod research;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema, SimpleObject};
 use service::page::Page;
@@ -11,10 +12,21 @@ use service::{AppError, RequestCtx, Services};
 
 /// Every query, one object per area.
 #[derive(MergedObject, Default)]
-pub struct Query(query::CoreQuery, email::EmailQuery);
+pub struct Query(
+    platform::PlatformQuery,
+    research::ResearchQuery,
+    commerce::CommerceQuery,
+    mail::MailQuery,
+);
 
+// Every mutation, one object per area (no doc comment: it would change the schema).
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::CoreMutation, email::EmailMutation);
+pub struct Mutation(
+    platform::PlatformMutation,
+    research::ResearchMutation,
+    commerce::CommerceMutation,
+    mail::MailMutation,
+);
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -194,4 +206,45 @@ pub fn parse_request(body: &[u8]) -> Result<async_graphql::Request, service::App
         ));
     }
     Ok(request)
+}
+
+/// An `ID` argument as a uuid, or an error naming `field`.
+pub(crate) fn parse_id(id: &async_graphql::ID, field: &str) -> async_graphql::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| gql_error(service::AppError::field(field, "is not an id")))
+}
+
+/// A JSON input parsed like a REST body, errors naming `input.<field>`.
+pub(crate) fn parse_input<T: serde::de::DeserializeOwned + 'static>(
+    v: serde_json::Value,
+) -> async_graphql::Result<T> {
+    let body = serde_json::to_vec(&v).map_err(|e| gql_error(AppError::Unexpected(e.into())))?;
+    crate::extract::parse_json::<T>(&body)
+        .map_err(|e| match e {
+            AppError::Validation(mut errs) => {
+                for f in &mut errs {
+                    f.field = format!("input.{}", f.field);
+                }
+                AppError::Validation(errs)
+            }
+            other => other,
+        })
+        .gql()
+}
+
+pub(crate) fn parse_filter(
+    v: serde_json::Value,
+) -> async_graphql::Result<service::domain::segment_filter::SegmentFilter> {
+    let body = serde_json::to_vec(&v).map_err(|e| gql_error(AppError::Unexpected(e.into())))?;
+    crate::extract::parse_json::<service::domain::segment_filter::SegmentFilter>(&body)
+        .map_err(|e| match e {
+            AppError::Validation(mut errs) => {
+                for f in &mut errs {
+                    f.field = format!("filter.{}", f.field);
+                }
+                AppError::Validation(errs)
+            }
+            other => other,
+        })
+        .gql()
 }

@@ -1,19 +1,10 @@
 //! REST under `/api/v1`: thin handlers that parse, call one service function
 //! and shape the response.
-pub mod account;
-pub mod analytics;
-pub mod cash;
-pub mod clients;
-pub mod email;
+pub mod commerce;
 pub mod health;
-pub mod hypotheses;
-pub mod ingest;
-pub mod libraries;
-pub mod purchases;
-pub mod qfd;
+pub mod mail;
+pub mod platform;
 pub mod research;
-pub mod subscribers;
-pub mod ux;
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -67,17 +58,17 @@ pub fn no_content() -> HttpResponse {
 
 /// Every REST route, for the app and for the OpenAPI document.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    account::configure(cfg);
-    clients::configure(cfg);
-    libraries::configure(cfg);
-    research::configure(cfg);
-    ingest::configure(cfg);
-    analytics::configure(cfg);
-    hypotheses::configure(cfg);
-    qfd::configure(cfg);
-    ux::configure(cfg);
-    email::configure(cfg);
-    subscribers::configure(cfg);
-    cash::configure(cfg);
-    purchases::configure(cfg);
+    platform::account::configure(cfg);
+    platform::clients::configure(cfg);
+    platform::libraries::configure(cfg);
+    research::questionnaires::configure(cfg);
+    research::responses::configure(cfg);
+    research::panel::configure(cfg);
+    research::hypotheses::configure(cfg);
+    research::qfd::configure(cfg);
+    research::ux::configure(cfg);
+    mail::email::configure(cfg);
+    mail::subscribers::configure(cfg);
+    commerce::cash::configure(cfg);
+    commerce::purchases::configure(cfg);
 }

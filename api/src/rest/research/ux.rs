@@ -5,9 +5,9 @@ use service::page::{Page, PageParams};
 use service::ux::{AlertFilter, UxAlertView, UxMapView};
 use uuid::Uuid;
 
-use super::{Errors, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, State};
+use crate::rest::{Errors, ok};
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

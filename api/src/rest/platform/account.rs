@@ -8,9 +8,9 @@ use service::members::{AcceptInvitation, ChangeRole, InvitationResult, InviteMem
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 /// Schema of sign-up input.
 #[derive(utoipa::ToSchema)]

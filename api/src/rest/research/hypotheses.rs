@@ -3,9 +3,9 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use service::hypotheses::{HypothesesResults, HypothesisInput, HypothesisView};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 #[utoipa::path(tag = "hypotheses", params(("id" = Uuid, Path, description = "client id")), responses((status = 200, body = Vec<HypothesisView>), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/hypotheses")]

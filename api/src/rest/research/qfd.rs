@@ -3,9 +3,9 @@ use actix_web::{HttpResponse, get, put, web};
 use service::qfd::{QfdMatrix, QfdMatrixInput, QfdView};
 use uuid::Uuid;
 
-use super::{Errors, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State, filter_param};
+use crate::rest::{Errors, ok};
 
 #[utoipa::path(tag = "qfd", params(("id" = Uuid, Path, description = "client id")), responses((status = 200, body = QfdMatrix), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/qfd/matrix")]

@@ -6,9 +6,9 @@ use service::libraries::{
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 /// The template (first page only) and the agency's libraries.
 #[utoipa::path(tag = "touchpoint-libraries", params(PageParams), responses((status = 200, body = Page<LibrarySummary>), Errors), security(("bearer" = [])))]

@@ -3,9 +3,9 @@ use actix_web::{HttpResponse, get, web};
 use service::panel::PanelView;
 use uuid::Uuid;
 
-use super::{Errors, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, State, filter_param};
+use crate::rest::{Errors, ok};
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

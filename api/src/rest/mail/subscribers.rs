@@ -9,9 +9,9 @@ use service::subscribers::{
 };
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, ImportBody, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 #[utoipa::path(tag = "subscribers", params(("id" = Uuid, Path, description = "client id")), request_body = ListInput, responses((status = 201, body = ListView), Errors), security(("bearer" = [])))]
 #[post("/clients/{id}/lists")]

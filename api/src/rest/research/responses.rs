@@ -8,9 +8,9 @@ use service::responses::{IngestResult, ResponseView};
 use service::summary::SummaryView;
 use uuid::Uuid;
 
-use super::{Errors, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, ImportBody, State, parse_json};
+use crate::rest::{Errors, ok};
 
 /// Schema of one response as sent.
 #[derive(utoipa::ToSchema)]

@@ -8,9 +8,9 @@ use service::cash::{
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 #[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path, description = "client id"), PageParams), responses((status = 200, body = Page<CashModelView>), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/cash-models")]

@@ -4,9 +4,9 @@ use service::clients::{ClientView, CreateClient, UpdateClient};
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

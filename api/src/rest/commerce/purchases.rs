@@ -7,9 +7,9 @@ use service::purchases::{
 };
 use uuid::Uuid;
 
-use super::{Errors, created, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, ImportBody, JsonBody, State};
+use crate::rest::{Errors, created, ok};
 
 /// Schema of the rules as sent.
 #[derive(utoipa::ToSchema)]

@@ -6,9 +6,9 @@ use service::questionnaires::{CreateQuestionnaire, QuestionnaireView, UpdateQues
 use service::segments::{SegmentInput, SegmentView};
 use uuid::Uuid;
 
-use super::{Errors, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, created, no_content, ok};
 
 #[utoipa::path(tag = "choice-factors", params(("id" = Uuid, Path, description = "client id")), responses((status = 200, body = Vec<FactorView>), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/choice-factors")]

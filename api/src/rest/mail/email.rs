@@ -5,9 +5,9 @@ use service::email::{DeliveryFilter, DeliveryView};
 use service::page::{Page, PageParams};
 use uuid::Uuid;
 
-use super::{Errors, ok};
 use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody, State};
+use crate::rest::{Errors, ok};
 
 /// The agency's emails and their status (owners and admins).
 #[utoipa::path(tag = "email", params(DeliveryFilter, PageParams), responses((status = 200, body = Page<DeliveryView>), Errors), security(("bearer" = [])))]

@@ -1,0 +1,233 @@
+//! GraphQL queries of factors, questionnaires, responses, segments, panel,
+//! hypotheses, QFD and the UX map.
+use async_graphql::{Context, ID, Object, Result};
+
+use service::factors::FactorView;
+use service::questionnaires::QuestionnaireView;
+use service::segments::SegmentView;
+use service::summary::SummaryView;
+
+use crate::graphql::{
+    OrGql, QuestionnairePage, ResponsePage, SegmentPage, UxAlertPage, caller, page, parse_id,
+    services,
+};
+
+#[derive(Default)]
+pub struct ResearchQuery;
+
+#[Object]
+impl ResearchQuery {
+    /// The UX dynamic map of a client's mystery-shopper audits as of a date
+    /// (default: today in the client's time zone).
+    async fn ux_map(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<service::ux::UxMapView> {
+        services(ctx)
+            .ux_map(caller(ctx)?, parse_id(&client_id, "clientId")?, as_of)
+            .await
+            .gql()
+    }
+
+    /// Negative flags of a client's UX map, raised by the worker as audits
+    /// arrive; `open: true` for those not cleared yet.
+    async fn ux_alerts(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        open: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<UxAlertPage> {
+        services(ctx)
+            .ux_alerts(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                service::ux::AlertFilter {
+                    open_only: open.unwrap_or(false),
+                },
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn qfd_matrix(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<service::qfd::QfdMatrix> {
+        services(ctx)
+            .qfd_matrix(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// QFD results; `filter` (or `segmentId`) for a segment QFD.
+    async fn qfd(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        questionnaire_id: Option<ID>,
+        filter: Option<service::domain::segment_filter::SegmentFilter>,
+        segment_id: Option<ID>,
+    ) -> Result<service::qfd::QfdView> {
+        let caller = caller(ctx)?;
+        let segment_id = match segment_id {
+            Some(s) => Some(parse_id(&s, "segmentId")?),
+            None => None,
+        };
+        let segment = services(ctx)
+            .resolve_segment(caller, filter, segment_id, "segmentId")
+            .await
+            .gql()?;
+        let questionnaire_id = match questionnaire_id {
+            Some(q) => Some(parse_id(&q, "questionnaireId")?),
+            None => None,
+        };
+        services(ctx)
+            .qfd(
+                caller,
+                parse_id(&client_id, "clientId")?,
+                questionnaire_id,
+                segment,
+            )
+            .await
+            .gql()
+    }
+
+    async fn choice_factors(&self, ctx: &Context<'_>, client_id: ID) -> Result<Vec<FactorView>> {
+        services(ctx)
+            .list_factors(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    async fn questionnaires(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<QuestionnairePage> {
+        services(ctx)
+            .list_questionnaires(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn questionnaire(&self, ctx: &Context<'_>, id: ID) -> Result<QuestionnaireView> {
+        services(ctx)
+            .get_questionnaire(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// The latest summary and the data version it reflects.
+    async fn questionnaire_summary(&self, ctx: &Context<'_>, id: ID) -> Result<SummaryView> {
+        services(ctx)
+            .questionnaire_summary(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
+    /// The customer panel of all responses or of those matching `filter`
+    /// (or a saved segment's filter).
+    async fn questionnaire_panel(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        filter: Option<service::domain::segment_filter::SegmentFilter>,
+        segment_id: Option<ID>,
+    ) -> Result<service::panel::PanelView> {
+        let caller = caller(ctx)?;
+        let segment_id = match segment_id {
+            Some(s) => Some(parse_id(&s, "segmentId")?),
+            None => None,
+        };
+        let filter = services(ctx)
+            .resolve_segment(caller, filter, segment_id, "segmentId")
+            .await
+            .gql()?;
+        services(ctx)
+            .questionnaire_panel(caller, parse_id(&id, "id")?, filter)
+            .await
+            .gql()
+    }
+
+    async fn hypotheses(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<Vec<service::hypotheses::HypothesisView>> {
+        services(ctx)
+            .list_hypotheses(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// Verdicts of a client's active hypotheses, as last computed.
+    async fn hypotheses_results(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+    ) -> Result<service::hypotheses::HypothesesResults> {
+        services(ctx)
+            .hypotheses_results(caller(ctx)?, parse_id(&client_id, "clientId")?)
+            .await
+            .gql()
+    }
+
+    /// A questionnaire's responses in stored order (data version, then id);
+    /// `after` is the `nextCursor` of the previous page.
+    async fn responses(
+        &self,
+        ctx: &Context<'_>,
+        questionnaire_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ResponsePage> {
+        services(ctx)
+            .list_responses(
+                caller(ctx)?,
+                parse_id(&questionnaire_id, "questionnaireId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SegmentPage> {
+        services(ctx)
+            .list_segments(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    async fn segment(&self, ctx: &Context<'_>, id: ID) -> Result<SegmentView> {
+        services(ctx)
+            .get_segment(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+}

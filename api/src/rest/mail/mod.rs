@@ -1,0 +1,4 @@
+//! Deliveries, email previews and digests; lists, subscribers, campaigns
+//! and the public subscribe/confirm/unsubscribe pages.
+pub mod email;
+pub mod subscribers;

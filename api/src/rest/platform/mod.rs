@@ -1,0 +1,5 @@
+//! The agency and its people: sign-up, login, members, API keys, job runs;
+//! clients and touchpoint libraries.
+pub mod account;
+pub mod clients;
+pub mod libraries;

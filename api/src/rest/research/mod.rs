@@ -1,0 +1,8 @@
+//! Research: choice factors, questionnaires and segments, responses and
+//! the summary, the panel, hypotheses, QFD and the UX map.
+pub mod hypotheses;
+pub mod panel;
+pub mod qfd;
+pub mod questionnaires;
+pub mod responses;
+pub mod ux;
