@@ -24,10 +24,6 @@ use crate::{Perm, RequestCtx, Services};
 
 pub mod rows;
 
-// Deliberate cycle: panel → summary → panel (summary takes KIND_PANEL from here).
-#[allow(unused_imports)]
-use crate::research::summary::SummaryView;
-
 /// The snapshot kind of a questionnaire's unfiltered panel.
 pub const KIND_PANEL: &str = "questionnaire_panel";
 
