@@ -3,6 +3,7 @@
 //! mergeable, so a result can be folded in piece by piece or recomputed whole
 //! and come out the same.
 pub mod cash;
+pub mod funnel;
 pub mod hypotheses;
 pub mod jtbd;
 pub mod moments;
