@@ -25,6 +25,7 @@ mod tests;
 
 /// The three funnel types of the notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum FunnelType {
     /// First touches; grows the base of potential clients.

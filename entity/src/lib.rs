@@ -6,6 +6,7 @@ pub mod cash_actual;
 pub mod cash_channel;
 pub mod cash_model;
 pub mod cash_scenario;
+pub mod channel_day;
 pub mod choice_factor;
 pub mod cjm_stage;
 pub mod client;

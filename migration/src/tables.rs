@@ -15,6 +15,7 @@ pub enum K {
     Bool,
     Time,
     Json,
+    Date,
 }
 
 /// One column: name, kind, nullable.
@@ -36,6 +37,7 @@ fn column((name, kind, nullable): C) -> ColumnDef {
         K::Bool => def.boolean(),
         K::Time => def.timestamp_with_time_zone(),
         K::Json => def.json_binary(),
+        K::Date => def.date(),
     };
     if nullable {
         def.null();

@@ -14,6 +14,7 @@ pub mod research;
 // crate every module names its area: `crate::research::panel`, never
 // `crate::panel` (tests/layers.rs checks it).
 pub use commerce::cash;
+pub use commerce::channels;
 pub use commerce::jtbd::cache as jtbd_cache;
 /// Purchases and the JTBD map, under the path transports have used.
 pub mod purchases {

@@ -101,6 +101,15 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Channel figures of B's client.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{}/channel-figures", p.client),
+            &b.token,
+            json!({"rows": [{"day": "2026-11-02", "channel": "rtb", "funnel": "reach", "spend": 100, "impressions": 5000, "clicks": 50}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     // A fitness client whose falling audits raised UX alerts, and the
     // alert email to B's owner, sent (an .eml in the outbox) before A tries.
     let (audit_client, audit, _) = tests::mystery_audit(app, b, "en").await;
@@ -222,6 +231,14 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/customers/c1/purchases", id("client")),
         format!("/api/v1/clients/{}/jtbd-rules", id("client")),
         format!("/api/v1/clients/{}/jtbd?as_of=2026-11-30", id("client")),
+        format!(
+            "/api/v1/clients/{}/channel-figures?from=2026-11-01&to=2026-11-30",
+            id("client")
+        ),
+        format!(
+            "/api/v1/clients/{}/channel-report?from=2026-11-01&to=2026-11-30",
+            id("client")
+        ),
         "/api/v1/api-keys".to_owned(),
         "/api/v1/members".to_owned(),
         format!("/api/v1/clients/{}/ux-alerts", id("audit_client")),
@@ -352,6 +369,13 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
             "text/csv",
         )),
         ("put", "/api/v1/clients/{id}/jtbd-rules") => json(jtbd_rules_body()),
+        ("post", "/api/v1/clients/{id}/channel-figures") => json(json!({
+            "rows": [{"day": "2026-11-02", "channel": "rtb", "funnel": "reach", "spend": 1}]
+        })),
+        ("post", "/api/v1/clients/{id}/channel-figures/import") => Some((
+            "day,channel,funnel,spend\n2026-11-02,rtb,reach,1\n".into(),
+            "text/csv",
+        )),
         ("post", "/api/v1/clients/{id}/lists") | ("put", "/api/v1/lists/{id}") => {
             json(json!({"name": "Hacked", "consent_text": "x"}))
         }
@@ -794,6 +818,18 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "mutation($id: ID!) { putJtbdRules(clientId: $id, rules: [{label: \"x\"}]) { labels } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { channelReport(clientId: $id, from: \"2026-11-01\", to: \"2026-11-30\") { total { spend } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { channelFigures(clientId: $id, from: \"2026-11-01\", to: \"2026-11-30\") { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { putChannelFigures(clientId: $id, rows: [{day: \"2026-11-02\", channel: \"rtb\", funnel: REACH, spend: 1}]) { stored } }",
             json!({"id": id("client")}),
         ),
         // The email product.

@@ -49,7 +49,13 @@ impl ChannelTotals {
     pub fn figures(&self) -> ChannelFigures {
         let per = |num: f64, den: u64| (den > 0).then(|| num / den as f64);
         ChannelFigures {
-            totals: *self,
+            spend: self.spend,
+            impressions: self.impressions,
+            clicks: self.clicks,
+            contacts: self.contacts,
+            leads: self.leads,
+            mentions: self.mentions,
+            brand_searches: self.brand_searches,
             cpm: per(self.spend * 1000.0, self.impressions),
             ctr: per(self.clicks as f64, self.impressions),
             cpc: per(self.spend, self.clicks),
@@ -61,9 +67,18 @@ impl ChannelTotals {
 
 /// Sums and the ratios of §7, each `None` when its denominator is 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct ChannelFigures {
-    #[serde(flatten)]
-    pub totals: ChannelTotals,
+    pub spend: f64,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub contacts: u64,
+    pub leads: u64,
+    pub mentions: u64,
+    pub brand_searches: u64,
     /// spend / impressions · 1000.
     pub cpm: Option<f64>,
     /// clicks / impressions.
@@ -77,12 +92,20 @@ pub struct ChannelFigures {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct ChannelGroup {
     pub channel: String,
     pub figures: ChannelFigures,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct FunnelGroup {
     pub funnel: FunnelType,
     pub figures: ChannelFigures,
@@ -90,6 +113,10 @@ pub struct FunnelGroup {
 
 /// One ISO week (Monday to Sunday) of figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct WeekFigures {
     /// The week's Monday.
     pub week_start: NaiveDate,
@@ -100,7 +127,11 @@ pub struct WeekFigures {
 
 /// Relative change (`last / baseline − 1`) of each figure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct FigureChange {
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
+pub struct ChannelFigureChange {
     pub spend: Option<f64>,
     pub impressions: Option<f64>,
     pub clicks: Option<f64>,
@@ -117,7 +148,11 @@ pub struct FigureChange {
 
 /// Means of 4 weeks; its ratios are the ratios of the means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Baseline {
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
+pub struct ChannelBaseline {
     pub spend: f64,
     pub impressions: f64,
     pub clicks: f64,
@@ -134,15 +169,23 @@ pub struct Baseline {
 
 /// The last full week against the mean of the 4 full weeks before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Trend {
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
+pub struct ChannelTrend {
     /// Monday of the last full week in the range, if there is one.
     pub week_start: Option<NaiveDate>,
     /// Mean of the 4 weeks before it.
-    pub baseline: Option<Baseline>,
-    pub change: FigureChange,
+    pub baseline: Option<ChannelBaseline>,
+    pub change: ChannelFigureChange,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct ChannelReport {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -153,7 +196,7 @@ pub struct ChannelReport {
     pub by_funnel: Vec<FunnelGroup>,
     /// Every ISO week that touches the range, empty weeks included.
     pub weeks: Vec<WeekFigures>,
-    pub trend: Trend,
+    pub trend: ChannelTrend,
 }
 
 fn monday(d: NaiveDate) -> NaiveDate {
@@ -211,35 +254,35 @@ pub fn channel_report(rows: &[ChannelDay], from: NaiveDate, to: NaiveDate) -> Ch
 }
 
 /// Full weeks are those wholly inside `[from, to]`.
-fn trend(weeks: &[WeekFigures], from: NaiveDate, to: NaiveDate) -> Trend {
+fn trend(weeks: &[WeekFigures], from: NaiveDate, to: NaiveDate) -> ChannelTrend {
     let full: Vec<&WeekFigures> = weeks
         .iter()
         .filter(|w| w.week_start >= from && w.week_start + Duration::days(6) <= to)
         .collect();
     let Some((last, before)) = full.split_last() else {
-        return Trend {
+        return ChannelTrend {
             week_start: None,
             baseline: None,
-            change: FigureChange::default(),
+            change: ChannelFigureChange::default(),
         };
     };
     if before.len() < 4 {
-        return Trend {
+        return ChannelTrend {
             week_start: Some(last.week_start),
             baseline: None,
-            change: FigureChange::default(),
+            change: ChannelFigureChange::default(),
         };
     }
     let base = &before[before.len() - 4..];
     let mean =
-        |f: fn(&ChannelTotals) -> f64| base.iter().map(|w| f(&w.figures.totals)).sum::<f64>() / 4.0;
+        |f: fn(&ChannelFigures) -> f64| base.iter().map(|w| f(&w.figures)).sum::<f64>() / 4.0;
     let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
     let spend = mean(|t| t.spend);
     let impressions = mean(|t| t.impressions as f64);
     let clicks = mean(|t| t.clicks as f64);
     let contacts = mean(|t| t.contacts as f64);
     let leads = mean(|t| t.leads as f64);
-    let b = Baseline {
+    let b = ChannelBaseline {
         spend,
         impressions,
         clicks,
@@ -258,9 +301,9 @@ fn trend(weeks: &[WeekFigures], from: NaiveDate, to: NaiveDate) -> Trend {
         (Some(l), Some(b)) => rel(l, b),
         _ => None,
     };
-    let t = &last.figures.totals;
+    let t = &last.figures;
     let f = &last.figures;
-    let change = FigureChange {
+    let change = ChannelFigureChange {
         spend: rel(t.spend, b.spend),
         impressions: rel(t.impressions as f64, b.impressions),
         clicks: rel(t.clicks as f64, b.clicks),
@@ -274,7 +317,7 @@ fn trend(weeks: &[WeekFigures], from: NaiveDate, to: NaiveDate) -> Trend {
         cost_per_contact: rel_opt(f.cost_per_contact, b.cost_per_contact),
         cpa: rel_opt(f.cpa, b.cpa),
     };
-    Trend {
+    ChannelTrend {
         week_start: Some(last.week_start),
         baseline: Some(b),
         change,
@@ -296,6 +339,10 @@ pub struct FunnelCounts {
 
 /// contacts → qualified → enrolled → converted of one funnel type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct FunnelReportRow {
     pub funnel: FunnelType,
     pub spend: f64,

@@ -76,9 +76,9 @@ fn channel_figures_by_hand() {
     ];
     let r = channel_report(&rows, day("2026-03-01"), day("2026-03-31"));
     // Total: spend 450, impressions 75,000, clicks 500, contacts 50, leads 6.
-    assert_eq!(r.total.totals.spend, 450.0);
-    assert_eq!(r.total.totals.mentions, 3);
-    assert_eq!(r.total.totals.brand_searches, 6);
+    assert_eq!(r.total.spend, 450.0);
+    assert_eq!(r.total.mentions, 3);
+    assert_eq!(r.total.brand_searches, 6);
     close(r.total.cpm, 450.0 / 75_000.0 * 1000.0); // 6.0
     close(r.total.ctr, 500.0 / 75_000.0);
     close(r.total.cpc, 0.9);
@@ -99,13 +99,13 @@ fn channel_figures_by_hand() {
     close(search.figures.cpa, 50.0);
     assert_eq!(r.by_funnel.len(), 2);
     assert_eq!(r.by_funnel[0].funnel, FunnelType::Reach);
-    assert_eq!(r.by_funnel[1].figures.totals.leads, 6);
+    assert_eq!(r.by_funnel[1].figures.leads, 6);
     // March 2026: Mondays Feb 23 (the 1st is a Sunday) to Mar 30: 6 weeks.
     assert_eq!(r.weeks.len(), 6);
     assert_eq!(r.weeks[0].week_start, day("2026-02-23"));
     assert_eq!((r.weeks[1].iso_year, r.weeks[1].iso_week), (2026, 10));
-    assert_eq!(r.weeks[1].figures.totals.spend, 450.0);
-    assert_eq!(r.weeks[2].figures.totals, ChannelTotals::default());
+    assert_eq!(r.weeks[1].figures.spend, 450.0);
+    assert_eq!(r.weeks[2].figures, ChannelTotals::default().figures());
 }
 
 #[test]

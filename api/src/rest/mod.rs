@@ -71,4 +71,5 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     mail::subscribers::configure(cfg);
     commerce::cash::configure(cfg);
     commerce::purchases::configure(cfg);
+    commerce::channels::configure(cfg);
 }

@@ -361,7 +361,7 @@ enum Column<'a> {
     Unknown,
 }
 
-fn csv_message(e: &csv::Error) -> String {
+pub(crate) fn csv_message(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -369,6 +369,100 @@ fn csv_message(e: &csv::Error) -> String {
         csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
         _ => format!("is not valid CSV: {e}"),
     }
+}
+
+/// Positions of a fixed set of CSV columns in a header (any order); a
+/// repeated, unknown (`what` says what it is not) or missing required
+/// column goes to `sink` at row 0.
+pub(crate) fn fixed_csv_columns<const N: usize>(
+    headers: &csv::StringRecord,
+    columns: &[&str; N],
+    required: &[&str],
+    what: &str,
+    sink: &mut ErrorSink,
+) -> [Option<usize>; N] {
+    let mut at: [Option<usize>; N] = [None; N];
+    for (i, name) in headers.iter().enumerate() {
+        let name = name.trim();
+        match columns.iter().position(|c| *c == name) {
+            Some(k) if at[k].is_some() => {
+                sink.push(FieldError::new(name, "column appears twice in the header").at_row(0));
+            }
+            Some(k) => at[k] = Some(i),
+            None => sink.push(FieldError::new(name, format!("is not {what} column")).at_row(0)),
+        }
+    }
+    for name in required {
+        if columns
+            .iter()
+            .position(|c| c == name)
+            .is_none_or(|k| at[k].is_none())
+        {
+            sink.push(FieldError::new(*name, "the header lacks this column").at_row(0));
+        }
+    }
+    at
+}
+
+/// NDJSON: one `T` per line (blank lines skipped), each checked by
+/// `check`; at most `max_rows`; every error named by row and field.
+pub(crate) fn ndjson_rows<T: serde::de::DeserializeOwned, P>(
+    body: &[u8],
+    max_rows: usize,
+    mut check: impl FnMut(T) -> Result<P, Vec<FieldError>>,
+) -> Result<Vec<P>, ErrorSink> {
+    let mut sink = ErrorSink::default();
+    let mut out = Vec::new();
+    let mut row = 0usize;
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        row += 1;
+        if row > max_rows {
+            sink.push(
+                FieldError::new("body", format!("at most {max_rows} rows per import")).at_row(row),
+            );
+            break;
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Ok(input) => match check(input) {
+                Ok(p) => out.push(p),
+                Err(errs) => sink.extend(row, errs),
+            },
+            Err(e) => sink.push(serde_error(e, "line").at_row(row)),
+        }
+    }
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// A serde error naming the field; a missing field is named itself, not
+/// its parent.
+pub(crate) fn serde_error(
+    e: serde_path_to_error::Error<serde_json::Error>,
+    whole: &str,
+) -> FieldError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let malformed = inner.is_syntax() || inner.is_eof();
+    let msg = inner.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+    if !malformed
+        && let Some(name) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+    {
+        let parent = json_error_field(&path, false, "");
+        let field = if parent.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        };
+        return FieldError::new(field, "is required");
+    }
+    FieldError::new(json_error_field(&path, malformed, whole), msg)
 }
 
 #[cfg(test)]

@@ -136,4 +136,18 @@ impl CommerceMutation {
             .await
             .gql()
     }
+
+    /// Stores days of channel figures; a stored day, channel and funnel type
+    /// is replaced, so re-sending changes nothing.
+    async fn put_channel_figures(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        rows: Vec<service::channels::ChannelDayInput>,
+    ) -> Result<service::channels::ChannelIngestResult> {
+        services(ctx)
+            .put_channel_figures(caller(ctx)?, parse_id(&client_id, "clientId")?, rows)
+            .await
+            .gql()
+    }
 }

@@ -149,4 +149,36 @@ impl CommerceQuery {
             .await
             .gql()
     }
+
+    /// CPM, CTR, CPC, cost per contact and CPA over `from`..`to`
+    /// (`YYYY-MM-DD`; default the last 12 weeks) per channel, funnel type,
+    /// in total and per ISO week, with the last full week's change.
+    async fn channel_report(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<analytics::funnel::ChannelReport> {
+        let params = service::channels::ChannelReportParams { from, to };
+        services(ctx)
+            .channel_report(caller(ctx)?, parse_id(&client_id, "clientId")?, params)
+            .await
+            .gql()
+    }
+
+    /// The stored channel figures of a range, by day, channel and funnel type.
+    async fn channel_figures(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<Vec<service::channels::ChannelDayView>> {
+        let params = service::channels::ChannelReportParams { from, to };
+        services(ctx)
+            .list_channel_figures(caller(ctx)?, parse_id(&client_id, "clientId")?, params)
+            .await
+            .gql()
+    }
 }

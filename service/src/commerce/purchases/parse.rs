@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::domain::import::{ErrorSink, MAX_EXTERNAL_ID, json_error_field};
+pub(crate) use crate::domain::import::serde_error;
+use crate::domain::import::{
+    ErrorSink, MAX_EXTERNAL_ID, csv_message, fixed_csv_columns, ndjson_rows,
+};
 use crate::infra::error::{AppError, AppResult, FieldError};
 
 pub(crate) fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec<FieldError>> {
@@ -80,57 +83,7 @@ fn too_many_rows(row: usize) -> FieldError {
 
 /// NDJSON: one purchase object per line; blank lines are skipped.
 pub fn parse_ndjson(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
-    let mut sink = ErrorSink::default();
-    let mut out = Vec::new();
-    let mut row = 0usize;
-    for line in body.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        row += 1;
-        if row > MAX_IMPORT_ROWS {
-            sink.push(too_many_rows(row));
-            break;
-        }
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed: Result<PurchaseInput, _> = serde_path_to_error::deserialize(&mut de);
-        match parsed {
-            Ok(input) => match check_purchase(input) {
-                Ok(p) => out.push(p),
-                Err(errs) => sink.extend(row, errs),
-            },
-            Err(e) => sink.push(serde_error(e, "line").at_row(row)),
-        }
-    }
-    if sink.total == 0 { Ok(out) } else { Err(sink) }
-}
-
-/// A serde error naming the field; a missing field is named itself, not
-/// its parent.
-pub(crate) fn serde_error(
-    e: serde_path_to_error::Error<serde_json::Error>,
-    whole: &str,
-) -> FieldError {
-    let path = e.path().to_string();
-    let inner = e.into_inner();
-    let malformed = inner.is_syntax() || inner.is_eof();
-    let msg = inner.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-    if !malformed
-        && let Some(name) = msg
-            .strip_prefix("missing field `")
-            .and_then(|m| m.strip_suffix('`'))
-    {
-        let parent = json_error_field(&path, false, "");
-        let field = if parent.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{parent}.{name}")
-        };
-        return FieldError::new(field, "is required");
-    }
-    FieldError::new(json_error_field(&path, malformed, whole), msg)
+    ndjson_rows(body, MAX_IMPORT_ROWS, check_purchase)
 }
 
 /// One purchase from a JSON document (the single-purchase endpoint).
@@ -173,24 +126,13 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
             return Err(sink);
         }
     };
-    // position of each known column
-    let mut at: [Option<usize>; 7] = [None; 7];
-    for (i, name) in headers.iter().enumerate() {
-        let name = name.trim();
-        match CSV_COLUMNS.iter().position(|c| *c == name) {
-            Some(k) if at[k].is_some() => {
-                sink.push(FieldError::new(name, "column appears twice in the header").at_row(0));
-            }
-            Some(k) => at[k] = Some(i),
-            None => sink.push(FieldError::new(name, "is not a purchase column").at_row(0)),
-        }
-    }
-    for name in CSV_REQUIRED {
-        let k = CSV_COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
-        if at[k].is_none() {
-            sink.push(FieldError::new(name, "the header lacks this column").at_row(0));
-        }
-    }
+    let at = fixed_csv_columns(
+        &headers,
+        &CSV_COLUMNS,
+        &CSV_REQUIRED,
+        "a purchase",
+        &mut sink,
+    );
     if sink.total > 0 {
         return Err(sink);
     }
@@ -281,16 +223,6 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
         }
     }
     if sink.total == 0 { Ok(out) } else { Err(sink) }
-}
-
-fn csv_message(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("has {len} fields, the header has {expected_len}"),
-        csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
-        _ => format!("is not valid CSV: {e}"),
-    }
 }
 
 #[cfg(test)]
