@@ -374,7 +374,7 @@ pub(crate) fn csv_message(e: &csv::Error) -> String {
 /// Positions of a fixed set of CSV columns in a header (any order); a
 /// repeated, unknown (`what` says what it is not) or missing required
 /// column goes to `sink` at row 0.
-pub(crate) fn fixed_csv_columns<const N: usize>(
+fn fixed_csv_columns<const N: usize>(
     headers: &csv::StringRecord,
     columns: &[&str; N],
     required: &[&str],
@@ -402,6 +402,87 @@ pub(crate) fn fixed_csv_columns<const N: usize>(
         }
     }
     at
+}
+
+/// CSV with a header naming fixed `columns` in any order: each record's
+/// trimmed cells (by column; `None` when absent or empty) go to `row`, at
+/// most `max_rows`; every error named by row and field.
+pub(crate) fn fixed_csv_rows<const N: usize, P>(
+    body: &[u8],
+    columns: &[&str; N],
+    required: &[&str],
+    what: &str,
+    max_rows: usize,
+    mut row_fn: impl FnMut(&[Option<&str>; N]) -> Result<P, Vec<FieldError>>,
+) -> Result<Vec<P>, ErrorSink> {
+    let mut sink = ErrorSink::default();
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(body);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            sink.push(FieldError::new("header", csv_message(&e)).at_row(0));
+            return Err(sink);
+        }
+    };
+    let at = fixed_csv_columns(&headers, columns, required, what, &mut sink);
+    if sink.total > 0 {
+        return Err(sink);
+    }
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut row = 0usize;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                sink.push(FieldError::new("row", csv_message(&e)).at_row(row + 1));
+                break;
+            }
+        }
+        row += 1;
+        if row > max_rows {
+            sink.push(
+                FieldError::new("body", format!("at most {max_rows} rows per import")).at_row(row),
+            );
+            break;
+        }
+        let cells: [Option<&str>; N] = std::array::from_fn(|k| {
+            at[k]
+                .and_then(|i| record.get(i))
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+        });
+        match row_fn(&cells) {
+            Ok(p) => out.push(p),
+            Err(errs) => sink.extend(row, errs),
+        }
+    }
+    if sink.total == 0 { Ok(out) } else { Err(sink) }
+}
+
+/// A row's cell errors joined with its check's: `checked` unless a cell
+/// failed, the check's errors for fields not already named.
+pub(crate) fn with_cell_errors<P>(
+    mut errs: Vec<FieldError>,
+    checked: Result<P, Vec<FieldError>>,
+) -> Result<P, Vec<FieldError>> {
+    match checked {
+        Ok(p) if errs.is_empty() => Ok(p),
+        Ok(_) => Err(errs),
+        Err(e) => {
+            for f in e {
+                if !errs.iter().any(|x| x.field == f.field) {
+                    errs.push(f);
+                }
+            }
+            Err(errs)
+        }
+    }
 }
 
 /// NDJSON: one `T` per line (blank lines skipped), each checked by

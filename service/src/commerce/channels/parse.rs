@@ -1,7 +1,7 @@
 //! Channel figures as integrations send them: a JSON list, NDJSON or CSV,
 //! every row validated before any is stored, errors naming row and field.
 use super::*;
-use crate::domain::import::{ErrorSink, csv_message, fixed_csv_columns, ndjson_rows};
+use crate::domain::import::{ErrorSink, fixed_csv_rows, ndjson_rows, with_cell_errors};
 use crate::infra::error::FieldError;
 
 pub(crate) fn check_day(input: ChannelDayInput) -> Result<ParsedDay, Vec<FieldError>> {
@@ -54,10 +54,6 @@ pub(crate) fn check_day(input: ChannelDayInput) -> Result<ParsedDay, Vec<FieldEr
     })
 }
 
-fn too_many_rows(row: usize) -> FieldError {
-    FieldError::new("body", format!("at most {MAX_IMPORT_ROWS} rows per import")).at_row(row)
-}
-
 /// NDJSON: one row object per line; blank lines are skipped.
 pub fn parse_ndjson(body: &[u8]) -> Result<Vec<ParsedDay>, ErrorSink> {
     ndjson_rows(body, MAX_IMPORT_ROWS, check_day)
@@ -80,119 +76,67 @@ pub const CSV_COLUMNS: [&str; 10] = [
 /// CSV with a header naming the columns in any order; an empty count cell
 /// is 0.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<ParsedDay>, ErrorSink> {
-    let mut sink = ErrorSink::default();
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(body);
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            sink.push(FieldError::new("header", csv_message(&e)).at_row(0));
-            return Err(sink);
-        }
-    };
-    let at = fixed_csv_columns(
-        &headers,
+    let required = &CSV_COLUMNS[..4];
+    fixed_csv_rows(
+        body,
         &CSV_COLUMNS,
-        &CSV_COLUMNS[..4],
+        required,
         "a channel figure",
-        &mut sink,
-    );
-    if sink.total > 0 {
-        return Err(sink);
-    }
-    let mut out = Vec::new();
-    let mut record = csv::StringRecord::new();
-    let mut row = 0usize;
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                sink.push(FieldError::new("row", csv_message(&e)).at_row(row + 1));
-                break;
-            }
-        }
-        row += 1;
-        if row > MAX_IMPORT_ROWS {
-            sink.push(too_many_rows(row));
-            break;
-        }
-        let cell = |k: usize| {
-            at[k]
-                .and_then(|i| record.get(i))
-                .map(str::trim)
-                .unwrap_or("")
-        };
-        let mut errs = Vec::new();
-        let day = NaiveDate::parse_from_str(cell(0), "%Y-%m-%d")
-            .map_err(|_| errs.push(FieldError::new("day", "expected YYYY-MM-DD")))
-            .ok();
-        let funnel = FunnelType::parse(cell(2))
-            .ok_or_else(|| {
-                errs.push(FieldError::new(
-                    "funnel",
-                    "must be reach, warming or reverse",
-                ))
-            })
-            .ok();
-        let spend = cell(3)
-            .parse::<f64>()
-            .map_err(|_| errs.push(FieldError::new("spend", "is not a number")))
-            .ok();
-        let mut counts = [0i64; 6];
-        for (j, c) in counts.iter_mut().enumerate() {
-            let text = cell(4 + j);
-            if !text.is_empty() {
-                match text.parse::<i64>() {
-                    Ok(v) => *c = v,
-                    Err(_) => errs.push(FieldError::new(CSV_COLUMNS[4 + j], "is not an integer")),
-                }
-            }
-        }
-        // Cells that did not parse are already reported; stand-ins let the
-        // range checks of the others run too.
-        let (day, funnel, spend) = (
-            day.unwrap_or_else(first_day),
-            funnel.unwrap_or(FunnelType::Reach),
-            spend.unwrap_or(0.0),
-        );
-        let [
-            impressions,
-            clicks,
-            contacts,
-            leads,
-            mentions,
-            brand_searches,
-        ] = counts;
-        let input = ChannelDayInput {
-            day,
-            channel: cell(1).to_owned(),
-            funnel,
-            spend,
-            impressions,
-            clicks,
-            contacts,
-            leads,
-            mentions,
-            brand_searches,
-        };
-        match check_day(input) {
-            Ok(p) if errs.is_empty() => out.push(p),
-            Ok(_) => sink.extend(row, errs),
-            Err(e) => {
-                for f in e {
-                    if !errs.iter().any(|x| x.field == f.field) {
-                        errs.push(f);
+        MAX_IMPORT_ROWS,
+        |cells| {
+            let cell = |k: usize| cells[k].unwrap_or("");
+            let mut errs = Vec::new();
+            let day = NaiveDate::parse_from_str(cell(0), "%Y-%m-%d")
+                .map_err(|_| errs.push(FieldError::new("day", "expected YYYY-MM-DD")))
+                .ok();
+            let funnel = FunnelType::parse(cell(2))
+                .ok_or_else(|| {
+                    errs.push(FieldError::new(
+                        "funnel",
+                        "must be reach, warming or reverse",
+                    ))
+                })
+                .ok();
+            let spend = cell(3)
+                .parse::<f64>()
+                .map_err(|_| errs.push(FieldError::new("spend", "is not a number")))
+                .ok();
+            let mut counts = [0i64; 6];
+            for (j, c) in counts.iter_mut().enumerate() {
+                if let Some(text) = cells[4 + j] {
+                    match text.parse::<i64>() {
+                        Ok(v) => *c = v,
+                        Err(_) => {
+                            errs.push(FieldError::new(CSV_COLUMNS[4 + j], "is not an integer"))
+                        }
                     }
                 }
-                sink.extend(row, errs);
             }
-        }
-    }
-    if sink.total == 0 { Ok(out) } else { Err(sink) }
+            // Cells that did not parse are already reported; stand-ins let the
+            // range checks of the others run too.
+            let [
+                impressions,
+                clicks,
+                contacts,
+                leads,
+                mentions,
+                brand_searches,
+            ] = counts;
+            let input = ChannelDayInput {
+                day: day.unwrap_or_else(first_day),
+                channel: cell(1).to_owned(),
+                funnel: funnel.unwrap_or(FunnelType::Reach),
+                spend: spend.unwrap_or(0.0),
+                impressions,
+                clicks,
+                contacts,
+                leads,
+                mentions,
+                brand_searches,
+            };
+            with_cell_errors(errs, check_day(input))
+        },
+    )
 }
 
 #[cfg(test)]

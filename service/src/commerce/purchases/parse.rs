@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::*;
 pub(crate) use crate::domain::import::serde_error;
 use crate::domain::import::{
-    ErrorSink, MAX_EXTERNAL_ID, csv_message, fixed_csv_columns, ndjson_rows,
+    ErrorSink, MAX_EXTERNAL_ID, fixed_csv_rows, ndjson_rows, with_cell_errors,
 };
 use crate::infra::error::{AppError, AppResult, FieldError};
 
@@ -77,10 +77,6 @@ pub(crate) fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec
     })
 }
 
-fn too_many_rows(row: usize) -> FieldError {
-    FieldError::new("body", format!("at most {MAX_IMPORT_ROWS} rows per import")).at_row(row)
-}
-
 /// NDJSON: one purchase object per line; blank lines are skipped.
 pub fn parse_ndjson(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
     ndjson_rows(body, MAX_IMPORT_ROWS, check_purchase)
@@ -113,116 +109,68 @@ const CSV_REQUIRED: [&str; 5] = [
 /// CSV with a header naming the columns of [`PurchaseInput`] in any order
 /// (`external_id` and `channel` optional); an empty optional cell is absent.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
-    let mut sink = ErrorSink::default();
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(body);
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            sink.push(FieldError::new("header", csv_message(&e)).at_row(0));
-            return Err(sink);
-        }
-    };
-    let at = fixed_csv_columns(
-        &headers,
+    fixed_csv_rows(
+        body,
         &CSV_COLUMNS,
         &CSV_REQUIRED,
         "a purchase",
-        &mut sink,
-    );
-    if sink.total > 0 {
-        return Err(sink);
-    }
-    let mut out = Vec::new();
-    let mut record = csv::StringRecord::new();
-    let mut row = 0usize;
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                sink.push(FieldError::new("row", csv_message(&e)).at_row(row + 1));
-                break;
-            }
-        }
-        row += 1;
-        if row > MAX_IMPORT_ROWS {
-            sink.push(too_many_rows(row));
-            break;
-        }
-        let cell = |k: usize| {
-            at[k]
-                .and_then(|i| record.get(i))
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-        };
-        let mut errs = Vec::new();
-        let required = |k: usize, errs: &mut Vec<FieldError>| {
-            let c = cell(k);
-            if c.is_none() {
-                errs.push(FieldError::new(CSV_COLUMNS[k], "is required"));
-            }
-            c
-        };
-        let customer_ref = required(1, &mut errs).unwrap_or_default().to_owned();
-        let purchased_at = required(2, &mut errs).and_then(|c| {
-            DateTime::parse_from_rfc3339(c)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    errs.push(FieldError::new(
-                        "purchased_at",
-                        "expected an RFC 3339 time, e.g. 2026-11-02T10:00:00Z",
-                    ))
-                })
-                .ok()
-        });
-        let amount = required(3, &mut errs).and_then(|c| {
-            c.parse::<f64>()
-                .map_err(|_| errs.push(FieldError::new("amount", "is not a number")))
-                .ok()
-        });
-        let mut int = |k: usize| {
-            required(k, &mut errs).and_then(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| errs.push(FieldError::new(CSV_COLUMNS[k], "is not an integer")))
-                    .ok()
-            })
-        };
-        let items = int(4);
-        let party_size = int(5);
-        let (Some(purchased_at), Some(amount), Some(items), Some(party_size)) =
-            (purchased_at, amount, items, party_size)
-        else {
-            sink.extend(row, errs);
-            continue;
-        };
-        let input = PurchaseInput {
-            external_id: cell(0).map(str::to_owned),
-            customer_ref,
-            purchased_at,
-            amount,
-            items,
-            party_size,
-            channel: cell(6).map(str::to_owned),
-        };
-        match check_purchase(input) {
-            Ok(p) if errs.is_empty() => out.push(p),
-            Ok(_) => sink.extend(row, errs),
-            Err(e) => {
-                // a blank required cell is already reported as such
-                for f in e {
-                    if !errs.iter().any(|x| x.field == f.field) {
-                        errs.push(f);
-                    }
+        MAX_IMPORT_ROWS,
+        |cells| {
+            let cell = |k: usize| cells[k];
+            let mut errs = Vec::new();
+            let required = |k: usize, errs: &mut Vec<FieldError>| {
+                let c = cell(k);
+                if c.is_none() {
+                    errs.push(FieldError::new(CSV_COLUMNS[k], "is required"));
                 }
-                sink.extend(row, errs);
-            }
-        }
-    }
-    if sink.total == 0 { Ok(out) } else { Err(sink) }
+                c
+            };
+            let customer_ref = required(1, &mut errs).unwrap_or_default().to_owned();
+            let purchased_at = required(2, &mut errs).and_then(|c| {
+                DateTime::parse_from_rfc3339(c)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        errs.push(FieldError::new(
+                            "purchased_at",
+                            "expected an RFC 3339 time, e.g. 2026-11-02T10:00:00Z",
+                        ))
+                    })
+                    .ok()
+            });
+            let amount = required(3, &mut errs).and_then(|c| {
+                c.parse::<f64>()
+                    .map_err(|_| errs.push(FieldError::new("amount", "is not a number")))
+                    .ok()
+            });
+            let mut int = |k: usize| {
+                required(k, &mut errs).and_then(|c| {
+                    c.parse::<i64>()
+                        .map_err(|_| {
+                            errs.push(FieldError::new(CSV_COLUMNS[k], "is not an integer"))
+                        })
+                        .ok()
+                })
+            };
+            let items = int(4);
+            let party_size = int(5);
+            let (Some(purchased_at), Some(amount), Some(items), Some(party_size)) =
+                (purchased_at, amount, items, party_size)
+            else {
+                return Err(errs);
+            };
+            let input = PurchaseInput {
+                external_id: cell(0).map(str::to_owned),
+                customer_ref,
+                purchased_at,
+                amount,
+                items,
+                party_size,
+                channel: cell(6).map(str::to_owned),
+            };
+            // a blank required cell is already reported as such
+            with_cell_errors(errs, check_purchase(input))
+        },
+    )
 }
 
 #[cfg(test)]
