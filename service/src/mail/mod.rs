@@ -2,8 +2,10 @@
 //! newsletter campaigns, and the client digests that compose every area's
 //! figures. The pipeline they all send through is [`crate::infra::email`].
 pub mod campaigns;
+pub mod contacts;
 pub mod digest;
 pub mod lists;
 pub mod previews;
+pub mod qualify;
 pub mod subscriber_import;
 pub mod subscribers;
