@@ -12,6 +12,7 @@ pub mod cjm_stage;
 pub mod client;
 pub mod digest_run;
 pub mod email_delivery;
+pub mod email_event;
 pub mod hypothesis;
 pub mod idempotency_key;
 pub mod invitation;
