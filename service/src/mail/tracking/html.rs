@@ -22,8 +22,8 @@ pub fn rewrite_links(html: &str, mut replace: impl FnMut(&str) -> Option<String>
     while let Some(off) = html[i..].find('<') {
         let lt = i + off;
         let rest = &html[lt..];
-        if rest.starts_with("<!--") {
-            i = rest[4..].find("-->").map_or(b.len(), |e| lt + 4 + e + 3);
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            i = comment.find("-->").map_or(b.len(), |e| lt + 4 + e + 3);
             continue;
         }
         if rest.starts_with("<!") || rest.starts_with("<?") || rest.starts_with("</") {

@@ -160,6 +160,10 @@ pub async fn unique_engagement<C: ConnectionTrait>(
         .collect())
 }
 
+/// What a hit needs of its delivery: agency, client, kind, campaign (the
+/// source of a newsletter copy) and recipient.
+type DeliveryRow = (Uuid, Option<Uuid>, String, Option<Uuid>, String);
+
 impl Services {
     /// Public: the open pixel was fetched. Records an `opened` event when
     /// the token is genuine and its delivery is tracked; returns whether
@@ -209,18 +213,17 @@ impl Services {
         user_agent: Option<&str>,
     ) -> AppResult<bool> {
         // Not the body: a hit reads a few columns of one row.
-        let row: Option<(Uuid, Option<Uuid>, String, Option<Uuid>, String)> =
-            email_delivery::Entity::find_by_id(delivery)
-                .select_only()
-                .column(email_delivery::Column::AgencyId)
-                .column(email_delivery::Column::ClientId)
-                .column(email_delivery::Column::Kind)
-                .column(email_delivery::Column::SourceId)
-                .column(email_delivery::Column::Recipient)
-                .into_tuple()
-                .one(&self.db)
-                .await
-                .context("while reading a tracked delivery")?;
+        let row: Option<DeliveryRow> = email_delivery::Entity::find_by_id(delivery)
+            .select_only()
+            .column(email_delivery::Column::AgencyId)
+            .column(email_delivery::Column::ClientId)
+            .column(email_delivery::Column::Kind)
+            .column(email_delivery::Column::SourceId)
+            .column(email_delivery::Column::Recipient)
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .context("while reading a tracked delivery")?;
         let Some((agency_id, Some(client_id), kind_of_delivery, campaign_id, recipient)) = row
         else {
             return Ok(false);
