@@ -1,4 +1,6 @@
-//! Deliveries, email previews and digests; lists, subscribers, campaigns
-//! and the public subscribe/confirm/unsubscribe pages.
+//! Deliveries, email previews and digests; lists, subscribers, campaigns;
+//! the public subscribe/confirm/unsubscribe pages and the open pixel and
+//! click-through of campaign emails.
 pub mod email;
 pub mod subscribers;
+pub mod tracking;
