@@ -309,6 +309,42 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     assert_gif(&hit(&app, b_pixel).await);
     assert_eq!(hit(&app, a_sale).await.location.as_deref(), Some(SALE));
     assert_eq!(events(&app).await, 5);
+
+    // Erasing A takes A's events with it; B's stay.
+    let subs = app
+        .get(
+            &format!("/api/v1/lists/{}/subscribers", nl.list),
+            &nl.owner.token,
+        )
+        .await;
+    let a_id = subs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["email"] == "r0000@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/subscribers/{a_id}"),
+            Some(&nl.owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(events(&app).await, 1);
+    let last = service::mail::tracking::last_events(&app.services.db, agency, client)
+        .await
+        .unwrap();
+    assert_eq!(last.keys().collect::<Vec<_>>(), ["r0001@example.com"]);
+    let s = nl.stats(&app).await;
+    assert_eq!(
+        (&s["unique_opens"], &s["unique_clicks"]),
+        (&json!(1), &json!(0))
+    );
 }
 
 async fn clients_that_do_not_track_get_the_links_as_written(mode: Mode) {

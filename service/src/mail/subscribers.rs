@@ -406,7 +406,10 @@ impl Services {
         ctx.require(Perm::Admin)?;
         let txn = crate::infra::db::begin_write(&self.db).await?;
         email_delivery::Entity::update_many()
-            .col_expr(email_delivery::Column::Recipient, Expr::value("erased"))
+            .col_expr(
+                email_delivery::Column::Recipient,
+                Expr::value(crate::mail::tracking::ERASED),
+            )
             .col_expr(
                 email_delivery::Column::Body,
                 Expr::value(serde_json::json!({"html": "", "text": ""})),
@@ -423,6 +426,7 @@ impl Services {
             .filter(email_delivery::Column::Recipient.eq(s.email.clone()))
             .exec(&txn)
             .await?;
+        crate::mail::tracking::erase_events(&txn, ctx.agency_id, s.client_id, &s.email).await?;
         subscriber::Entity::delete_many()
             .filter(subscriber::Column::AgencyId.eq(ctx.agency_id))
             .filter(subscriber::Column::Id.eq(id))

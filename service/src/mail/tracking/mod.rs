@@ -119,6 +119,28 @@ pub async fn last_events<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Erasure of a recipient (GDPR): the opens and clicks of `email` in
+/// `client_id`'s emails go, in the caller's transaction. Its deliveries are
+/// blanked to [`ERASED`] by the caller, so later hits record nothing.
+pub async fn erase_events<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    email: &str,
+) -> AppResult<u64> {
+    Ok(email_event::Entity::delete_many()
+        .filter(email_event::Column::AgencyId.eq(agency_id))
+        .filter(email_event::Column::ClientId.eq(client_id))
+        .filter(email_event::Column::Email.eq(email.to_lowercase()))
+        .exec(db)
+        .await
+        .context("while erasing a recipient's email events")?
+        .rows_affected)
+}
+
+/// The recipient of an erased subscriber's deliveries.
+pub const ERASED: &str = "erased";
+
 /// Unique engagement of one campaign.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UniqueEngagement {
@@ -204,7 +226,7 @@ impl Services {
     }
 
     /// Stores one event about `delivery` if it is a newsletter copy of a
-    /// client that tracks engagement.
+    /// client that tracks engagement, to a recipient not erased.
     async fn record(
         &self,
         delivery: Uuid,
@@ -228,7 +250,7 @@ impl Services {
         else {
             return Ok(false);
         };
-        if kind_of_delivery != "newsletter" {
+        if kind_of_delivery != "newsletter" || recipient == ERASED {
             return Ok(false);
         }
         let tracks: Option<bool> = client::Entity::find_by_id(client_id)
