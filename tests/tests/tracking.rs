@@ -414,6 +414,34 @@ async fn clients_that_do_not_track_get_the_links_as_written(mode: Mode) {
     );
 }
 
+async fn a_test_send_has_working_links_but_counts_nothing(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let nl = tests::newsletter(&app, 1, HTML).await;
+    let r = app
+        .post(
+            &format!("/api/v1/campaigns/{}/test", nl.campaign),
+            &nl.owner.token,
+            json!({"emails": ["qa@example.com"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let files = tests::wait_for_files(&app.settings.outbox_dir(), 1).await;
+    let m = parse_mail(&files[0]);
+    assert!(m.subject.starts_with("[TEST]"), "{}", m.subject);
+    // What subscribers will get: wrapped links and a pixel…
+    let clicks = tracked_paths(&m.html, 'c');
+    assert_eq!(clicks.len(), 2, "{}", m.html);
+    assert_gif(&hit(&app, &tracked_paths(&m.html, 'o')[0]).await);
+    assert_eq!(hit(&app, &clicks[1]).await.location.as_deref(), Some(BLOG));
+    // …but the tester's hits are nobody's engagement.
+    assert_eq!(events(&app).await, 0);
+    let s = nl.stats(&app).await;
+    assert_eq!(
+        (&s["unique_opens"], &s["unique_clicks"]),
+        (&json!(0), &json!(0))
+    );
+}
+
 async fn stats_rates_are_null_before_anything_is_sent(mode: Mode) {
     let app = spawn_app(mode).await;
     let nl = tests::newsletter(&app, 1, HTML).await;
@@ -433,5 +461,6 @@ async fn stats_rates_are_null_before_anything_is_sent(mode: Mode) {
 both_modes!(
     opens_and_clicks_count_unique_recipients,
     clients_that_do_not_track_get_the_links_as_written,
+    a_test_send_has_working_links_but_counts_nothing,
     stats_rates_are_null_before_anything_is_sent,
 );

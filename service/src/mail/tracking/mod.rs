@@ -39,6 +39,11 @@ use crate::{Services, new_id, now};
 pub const OPENED: &str = "opened";
 pub const CLICKED: &str = "clicked";
 
+/// The delivery kinds whose hits are recorded; a chain's emails join by
+/// rendering through [`track_html`] with the id they are queued under
+/// ([`crate::infra::email::enqueue_with_ids`]) and adding their kind here.
+pub const TRACKED_KINDS: &[&str] = &["newsletter"];
+
 /// A stored user agent is cut to this many characters.
 pub const MAX_USER_AGENT: usize = 512;
 
@@ -250,7 +255,7 @@ impl Services {
         else {
             return Ok(false);
         };
-        if kind_of_delivery != "newsletter" || recipient == ERASED {
+        if !TRACKED_KINDS.contains(&kind_of_delivery.as_str()) || recipient == ERASED {
             return Ok(false);
         }
         let tracks: Option<bool> = client::Entity::find_by_id(client_id)
