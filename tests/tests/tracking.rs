@@ -15,11 +15,14 @@ use uuid::Uuid;
 
 const SALE: &str = "https://shop.example.com/sale?a=1&b=2";
 const BLOG: &str = "https://shop.example.com/blog";
+/// Characters a query string treats specially, which must come back as is.
+const SEARCH: &str = "https://shop.example.com/search?q=a+b%20c&x=%C3%BC#top";
 
-/// Two web links (one with an escaped `&`, one single-quoted), a `mailto:`
-/// and an anchor.
+/// Three web links (one with an escaped `&`, one single-quoted, one bare
+/// with `+`, `%20` and a fragment), a `mailto:` and an anchor.
 const HTML: &str = "<p>Hi {{ subscriber.name }}! <a href=\"https://shop.example.com/sale?a=1&amp;b=2\">Sale</a> \
      <a class='x' href='https://shop.example.com/blog'>Blog</a> \
+     <a href=https://shop.example.com/search?q=a+b%20c&amp;x=%C3%BC#top>Search</a> \
      <a href=\"mailto:info@shop.example.com\">Write</a> <a href=\"#top\">Top</a></p>";
 
 /// What a browser does with an attribute value.
@@ -136,7 +139,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         assert_eq!(tracked_paths(&m.html, 'o').len(), 1, "{html}");
         let clicks = tracked_paths(&m.html, 'c');
         let targets: Vec<String> = clicks.iter().map(|p| query_of(p)["u"].clone()).collect();
-        assert_eq!(targets, [SALE, BLOG], "{html}");
+        assert_eq!(targets, [SALE, BLOG, SEARCH], "{html}");
         assert!(!html.contains("href=\"https://shop.example.com"), "{html}");
         assert!(html.contains("<a href=\"mailto:info@shop.example.com\">Write</a>"));
         assert!(html.contains("<a href=\"#top\">Top</a>"));
@@ -177,6 +180,11 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         assert_eq!(h.location.as_deref(), Some(SALE));
         assert!(h.cache_control.contains("no-store"));
     }
+    let h = hit(&app, &tracked_paths(&a.html, 'c')[2]).await;
+    assert_eq!(
+        (h.status, h.location.as_deref()),
+        (StatusCode::FOUND, Some(SEARCH))
+    );
     let s = nl.stats(&app).await;
     assert_eq!(s["sent"], 2);
     assert_eq!(
@@ -187,8 +195,8 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         (&s["open_rate"], &s["click_rate"]),
         (&json!(1.0), &json!(0.5))
     );
-    // Every hit is in the log: three opens, two clicks.
-    assert_eq!(events(&app).await, 5);
+    // Every hit is in the log: three opens, three clicks.
+    assert_eq!(events(&app).await, 6);
 
     // Links the email did not hold lead nowhere.
     let token_of = |p: &str| {
@@ -257,7 +265,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     ] {
         assert_gif(&hit(&app, &p).await);
     }
-    assert_eq!(events(&app).await, 5);
+    assert_eq!(events(&app).await, 6);
 
     // The GraphQL twin agrees.
     let r = app
@@ -308,7 +316,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     );
     assert_gif(&hit(&app, b_pixel).await);
     assert_eq!(hit(&app, a_sale).await.location.as_deref(), Some(SALE));
-    assert_eq!(events(&app).await, 5);
+    assert_eq!(events(&app).await, 6);
 
     // Erasing A takes A's events with it; B's stay.
     let subs = app
@@ -430,7 +438,7 @@ async fn a_test_send_has_working_links_but_counts_nothing(mode: Mode) {
     assert!(m.subject.starts_with("[TEST]"), "{}", m.subject);
     // What subscribers will get: wrapped links and a pixel…
     let clicks = tracked_paths(&m.html, 'c');
-    assert_eq!(clicks.len(), 2, "{}", m.html);
+    assert_eq!(clicks.len(), 3, "{}", m.html);
     assert_gif(&hit(&app, &tracked_paths(&m.html, 'o')[0]).await);
     assert_eq!(hit(&app, &clicks[1]).await.location.as_deref(), Some(BLOG));
     // …but the tester's hits are nobody's engagement.
