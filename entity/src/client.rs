@@ -20,6 +20,8 @@ pub struct Model {
     pub next_digest_at: Option<DateTimeUtc>,
     pub touchpoint_library_id: Option<Uuid>,
     pub min_segment_n: i32,
+    /// Open pixel and click tracking in its campaign emails (default on).
+    pub track_engagement: bool,
     pub archived_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -13,6 +13,7 @@ pub mod client;
 pub mod contact;
 pub mod digest_run;
 pub mod email_delivery;
+pub mod email_event;
 pub mod hypothesis;
 pub mod idempotency_key;
 pub mod invitation;

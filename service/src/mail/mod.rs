@@ -1,6 +1,7 @@
 //! Email to people outside the agency: lists, subscribers and consent,
 //! newsletter campaigns, and the client digests that compose every area's
-//! figures. The pipeline they all send through is [`crate::infra::email`].
+//! figures, and the engagement (opens, clicks) of campaign emails. The
+//! pipeline they all send through is [`crate::infra::email`].
 pub mod campaigns;
 pub mod contacts;
 pub mod digest;
@@ -9,3 +10,4 @@ pub mod previews;
 pub mod qualify;
 pub mod subscriber_import;
 pub mod subscribers;
+pub mod tracking;

@@ -35,6 +35,8 @@ pub struct ClientView {
     pub touchpoint_library_id: Option<Uuid>,
     /// Minimum segment size before a hypothesis can be judged.
     pub min_segment_n: i32,
+    /// Open pixel and click tracking in its campaign emails.
+    pub track_engagement: bool,
     pub archived_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -54,6 +56,7 @@ impl From<client::Model> for ClientView {
             digest_schedule: m.digest_schedule,
             touchpoint_library_id: m.touchpoint_library_id,
             min_segment_n: m.min_segment_n,
+            track_engagement: m.track_engagement,
             archived_at: m.archived_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -81,6 +84,9 @@ pub struct CreateClient {
     pub touchpoint_library_id: Option<Uuid>,
     #[serde(default)]
     pub min_segment_n: Option<i32>,
+    /// Open pixel and click tracking in its campaign emails (default on).
+    #[serde(default)]
+    pub track_engagement: Option<bool>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -106,6 +112,9 @@ pub struct UpdateClient {
     pub touchpoint_library_id: Option<Uuid>,
     #[serde(default)]
     pub min_segment_n: Option<i32>,
+    /// Open pixel and click tracking in its campaign emails (default on).
+    #[serde(default)]
+    pub track_engagement: Option<bool>,
 }
 
 fn check_name(field: &str, v: &str, errs: &mut Vec<FieldError>) {
@@ -224,6 +233,7 @@ impl Services {
             digest_schedule: input.digest_schedule.clone(),
             touchpoint_library_id: input.touchpoint_library_id,
             min_segment_n: input.min_segment_n,
+            track_engagement: input.track_engagement,
         };
         check_fields(&as_update, &mut errs);
         if !errs.is_empty() {
@@ -251,6 +261,7 @@ impl Services {
             next_digest_at: Set(next_digest_at),
             touchpoint_library_id: Set(input.touchpoint_library_id),
             min_segment_n: Set(input.min_segment_n.unwrap_or(30)),
+            track_engagement: Set(input.track_engagement.unwrap_or(true)),
             archived_at: Set(None),
             created_at: Set(t),
             updated_at: Set(t),
@@ -376,6 +387,9 @@ impl Services {
         }
         if let Some(v) = u.min_segment_n {
             m.min_segment_n = Set(v);
+        }
+        if let Some(v) = u.track_engagement {
+            m.track_engagement = Set(v);
         }
         m.updated_at = Set(now());
         let m = m.update(&self.db).await?;

@@ -1,7 +1,10 @@
 //! Signed links that work without login (confirm a subscription,
-//! unsubscribe): `<id>.<mac>`, the MAC an HMAC-SHA256 over purpose and id
-//! with a key derived from the JWT secret, so they cannot be forged or moved
-//! from one purpose to another.
+//! unsubscribe, the open pixel and click-through of a delivery):
+//! `<id>.<mac>`, the MAC an HMAC-SHA256 over purpose and id with a key
+//! derived from the JWT secret, so they cannot be forged or moved from one
+//! purpose to another. A click-through link also carries the original URL
+//! and a MAC over (delivery id, exact URL), so its redirect only goes where
+//! that email's links went: never an open redirect.
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,6 +32,10 @@ pub struct LinkSigner {
 pub enum Purpose {
     Confirm,
     Unsubscribe,
+    /// The open pixel of a delivery (the id is the delivery's).
+    Open,
+    /// A click-through of a delivery (the id is the delivery's).
+    Click,
 }
 
 impl Purpose {
@@ -36,6 +43,8 @@ impl Purpose {
         match self {
             Purpose::Confirm => b"confirm",
             Purpose::Unsubscribe => b"unsubscribe",
+            Purpose::Open => b"open",
+            Purpose::Click => b"click",
         }
     }
 }
@@ -85,16 +94,55 @@ impl LinkSigner {
             .map(|()| id)
     }
 
+    /// The public link of `purpose` for `id`; for [`Purpose::Click`] use
+    /// [`LinkSigner::click_url`], which names the target too.
     pub fn url(&self, purpose: Purpose, id: Uuid) -> String {
-        let path = match purpose {
-            Purpose::Confirm => "confirm",
-            Purpose::Unsubscribe => "unsubscribe",
+        let (base, token) = (&self.public_url, self.token(purpose, id));
+        match purpose {
+            Purpose::Confirm => format!("{base}/api/v1/public/confirm?token={token}"),
+            Purpose::Unsubscribe => format!("{base}/api/v1/public/unsubscribe?token={token}"),
+            Purpose::Open => format!("{base}/api/v1/public/t/o/{token}"),
+            Purpose::Click => format!("{base}/api/v1/public/t/c/{token}"),
+        }
+    }
+
+    /// MAC of the exact `url` a delivery's link pointed to.
+    fn url_mac(&self, delivery: Uuid, url: &str) -> HmacSha256 {
+        let mut mac = keyed(&self.key);
+        mac.update(b"click-url:");
+        mac.update(delivery.as_bytes());
+        mac.update(b":");
+        mac.update(url.as_bytes());
+        mac
+    }
+
+    /// The `s` parameter of a click-through to `url` from `delivery`.
+    pub fn url_signature(&self, delivery: Uuid, url: &str) -> String {
+        let tag = self.url_mac(delivery, url).finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
+    }
+
+    /// Whether `signature` is [`LinkSigner::url_signature`] of exactly this
+    /// delivery and URL (compared in constant time).
+    pub fn verify_url(&self, delivery: Uuid, url: &str, signature: &str) -> bool {
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
         };
-        format!(
-            "{}/api/v1/public/{path}?token={}",
-            self.public_url,
-            self.token(purpose, id)
-        )
+        tag.len() == 16
+            && self
+                .url_mac(delivery, url)
+                .verify_truncated_left(&tag)
+                .is_ok()
+    }
+
+    /// The click-through link of `delivery` that redirects to `url`:
+    /// `/api/v1/public/t/c/{token}?u=<url, percent-encoded>&s=<mac>`.
+    pub fn click_url(&self, delivery: Uuid, url: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("u", url)
+            .append_pair("s", &self.url_signature(delivery, url))
+            .finish();
+        format!("{}?{query}", self.url(Purpose::Click, delivery))
     }
 }
 
@@ -131,6 +179,36 @@ mod tests {
         assert!(
             s.url(Purpose::Confirm, id)
                 .starts_with("http://x/api/v1/public/confirm?token=")
+        );
+        // Delivery tokens: an open token is no click token.
+        let open = s.token(Purpose::Open, id);
+        assert_eq!(s.verify(Purpose::Open, &open), Some(id));
+        assert_eq!(s.verify(Purpose::Click, &open), None);
+        assert_eq!(
+            s.url(Purpose::Open, id),
+            format!("http://x/api/v1/public/t/o/{open}")
+        );
+    }
+
+    #[test]
+    fn click_signatures_bind_the_delivery_and_the_exact_url() {
+        let s = LinkSigner::new(b"a secret of at least thirty-two bytes!!", "http://x");
+        let (d, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let url = "https://shop.example.com/a?b=1&c=2";
+        let sig = s.url_signature(d, url);
+        assert!(s.verify_url(d, url, &sig));
+        assert!(!s.verify_url(other, url, &sig), "another delivery");
+        assert!(!s.verify_url(d, "https://shop.example.com/a?b=1&c=3", &sig));
+        assert!(!s.verify_url(d, "https://evil.example.com/", &sig));
+        assert!(!s.verify_url(d, url, ""));
+        assert!(!s.verify_url(d, url, "!!"));
+        let click = s.click_url(d, url);
+        let token = s.token(Purpose::Click, d);
+        assert_eq!(
+            click,
+            format!(
+                "http://x/api/v1/public/t/c/{token}?u=https%3A%2F%2Fshop.example.com%2Fa%3Fb%3D1%26c%3D2&s={sig}"
+            )
         );
     }
 }

@@ -99,13 +99,22 @@ pub struct NewDelivery {
 /// Writes deliveries in the caller's transaction; a key already there is
 /// left as it was. Returns how many were new.
 pub async fn enqueue<C: ConnectionTrait>(db: &C, items: Vec<NewDelivery>) -> AppResult<u64> {
+    enqueue_with_ids(db, items.into_iter().map(|d| (new_id(), d)).collect()).await
+}
+
+/// [`enqueue`] with the ids the rows get, for a message that names its own
+/// delivery (tracking links): a key already there keeps its row, id and
+/// body, so what was sent and what its links name stay one.
+pub async fn enqueue_with_ids<C: ConnectionTrait>(
+    db: &C,
+    items: Vec<(Uuid, NewDelivery)>,
+) -> AppResult<u64> {
     if items.is_empty() {
         return Ok(0);
     }
     let t = now();
     let mut rows = Vec::with_capacity(items.len());
-    for d in items {
-        let id = new_id();
+    for (id, d) in items {
         let body = StoredBody {
             html: d.rendered.html,
             text: d.rendered.text,

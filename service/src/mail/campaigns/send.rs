@@ -9,10 +9,11 @@ use uuid::Uuid;
 use crate::domain::attributes::Attributes;
 use crate::domain::segment_filter::SegmentFilter;
 use crate::infra::email::links::Purpose;
-use crate::infra::email::{Brand, NewDelivery, enqueue, render::render};
+use crate::infra::email::{Brand, NewDelivery, enqueue_with_ids, render::render};
 use crate::infra::error::{AppError, AppResult};
+use crate::mail::tracking::track_html;
 use crate::platform::clients::find_client;
-use crate::{Services, now};
+use crate::{Services, new_id, now};
 
 use super::*;
 
@@ -38,14 +39,18 @@ impl Services {
     }
 
     /// One subscriber's copy, personalised, with the one-click unsubscribe
-    /// link and headers (RFC 8058).
+    /// link and headers (RFC 8058), and — if its client tracks engagement —
+    /// the open pixel and click-through links of the delivery id it comes
+    /// with (the id its ledger row gets).
     pub(super) fn newsletter_delivery(
         &self,
         c: &campaign::Model,
+        client: &client::Model,
         list: &subscriber_list::Model,
         brand: &Brand,
         s: &subscriber::Model,
-    ) -> AppResult<NewDelivery> {
+    ) -> AppResult<(Uuid, NewDelivery)> {
+        let id = new_id();
         let env = crate::infra::email::render::env();
         let fail =
             |e: minijinja::Error| AppError::Unexpected(anyhow::anyhow!("campaign {}: {e:#}", c.id));
@@ -58,6 +63,12 @@ impl Services {
             .template_from_named_str("campaign.html", &c.html)
             .and_then(|t| t.render(&vars))
             .map_err(fail)?;
+        // The campaign's own body only: the layout's unsubscribe link stays.
+        let body_html = if client.track_engagement {
+            track_html(&self.links, id, &body_html)
+        } else {
+            body_html
+        };
         let body_text = env.render_str(&c.text, &vars).map_err(fail)?;
         let unsubscribe_url = self.links.url(Purpose::Unsubscribe, s.id);
         let rendered = render(
@@ -72,7 +83,7 @@ impl Services {
                 "unsubscribe_url": unsubscribe_url,
             }),
         )?;
-        Ok(NewDelivery {
+        let delivery = NewDelivery {
             agency_id: c.agency_id,
             client_id: Some(c.client_id),
             kind: "newsletter".into(),
@@ -91,7 +102,8 @@ impl Services {
                 ),
             ],
             inline: vec![],
-        })
+        };
+        Ok((id, delivery))
     }
 
     /// Worker: starts campaigns that are due, turning each into deliveries
@@ -142,7 +154,7 @@ impl Services {
     }
 
     async fn fan_out(&self, c: &campaign::Model) -> AppResult<()> {
-        let (list, _, brand) = self.campaign_context(c).await?;
+        let (list, client, brand) = self.campaign_context(c).await?;
         // Read once: the audience is the segment as it was when sending began.
         let segment: Option<SegmentFilter> = match c.segment_id {
             None => None,
@@ -184,9 +196,9 @@ impl Services {
             total += audience.len() as i64;
             let items = audience
                 .into_iter()
-                .map(|s| self.newsletter_delivery(c, &list, &brand, s))
+                .map(|s| self.newsletter_delivery(c, &client, &list, &brand, s))
                 .collect::<AppResult<Vec<_>>>()?;
-            enqueue(&self.db, items).await?;
+            enqueue_with_ids(&self.db, items).await?;
             self.wake_mailer(c.agency_id).await;
             // Still at it: keeps other workers from taking the fan-out over.
             campaign::Entity::update_many()

@@ -103,7 +103,8 @@ pub async fn reactivate<C: ConnectionTrait>(
 }
 
 /// Blanks the address and bodies of the emails sent to an address of a
-/// client (counts stay) and cancels those not sent yet: part of erasure.
+/// client (counts stay), cancels those not sent yet and deletes its opens
+/// and clicks: part of erasure.
 pub async fn erase_address<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
@@ -114,7 +115,10 @@ pub async fn erase_address<C: ConnectionTrait>(
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     email_delivery::Entity::update_many()
-        .col_expr(email_delivery::Column::Recipient, Expr::value("erased"))
+        .col_expr(
+            email_delivery::Column::Recipient,
+            Expr::value(crate::mail::tracking::ERASED),
+        )
         .col_expr(
             email_delivery::Column::Body,
             Expr::value(serde_json::json!({"html": "", "text": ""})),
@@ -131,6 +135,7 @@ pub async fn erase_address<C: ConnectionTrait>(
         .filter(email_delivery::Column::Recipient.eq(email))
         .exec(db)
         .await?;
+    crate::mail::tracking::erase_events(db, agency_id, client_id, email).await?;
     Ok(())
 }
 
