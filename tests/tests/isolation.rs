@@ -205,7 +205,26 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.wait_for_job(&b.token, "client_contacts", &p.client, 4)
         .await;
+    // A paused chain (so nothing of B's moves while A tries).
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{}/chains", p.client),
+            &b.token,
+            chain_body(&segment),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/chains/{chain}/pause"),
+            &b.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.wait_for_job(&b.token, "client_contacts", &p.client, 5)
+        .await;
     let mut ids = HashMap::new();
+    ids.insert("chain", chain);
     ids.insert("contact", contact);
     ids.insert("list", list);
     ids.insert("subscriber", subscriber);
@@ -282,6 +301,10 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/scoring", id("client")),
         format!("/api/v1/clients/{}/scoring/model", id("client")),
         format!("/api/v1/segments/{}/contact-count", id("segment")),
+        format!("/api/v1/clients/{}/chains", id("client")),
+        format!("/api/v1/chains/{}", id("chain")),
+        format!("/api/v1/chains/{}/stats", id("chain")),
+        format!("/api/v1/chains/{}/enrolments", id("chain")),
     ] {
         let r = app.get(&path, &b.token).await;
         assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
@@ -335,6 +358,8 @@ fn fill(path: &str, w: &BWorld) -> String {
         "campaign"
     } else if p.starts_with("/api/v1/contacts/") {
         "contact"
+    } else if p.starts_with("/api/v1/chains/") {
+        "chain"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -434,8 +459,17 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         )),
         ("post", "/api/v1/contacts/{id}/outcome") => json(json!({"converted": true})),
         ("put", "/api/v1/clients/{id}/scoring") => json(json!({"rules": []})),
+        ("post", "/api/v1/clients/{id}/chains") | ("put", "/api/v1/chains/{id}") => {
+            json(chain_body(&w.ids["segment"]))
+        }
         _ => None,
     }
+}
+
+fn chain_body(segment: &str) -> Value {
+    json!({"name": "Warm-up", "kind": "segment", "segment_id": segment, "steps": [
+        {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": 600}
+    ]})
 }
 
 fn scoring_body() -> Value {
@@ -999,6 +1033,38 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "mutation($id: ID!) { putScoring(clientId: $id, rules: []) { lambda } }",
             json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { chains(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { chain(id: $id) { id } }",
+            json!({"id": id("chain")}),
+        ),
+        (
+            "query($id: ID!) { chainStats(id: $id) { enrolled } }",
+            json!({"id": id("chain")}),
+        ),
+        (
+            "query($id: ID!) { chainEnrolments(id: $id) { items { id } } }",
+            json!({"id": id("chain")}),
+        ),
+        (
+            "mutation($id: ID!, $s: UUID!) { createChain(clientId: $id, input: {name: \"x\", kind: SEGMENT, segmentId: $s, steps: [{subject: \"x\", html: \"x\", text: \"x\", delayMinutes: 600}]}) { id } }",
+            json!({"id": id("client"), "s": id("segment")}),
+        ),
+        (
+            "mutation($id: ID!, $s: UUID!) { updateChain(id: $id, input: {name: \"x\", kind: SEGMENT, segmentId: $s, steps: [{subject: \"x\", html: \"x\", text: \"x\", delayMinutes: 600}]}) { id } }",
+            json!({"id": id("chain"), "s": id("segment")}),
+        ),
+        (
+            "mutation($id: ID!) { pauseChain(id: $id) { id } }",
+            json!({"id": id("chain")}),
+        ),
+        (
+            "mutation($id: ID!) { resumeChain(id: $id) { id } }",
+            json!({"id": id("chain")}),
         ),
     ];
     for (query, vars) in &cases {

@@ -18,6 +18,7 @@ pub struct Query(
     commerce::CommerceQuery,
     mail::MailQuery,
     mail::ContactsQuery,
+    mail::ChainsQuery,
 );
 
 // Every mutation, one object per area (no doc comment: it would change the schema).
@@ -28,6 +29,7 @@ pub struct Mutation(
     commerce::CommerceMutation,
     mail::MailMutation,
     mail::ContactsMutation,
+    mail::ChainsMutation,
 );
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -173,6 +175,8 @@ gql_page!(
     UxAlertPage => service::ux::UxAlertView,
     DeliveryPage => service::email::DeliveryView,
     ContactPage => service::contacts::ContactView,
+    ChainPage => service::chains::ChainView,
+    EnrolmentPage => service::chains::EnrolmentView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

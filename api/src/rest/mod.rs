@@ -70,6 +70,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     mail::email::configure(cfg);
     mail::subscribers::configure(cfg);
     mail::contacts::configure(cfg);
+    mail::chains::configure(cfg);
     mail::tracking::configure(cfg);
     commerce::cash::configure(cfg);
     commerce::purchases::configure(cfg);

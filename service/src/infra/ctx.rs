@@ -99,6 +99,18 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The worker acting for an agency on its own data (reads of results
+    /// that are also served to users, e.g. the JTBD map for chain timing).
+    /// Never built from a request.
+    pub fn worker(agency_id: Uuid) -> Self {
+        RequestCtx {
+            agency_id,
+            principal: Principal::User(Uuid::nil()),
+            role: Some(Role::Owner),
+            scopes: Vec::new(),
+        }
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         match self.principal {
             Principal::User(id) => Some(id),

@@ -3,6 +3,7 @@
 //! figures, and the engagement (opens, clicks) of campaign emails. The
 //! pipeline they all send through is [`crate::infra::email`].
 pub mod campaigns;
+pub mod chains;
 pub mod contacts;
 pub mod digest;
 pub mod lists;

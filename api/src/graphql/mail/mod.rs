@@ -13,9 +13,11 @@ use service::subscribers::{CampaignStats, CampaignView, ListView, SubscriberView
 
 use crate::graphql::gql_error;
 
+mod chains;
 mod contacts;
 mod mutation;
 mod query;
+pub use chains::{ChainsMutation, ChainsQuery};
 pub use contacts::{ContactsMutation, ContactsQuery};
 pub use mutation::MailMutation;
 pub use query::MailQuery;

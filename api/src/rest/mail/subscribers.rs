@@ -321,11 +321,13 @@ async fn confirm(state: State, q: web::Query<TokenQuery>) -> ApiResult<HttpRespo
 #[utoipa::path(tag = "public", params(TokenQuery), responses((status = 200, content_type = "text/html", body = String), Errors))]
 #[get("/public/unsubscribe")]
 async fn unsubscribe_page(state: State, q: web::Query<TokenQuery>) -> ApiResult<HttpResponse> {
-    if state
-        .services
-        .links
-        .verify(service::email::links::Purpose::Unsubscribe, &q.token)
-        .is_none()
+    let links = &state.services.links;
+    if [
+        service::email::links::Purpose::Unsubscribe,
+        service::email::links::Purpose::ContactUnsubscribe,
+    ]
+    .into_iter()
+    .all(|p| links.verify(p, &q.token).is_none())
     {
         return Err(service::AppError::field("token", "is not a valid unsubscribe link").into());
     }
@@ -349,11 +351,19 @@ async fn unsubscribe_page(state: State, q: web::Query<TokenQuery>) -> ApiResult<
 #[utoipa::path(tag = "public", params(TokenQuery), responses((status = 200, content_type = "text/html", body = String), Errors))]
 #[post("/public/unsubscribe")]
 async fn unsubscribe(state: State, q: web::Query<TokenQuery>) -> ApiResult<HttpResponse> {
-    let s = state.services.unsubscribe(&q.token).await?;
-    Ok(page(
-        "Unsubscribed",
-        &format!("{} will get no more emails from this list.", s.email),
-    ))
+    let services = &state.services;
+    let contact = services
+        .links
+        .verify(service::email::links::Purpose::ContactUnsubscribe, &q.token)
+        .is_some();
+    let text = if contact {
+        let email = services.unsubscribe_contact(&q.token).await?;
+        format!("{email} will get no more emails from this sender.")
+    } else {
+        let s = services.unsubscribe(&q.token).await?;
+        format!("{} will get no more emails from this list.", s.email)
+    };
+    Ok(page("Unsubscribed", &text))
 }
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -384,3 +384,43 @@ impl Services {
     }
 }
 crate::has_id!(CustomerPurchaseView);
+
+impl Services {
+    /// Worker: each purchase's JTBD label (the client's current rules, at
+    /// its local time) and the median days between consecutive purchases
+    /// of each label as of today (§6, the timing of reverse chains).
+    pub async fn purchase_timing(
+        &self,
+        agency_id: Uuid,
+        client_id: Uuid,
+        purchases: &[purchase::Model],
+    ) -> AppResult<(Vec<String>, BTreeMap<String, f64>)> {
+        let ctx = RequestCtx::worker(agency_id);
+        let c = find_client(&self.db, agency_id, client_id).await?;
+        let tz = client_tz(&c);
+        let view = self
+            .jtbd_results(&ctx, client_id, JtbdParams::default())
+            .await?;
+        let medians = view
+            .jtbds
+            .into_iter()
+            .filter_map(|j| Some((j.label, j.median_interval_days?)))
+            .collect();
+        let rules = compiled_rules(load_rules(&self.db, agency_id, client_id).await?.as_ref())?;
+        let labels = purchases
+            .iter()
+            .map(|m| {
+                let p = Purchase {
+                    customer_ref: String::new(),
+                    at: m.purchased_at.with_timezone(&tz).naive_local(),
+                    amount: m.amount,
+                    items: u32::try_from(m.items).unwrap_or(0),
+                    party_size: u32::try_from(m.party_size).unwrap_or(0),
+                    channel: m.channel.clone().unwrap_or_default(),
+                };
+                rules.label_of(&p).to_owned()
+            })
+            .collect();
+        Ok((labels, medians))
+    }
+}

@@ -36,6 +36,9 @@ pub enum Purpose {
     Open,
     /// A click-through of a delivery (the id is the delivery's).
     Click,
+    /// A contact leaving all of its client's marketing email (chain
+    /// emails; the id is the contact's).
+    ContactUnsubscribe,
 }
 
 impl Purpose {
@@ -45,6 +48,7 @@ impl Purpose {
             Purpose::Unsubscribe => b"unsubscribe",
             Purpose::Open => b"open",
             Purpose::Click => b"click",
+            Purpose::ContactUnsubscribe => b"contact-unsubscribe",
         }
     }
 }
@@ -100,7 +104,9 @@ impl LinkSigner {
         let (base, token) = (&self.public_url, self.token(purpose, id));
         match purpose {
             Purpose::Confirm => format!("{base}/api/v1/public/confirm?token={token}"),
-            Purpose::Unsubscribe => format!("{base}/api/v1/public/unsubscribe?token={token}"),
+            Purpose::Unsubscribe | Purpose::ContactUnsubscribe => {
+                format!("{base}/api/v1/public/unsubscribe?token={token}")
+            }
             Purpose::Open => format!("{base}/api/v1/public/t/o/{token}"),
             Purpose::Click => format!("{base}/api/v1/public/t/c/{token}"),
         }

@@ -22,6 +22,7 @@ impl Services {
     /// is sent, until none is due. Returns how many were sent.
     pub async fn deliver_due(&self, worker_id: &str) -> AppResult<usize> {
         self.start_due_campaigns().await?;
+        self.chain_tick(now()).await?;
         self.send_due_deliveries(worker_id).await
     }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::infra::error::AppResult;
 
 /// `$n` placeholders as the backend writes them (SQLite: `?n`).
-fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+pub(crate) fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
     let backend = db.get_database_backend();
     let sql = if backend == DbBackend::Sqlite {
         sql.replace('$', "?")
@@ -169,5 +169,71 @@ impl crate::Services {
             self.wake_contacts(agency_id, client_id).await;
         }
         Ok(())
+    }
+}
+
+impl crate::Services {
+    /// Public: the unsubscribe link of a chain email. The contact and all
+    /// its subscriptions to the client's lists are unsubscribed, its queued
+    /// emails cancelled, and its enrolments end. Idempotent; returns the
+    /// address.
+    pub async fn unsubscribe_contact(&self, token: &str) -> AppResult<String> {
+        use entity::{contact, email_delivery, subscriber};
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let id = self
+            .links
+            .verify(
+                crate::infra::email::links::Purpose::ContactUnsubscribe,
+                token,
+            )
+            .ok_or_else(|| {
+                crate::infra::error::AppError::field("token", "is not a valid unsubscribe link")
+            })?;
+        let c = contact::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(crate::infra::error::AppError::NotFound)?;
+        let t = crate::now();
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        contact::Entity::update_many()
+            .col_expr(contact::Column::Status, Expr::value("unsubscribed"))
+            .col_expr(contact::Column::UpdatedAt, Expr::value(t))
+            .filter(contact::Column::AgencyId.eq(c.agency_id))
+            .filter(contact::Column::Id.eq(id))
+            .filter(contact::Column::Status.eq("active"))
+            .exec(&txn)
+            .await?;
+        subscriber::Entity::update_many()
+            .col_expr(subscriber::Column::Status, Expr::value("unsubscribed"))
+            .col_expr(subscriber::Column::UnsubscribedAt, Expr::value(t))
+            .col_expr(subscriber::Column::UpdatedAt, Expr::value(t))
+            .filter(subscriber::Column::AgencyId.eq(c.agency_id))
+            .filter(subscriber::Column::ClientId.eq(c.client_id))
+            .filter(subscriber::Column::Email.eq(c.email.clone()))
+            .filter(subscriber::Column::Status.is_in(["active", "pending"]))
+            .exec(&txn)
+            .await?;
+        email_delivery::Entity::update_many()
+            .col_expr(email_delivery::Column::Status, Expr::value("cancelled"))
+            .filter(email_delivery::Column::AgencyId.eq(c.agency_id))
+            .filter(email_delivery::Column::ClientId.eq(c.client_id))
+            .filter(email_delivery::Column::Recipient.eq(c.email.clone()))
+            .filter(email_delivery::Column::Kind.is_in(["newsletter", "chain"]))
+            .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
+            .exec(&txn)
+            .await?;
+        let wake = crate::infra::ledger::bump_target(
+            &txn,
+            c.agency_id,
+            crate::infra::ledger::KIND_CONTACTS,
+            c.client_id,
+        )
+        .await?;
+        txn.commit().await?;
+        if wake {
+            self.wake_contacts(c.agency_id, c.client_id).await;
+        }
+        Ok(c.email)
     }
 }

@@ -100,6 +100,8 @@ impl Services {
         });
         let n = changed.len();
         self.write_scores(agency_id, changed, t).await?;
+        // Segment membership may have changed: enrol and exit.
+        self.enrol_contacts(agency_id, client_id, t).await?;
         tracing::info!(%agency_id, %client_id, version, rescored = n, "contacts rescored");
         Ok(version)
     }
@@ -261,10 +263,16 @@ impl Services {
     /// The latest open and click of every address of the client.
     async fn event_times(
         &self,
-        _agency_id: Uuid,
-        _client_id: Uuid,
+        agency_id: Uuid,
+        client_id: Uuid,
     ) -> AppResult<HashMap<String, [Option<DateTime<Utc>>; 2]>> {
-        Ok(HashMap::new())
+        Ok(
+            crate::mail::tracking::last_events(&self.db, agency_id, client_id)
+                .await?
+                .into_iter()
+                .map(|(email, e)| (email, [e.opened, e.clicked]))
+                .collect(),
+        )
     }
 
     /// Writes new scores in set statements of 500 rows.

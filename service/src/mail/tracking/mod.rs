@@ -42,7 +42,7 @@ pub const CLICKED: &str = "clicked";
 /// The delivery kinds whose hits are recorded; a chain's emails join by
 /// rendering through [`track_html`] with the id they are queued under
 /// ([`crate::infra::email::enqueue_with_ids`]) and adding their kind here.
-pub const TRACKED_KINDS: &[&str] = &["newsletter"];
+pub const TRACKED_KINDS: &[&str] = &["newsletter", "chain"];
 
 /// A stored user agent is cut to this many characters.
 pub const MAX_USER_AGENT: usize = 512;

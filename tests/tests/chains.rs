@@ -1,0 +1,525 @@
+//! Nurture chains end to end on a real local SMTP server, with the chain
+//! tick driven at chosen instants (the controllable clock): a visitor
+//! subscribes and confirms, is scored hot, is enrolled once, gets step 1
+//! and step 2 at the right local times (Moscow, window 09:00–20:00), opens
+//! and clicks (tracked), converts and gets nothing more; a later purchase
+//! of the linked customer enrols it in a reverse chain timed by the JTBD
+//! map's median inter-purchase interval minus the lead time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tests::{Mode, SmtpSink, TestApp, both_modes, parse_mail, spawn_with};
+
+/// The Moscow (UTC+3, no DST) 09:00–20:00 window, by hand.
+fn moscow_window(t: DateTime<Utc>) -> DateTime<Utc> {
+    let local = t + chrono::Duration::hours(3);
+    let m = local.hour() * 60 + local.minute();
+    if (540..1200).contains(&m) {
+        return t;
+    }
+    let day = if m < 540 {
+        local.date_naive()
+    } else {
+        local.date_naive().succ_opt().unwrap()
+    };
+    day.and_hms_opt(9, 0, 0).unwrap().and_utc() - chrono::Duration::hours(3)
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("{v} is no time")))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn enrolments_until(
+    app: &TestApp,
+    token: &str,
+    chain: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = app
+            .get(&format!("/api/v1/chains/{chain}/enrolments"), token)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let items = r.body["items"].as_array().unwrap().clone();
+        if done(&items) {
+            return items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "enrolments never got there: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn paths(html: &str, kind: char) -> Vec<String> {
+    let html = html
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&amp;", "&");
+    let needle = format!("/api/v1/public/t/{kind}/");
+    html.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &html[i..];
+            let end = rest.find(['"', '\'', '<', '>', ' ']).unwrap_or(rest.len());
+            rest[..end].to_owned()
+        })
+        .collect()
+}
+
+async fn chain_deliveries(app: &TestApp, token: &str) -> usize {
+    let r = app.get("/api/v1/deliveries?limit=200", token).await;
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "chain")
+        .count()
+}
+
+async fn a_hot_visitor_goes_through_the_chain_once_and_a_purchase_starts_the_reverse_one(
+    mode: Mode,
+) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Fitness club", "timezone": "Europe/Moscow", "locale": "en"}),
+        )
+        .await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{c}/scoring"),
+            Some(&t.token),
+            Some(json!({"rules": [
+                {"name": "Confirmed", "points": 40, "when": {"kind": "event", "event": "confirmed", "within_days": 30}},
+                {"name": "Moscow", "points": 30, "when": {"kind": "attr_equals", "key": "city", "value": "msk"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hot = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    let step = |subject: &str, delay: i64, condition: Value| {
+        json!({"subject": subject, "delay_minutes": delay, "condition": condition,
+               "html": "<p>Hi {{ contact.email }}! <a href=\"https://shop.example.com/offer\">Offer</a></p>",
+               "text": "Hi! https://shop.example.com/offer"})
+    };
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "Warm-up", "kind": "segment", "segment_id": hot, "steps": [
+                step("Welcome", 60, Value::Null),
+                step("Your offer", 1440, json!("opened")),
+                step("Last call", 1440, Value::Null)
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        (
+            r.body["window_start"].as_str(),
+            r.body["window_end"].as_str()
+        ),
+        (Some("09:00"), Some("20:00"))
+    );
+    let chain = r.body["id"].as_str().unwrap().to_owned();
+
+    // The visitor subscribes and confirms.
+    let list = app
+        .create(
+            &format!("/api/v1/clients/{c}/lists"),
+            &t.token,
+            json!({"name": "News", "consent_text": "I agree"}),
+        )
+        .await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/public/lists/{list}/subscribe"),
+            None,
+            Some(json!({"email": "visitor@example.com", "consent": true, "attributes": {"city": "msk"}})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16() / 100, 2, "{}", r.text);
+    let confirmation = sink.wait_for(1).await;
+    assert!(parse_mail(&confirmation[0]).to == "visitor@example.com");
+    let subs = app
+        .get(&format!("/api/v1/lists/{list}/subscribers"), &t.token)
+        .await;
+    let sub = uuid::Uuid::parse_str(subs.body["items"][0]["id"].as_str().unwrap()).unwrap();
+    let token = app
+        .services
+        .links
+        .token(service::email::links::Purpose::Confirm, sub);
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/public/confirm?token={token}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Scored hot (40 + 30) and enrolled once.
+    let e = enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
+    let contact = e[0]["contact_id"].as_str().unwrap().to_owned();
+    let x = app
+        .get(&format!("/api/v1/contacts/{contact}"), &t.token)
+        .await;
+    assert_eq!(
+        (x.body["score"].as_f64(), x.body["tier"].as_str()),
+        (Some(70.0), Some("hot")),
+        "{}",
+        x.text
+    );
+    let enrolled_at = at(&e[0]["enrolled_at"]);
+    let first_at = at(&e[0]["next_at"]);
+    assert_eq!(
+        first_at,
+        moscow_window(enrolled_at + chrono::Duration::minutes(60))
+    );
+
+    // Nothing before its time; step 1 at it, once.
+    assert_eq!(
+        app.services
+            .chain_tick(first_at - chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.services.chain_tick(first_at).await.unwrap(), 1);
+    assert_eq!(app.services.chain_tick(first_at).await.unwrap(), 0);
+    let mails = sink.wait_for(2).await;
+    let m1 = parse_mail(&mails[1]);
+    assert_eq!(
+        (m1.subject.as_str(), m1.to.as_str()),
+        ("Welcome", "visitor@example.com")
+    );
+    assert!(m1.list_unsubscribe.is_some());
+    // Opened and clicked, through the tracked links.
+    let pixel = paths(&m1.html, 'o');
+    let clicks = paths(&m1.html, 'c');
+    assert_eq!((pixel.len(), clicks.len()), (1, 1), "{}", m1.html);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects.get(app.url(&pixel[0])).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = no_redirects.get(app.url(&clicks[0])).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], "https://shop.example.com/offer");
+
+    // Step 2 a day after step 1 (in the window); its condition (opened) holds.
+    let e = enrolments_until(&app, &t.token, &chain, |e| e[0]["step"] == 1).await;
+    let second_at = at(&e[0]["next_at"]);
+    assert_eq!(
+        second_at,
+        moscow_window(first_at + chrono::Duration::days(1))
+    );
+    assert_eq!(
+        app.services
+            .chain_tick(second_at - chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.services.chain_tick(second_at).await.unwrap(), 1);
+    let mails = sink.wait_for(3).await;
+    assert_eq!(parse_mail(&mails[2]).subject, "Your offer");
+
+    // Converts: step 3 never goes out.
+    let third_at =
+        at(&enrolments_until(&app, &t.token, &chain, |e| e[0]["step"] == 2).await[0]["next_at"]);
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{contact}/outcome"),
+            &t.token,
+            json!({"converted": true, "value": 90}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.services
+        .chain_tick(third_at + chrono::Duration::days(3))
+        .await
+        .unwrap();
+    let e = enrolments_until(&app, &t.token, &chain, |e| e[0]["status"] == "exited").await;
+    assert_eq!(e[0]["exit_reason"], "converted");
+    assert_eq!(
+        chain_deliveries(&app, &t.token).await,
+        2,
+        "nothing after the conversion"
+    );
+    let s = app
+        .get(&format!("/api/v1/chains/{chain}/stats"), &t.token)
+        .await;
+    assert_eq!(s.body["enrolled"], 1, "{}", s.text);
+    assert_eq!(
+        s.body["exited"],
+        json!([{"reason": "converted", "count": 1}])
+    );
+    let st = &s.body["steps"];
+    assert_eq!(
+        (
+            st[0]["sent"].as_u64(),
+            st[0]["opened"].as_u64(),
+            st[0]["clicked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{}",
+        s.text
+    );
+    assert_eq!(
+        (st[1]["sent"].as_u64(), st[1]["converted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(st[2]["sent"], 0);
+    assert_eq!(
+        st[2]["exited"],
+        json!([{"reason": "converted", "count": 1}])
+    );
+
+    // The reverse chain: other customers bought every 10 and 14 days (the
+    // median interval of the JTBD `other` is 12 days); with a lead time of
+    // 2 days, the visitor's purchase is followed up 10 days later.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "Come back", "kind": "reverse", "lead_days": 2, "steps": [step("We miss you", 0, Value::Null)]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let reverse = r.body["id"].as_str().unwrap().to_owned();
+    let base = Utc::now() - chrono::Duration::days(60);
+    for (customer, days) in [("h1", 10), ("h2", 14)] {
+        for d in [0, days] {
+            let r = app
+                .post(
+                    &format!("/api/v1/clients/{c}/purchases"),
+                    &t.token,
+                    json!({"customer_ref": customer, "purchased_at": (base + chrono::Duration::days(d)).to_rfc3339(),
+                           "amount": 50, "items": 1, "party_size": 1}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/contacts"),
+            &t.token,
+            json!({"email": "visitor@example.com", "customer_ref": "visitor-1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Whole seconds, after the chain was created (purchases before it do
+    // not trigger it).
+    let bought = (Utc::now() + chrono::Duration::seconds(2))
+        .with_nanosecond(0)
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/purchases"),
+            &t.token,
+            json!({"customer_ref": "visitor-1", "purchased_at": bought.to_rfc3339(), "amount": 70, "items": 1, "party_size": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let e = enrolments_until(&app, &t.token, &reverse, |e| e.len() == 1).await;
+    let due = at(&e[0]["next_at"]);
+    assert_eq!(due, moscow_window(bought + chrono::Duration::days(10)));
+    assert_eq!(
+        app.services
+            .chain_tick(due - chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.services.chain_tick(due).await.unwrap(), 1);
+    let mails = sink.wait_for(4).await;
+    assert_eq!(parse_mail(&mails[3]).subject, "We miss you");
+    assert_eq!(chain_deliveries(&app, &t.token).await, 3);
+    // Rescored several times since: still enrolled once in the first chain.
+    let e = app
+        .get(&format!("/api/v1/chains/{chain}/enrolments"), &t.token)
+        .await;
+    assert_eq!(e.body["items"].as_array().unwrap().len(), 1, "{}", e.text);
+}
+
+async fn chains_validate_and_pause(mode: Mode) {
+    let app = tests::spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
+        .await;
+    let seg = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    // Due in 10 hours: the worker's own tick (real time) leaves it alone.
+    let ok_step = json!({"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": 600});
+    for (body, field) in [
+        (
+            json!({"name": "x", "kind": "segment", "steps": [ok_step]}),
+            "segment_id",
+        ),
+        (
+            json!({"name": "x", "kind": "reverse", "segment_id": seg, "steps": [ok_step]}),
+            "segment_id",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "steps": []}),
+            "steps",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "window_start": "21:00", "window_end": "08:00", "steps": [ok_step]}),
+            "window_end",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "window_start": "9am", "steps": [ok_step]}),
+            "window_start",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "steps": [{"subject": "Hi", "html": "{% if %}", "text": "x", "delay_minutes": 0}]}),
+            "steps[0].html",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "steps": [{"subject": "Hi", "html": "x", "text": "x", "delay_minutes": -1}]}),
+            "steps[0].delay_minutes",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "steps": [{"subject": "Hi", "html": "x", "text": "x", "delay_minutes": 0, "condition": "opened"}]}),
+            "steps[0].condition",
+        ),
+        (
+            json!({"name": "x", "kind": "reverse", "lead_days": 400, "steps": [ok_step]}),
+            "lead_days",
+        ),
+        (
+            json!({"name": "x", "kind": "sideways", "steps": [ok_step]}),
+            "kind",
+        ),
+        (
+            json!({"name": "x", "kind": "segment", "segment_id": seg, "steps": [ok_step], "colour": 1}),
+            "colour",
+        ),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/clients/{c}/chains"),
+                &t.token,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+        assert!(
+            r.error_fields().iter().any(|f| f == field),
+            "{body}: {}",
+            r.text
+        );
+    }
+    let r = app
+        .get(&format!("/api/v1/clients/{c}/chains"), &t.token)
+        .await;
+    assert_eq!(r.body["items"], json!([]), "nothing stored");
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "Warm-up", "kind": "segment", "segment_id": seg, "window_start": "10:30", "window_end": "18:00", "steps": [ok_step]}),
+        )
+        .await;
+    // A hot contact is enrolled; paused, its due step is not sent.
+    app.call(Method::PUT, &format!("/api/v1/clients/{c}/scoring"), Some(&t.token),
+        Some(json!({"rules": [{"name": "All", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})))
+        .await;
+    app.post(
+        &format!("/api/v1/clients/{c}/contacts"),
+        &t.token,
+        json!({"email": "a@x.io", "attributes": {"vip": "yes"}}),
+    )
+    .await;
+    let e = enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
+    let due = at(&e[0]["next_at"]);
+    let r = app
+        .post(
+            &format!("/api/v1/chains/{chain}/pause"),
+            &t.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "paused", "{}", r.text);
+    assert_eq!(
+        app.services
+            .chain_tick(due + chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($id: ID!) { resumeChain(id: $id) { status } }",
+            json!({"id": chain}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["resumeChain"]["status"], "active",
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        app.services
+            .chain_tick(due + chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        1
+    );
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { chainStats(id: $id) { enrolled completed steps { sent } } }",
+            json!({"id": chain}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["chainStats"],
+        json!({"enrolled": 1, "completed": 1, "steps": [{"sent": 1}]}),
+        "{}",
+        r.text
+    );
+}
+
+both_modes!(
+    a_hot_visitor_goes_through_the_chain_once_and_a_purchase_starts_the_reverse_one,
+    chains_validate_and_pause,
+);
