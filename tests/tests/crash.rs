@@ -192,7 +192,140 @@ async fn a_worker_killed_mid_newsletter_loses_nothing_and_repeats_nothing(mode: 
     );
 }
 
-both_modes!(a_worker_killed_mid_newsletter_loses_nothing_and_repeats_nothing);
+const ENROLLED: usize = 2_000;
+
+/// A chain step to 2,000 enrolled contacts: the worker process is killed
+/// while the step is being queued and sent; a second one finishes it.
+/// Every contact gets the step once (one Message-ID each); raw repeats are
+/// bounded by the messages in flight, as for newsletters.
+async fn a_worker_killed_mid_chain_step_loses_nothing_and_repeats_nothing(mode: Mode) {
+    let started = Instant::now();
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| {
+        s.smtp_url = Some(sink.url());
+        s.run_worker = false;
+    })
+    .await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            serde_json::json!({"name": "Shop", "locale": "en", "timezone": "UTC"}),
+        )
+        .await;
+    let mut csv = String::from("email,name,vip\n");
+    for i in 0..ENROLLED {
+        csv.push_str(&format!("c{i:04}@example.com,Contact {i},yes\n"));
+    }
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/clients/{c}/contacts/import"),
+            Some(&t.token),
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{c}/scoring"),
+            Some(&t.token),
+            Some(serde_json::json!({"rules": [{"name": "VIP", "points": 100,
+                "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hot = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            serde_json::json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    // One step, due at once, any time of day.
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            serde_json::json!({"name": "Welcome", "kind": "segment", "segment_id": hot,
+                "window_start": "00:00", "window_end": "23:59", "steps": [
+                {"subject": "Welcome {{ contact.name }}", "html": "<p>Hello!</p>", "text": "Hello!", "delay_minutes": 0}
+            ]}),
+        )
+        .await;
+
+    // The worker rescores, enrols 2,000, queues and sends: killed midway.
+    let mut first = app.worker_process(GROWTHPOINT, "worker-1");
+    sink.wait_for(200).await;
+    first.assert_running();
+    first.kill();
+    let killed_at = Instant::now();
+    let at_kill = sink.messages().len();
+    assert!(
+        at_kill < ENROLLED,
+        "the worker sent the whole step before it was killed; nothing was tested"
+    );
+    let mut second = app.worker_process(GROWTHPOINT, "worker-2");
+    let db = app.services.db.clone();
+    wait_until("every chain email recorded sent", 120, || {
+        let db = db.clone();
+        second.assert_running();
+        async move {
+            use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+            entity::email_delivery::Entity::find()
+                .filter(entity::email_delivery::Column::Kind.eq("chain"))
+                .filter(entity::email_delivery::Column::Status.eq("sent"))
+                .count(&db)
+                .await
+                .unwrap()
+                == ENROLLED as u64
+        }
+    })
+    .await;
+    let recovered = killed_at.elapsed();
+    let got = Received::of(&sink);
+    got.assert_once_each(ENROLLED);
+    let in_flight = app.settings.smtp_pool_size as usize;
+    assert!(
+        got.raw_duplicates() <= in_flight,
+        "{} raw duplicates: more than the {in_flight} messages in flight at the kill",
+        got.raw_duplicates()
+    );
+    let s = app
+        .get(&format!("/api/v1/chains/{chain}/stats"), &t.token)
+        .await;
+    assert_eq!(
+        (
+            s.body["enrolled"].as_u64(),
+            s.body["completed"].as_u64(),
+            s.body["steps"][0]["sent"].as_u64()
+        ),
+        (
+            Some(ENROLLED as u64),
+            Some(ENROLLED as u64),
+            Some(ENROLLED as u64)
+        ),
+        "{}",
+        s.text
+    );
+    eprintln!(
+        "chain crash test ({mode:?}): killed after {at_kill} received, {} received in all for \
+         {ENROLLED} contacts, raw duplicates: {}; all recorded sent {:.1} s after the kill; \
+         test took {:.1} s",
+        got.raw,
+        got.raw_duplicates(),
+        recovered.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+both_modes!(
+    a_worker_killed_mid_newsletter_loses_nothing_and_repeats_nothing,
+    a_worker_killed_mid_chain_step_loses_nothing_and_repeats_nothing,
+);
 
 /// A private `redis-server` on a free port, without persistence, that the
 /// test can kill and start again empty.
