@@ -197,6 +197,20 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     );
     // Every hit is in the log: three opens, three clicks.
     assert_eq!(events(&app).await, 6);
+    let links = app
+        .get(
+            &format!("/api/v1/campaigns/{}/links", nl.campaign),
+            &nl.owner.token,
+        )
+        .await;
+    assert_eq!(links.status, StatusCode::OK, "{}", links.text);
+    assert_eq!(
+        links.body,
+        json!([
+            {"url": SALE, "clicks": 2, "unique_clicks": 1},
+            {"url": SEARCH, "clicks": 1, "unique_clicks": 1},
+        ])
+    );
 
     // Links the email did not hold lead nowhere.
     let token_of = |p: &str| {
@@ -271,7 +285,8 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     let r = app
         .graphql(
             Some(&nl.owner.token),
-            "query($id: ID!) { campaignStats(id: $id) { uniqueOpens uniqueClicks openRate clickRate } }",
+            "query($id: ID!) { campaignStats(id: $id) { uniqueOpens uniqueClicks openRate clickRate } \
+             campaignLinks(id: $id) { url uniqueClicks } }",
             json!({"id": nl.campaign}),
         )
         .await;
@@ -280,6 +295,10 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         json!({"uniqueOpens": 2, "uniqueClicks": 1, "openRate": 1.0, "clickRate": 0.5}),
         "{}",
         r.text
+    );
+    assert_eq!(
+        r.body["data"]["campaignLinks"],
+        json!([{"url": SALE, "uniqueClicks": 1}, {"url": SEARCH, "uniqueClicks": 1}])
     );
 
     // Scoring can read who did what last.
