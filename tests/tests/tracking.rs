@@ -469,6 +469,22 @@ async fn a_test_send_has_working_links_but_counts_nothing(mode: Mode) {
     );
 }
 
+async fn clients_from_before_tracking_track_by_default(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Old"}))
+        .await;
+    // The schema as it was before tracking, then the migrations again.
+    tests::rerun_migrations_from(&app.services.db, "_000019_create_email_events").await;
+    let r = app
+        .get(&format!("/api/v1/clients/{client}"), &t.token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["track_engagement"], true);
+    assert_eq!(events(&app).await, 0);
+}
+
 async fn stats_rates_are_null_before_anything_is_sent(mode: Mode) {
     let app = spawn_app(mode).await;
     let nl = tests::newsletter(&app, 1, HTML).await;
@@ -489,5 +505,6 @@ both_modes!(
     opens_and_clicks_count_unique_recipients,
     clients_that_do_not_track_get_the_links_as_written,
     a_test_send_has_working_links_but_counts_nothing,
+    clients_from_before_tracking_track_by_default,
     stats_rates_are_null_before_anything_is_sent,
 );
