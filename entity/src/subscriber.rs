@@ -21,6 +21,8 @@ pub struct Model {
     pub confirmed_at: Option<DateTimeUtc>,
     pub unsubscribed_at: Option<DateTimeUtc>,
     pub attributes: Json,
+    /// The client's contact with this e-mail.
+    pub contact_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -20,6 +20,7 @@ mod m20261202_000014_store_answers_as_json;
 mod m20261202_000015_drop_responses_id_index;
 mod m20261205_000016_recount_empty_selections;
 mod m20261206_000017_create_channel_days;
+mod m20261206_000018_create_contacts;
 mod m20261206_000019_create_email_events;
 
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_drop_responses_id_index::Migration),
             Box::new(m20261205_000016_recount_empty_selections::Migration),
             Box::new(m20261206_000017_create_channel_days::Migration),
+            Box::new(m20261206_000018_create_contacts::Migration),
             Box::new(m20261206_000019_create_email_events::Migration),
         ]
     }

@@ -182,7 +182,31 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A contact with rules, rescored by the worker before A tries: the
+    // client's contacts target was bumped by the purchase, the subscriber
+    // import, the contact and the rules.
+    let contact = app
+        .post(
+            &format!("/api/v1/clients/{}/contacts", p.client),
+            &b.token,
+            json!({"email": "lead@b.example.com", "attributes": {"city": "msk"}, "customer_ref": "c9"}),
+        )
+        .await;
+    assert_eq!(contact.status, StatusCode::OK, "{}", contact.text);
+    let contact = contact.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{}/scoring", p.client),
+            Some(&b.token),
+            Some(scoring_body()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.wait_for_job(&b.token, "client_contacts", &p.client, 4)
+        .await;
     let mut ids = HashMap::new();
+    ids.insert("contact", contact);
     ids.insert("list", list);
     ids.insert("subscriber", subscriber);
     ids.insert("campaign", campaign);
@@ -253,6 +277,11 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/campaigns/{}/stats", id("campaign")),
         format!("/api/v1/clients/{}/digest-settings", id("client")),
         "/api/v1/agency".to_owned(),
+        format!("/api/v1/clients/{}/contacts", id("client")),
+        format!("/api/v1/contacts/{}", id("contact")),
+        format!("/api/v1/clients/{}/scoring", id("client")),
+        format!("/api/v1/clients/{}/scoring/model", id("client")),
+        format!("/api/v1/segments/{}/contact-count", id("segment")),
     ] {
         let r = app.get(&path, &b.token).await;
         assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
@@ -304,6 +333,8 @@ fn fill(path: &str, w: &BWorld) -> String {
         "subscriber"
     } else if p.starts_with("/api/v1/campaigns/") {
         "campaign"
+    } else if p.starts_with("/api/v1/contacts/") {
+        "contact"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -391,8 +422,24 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         }
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),
+        ("post", "/api/v1/clients/{id}/contacts") => {
+            json(json!({"email": "lead@b.example.com", "name": "Hacked"}))
+        }
+        ("post", "/api/v1/clients/{id}/contacts/batch") => {
+            json(json!({"contacts": [{"email": "lead@b.example.com", "name": "Hacked"}]}))
+        }
+        ("post", "/api/v1/clients/{id}/contacts/import") => Some((
+            "email,name\nlead@b.example.com,Hacked\n".to_owned(),
+            "text/csv",
+        )),
+        ("post", "/api/v1/contacts/{id}/outcome") => json(json!({"converted": true})),
+        ("put", "/api/v1/clients/{id}/scoring") => json(json!({"rules": []})),
         _ => None,
     }
+}
+
+fn scoring_body() -> Value {
+    json!({"rules": [{"name": "Moscow", "points": 40, "when": {"kind": "attr_equals", "key": "city", "value": "msk"}}]})
 }
 
 fn jtbd_rules_body() -> Value {
@@ -915,6 +962,46 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "mutation($id: ID!) { updateDigestSettings(clientId: $id, input: {schedule: \"off\"}) { schedule } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { contacts(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": id("contact")}),
+        ),
+        (
+            "query($id: ID!) { segmentContactCount(segmentId: $id) }",
+            json!({"id": id("segment")}),
+        ),
+        (
+            "query($id: ID!) { scoring(clientId: $id) { lambda } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { contactModel(clientId: $id) { trained } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { putContact(clientId: $id, input: {email: \"lead@b.example.com\", name: \"H\"}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { putContacts(clientId: $id, contacts: [{email: \"lead@b.example.com\", name: \"H\"}]) { created } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { recordOutcome(id: $id, input: {converted: true}) { id } }",
+            json!({"id": id("contact")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteContact(id: $id) }",
+            json!({"id": id("contact")}),
+        ),
+        (
+            "mutation($id: ID!) { putScoring(clientId: $id, rules: []) { lambda } }",
             json!({"id": id("client")}),
         ),
     ];

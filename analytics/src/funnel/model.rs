@@ -189,6 +189,10 @@ pub struct Model {
 
 /// A feature's share of a contact's logit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct FeatureContribution {
     pub feature: String,
     /// w_k · x_k.

@@ -8,6 +8,7 @@ use super::{AttrValue, FeatureContribution, Model};
 
 /// An email event a rule can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Confirmed,
@@ -33,6 +34,7 @@ impl EventKind {
 
 /// What a point rule matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleCondition {
     /// The attribute's text equals `value` exactly.
@@ -56,6 +58,8 @@ pub enum RuleCondition {
 
 /// A client's point rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ScoreRule {
     pub name: String,
     pub points: f64,
@@ -147,6 +151,10 @@ pub fn tier_of(
 
 /// A rule that matched, with its points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(utoipa::ToSchema, async_graphql::SimpleObject)
+)]
 pub struct RuleHit {
     pub rule: String,
     pub points: f64,
@@ -173,6 +181,7 @@ pub fn rule_score(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, async_graphql::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Cold,
@@ -203,6 +212,8 @@ impl Tier {
 
 /// Per-client tier thresholds; the defaults are §7's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TierThresholds {
     pub hot_probability: f64,
     pub warm_probability: f64,

@@ -17,6 +17,7 @@ pub struct Query(
     research::ResearchQuery,
     commerce::CommerceQuery,
     mail::MailQuery,
+    mail::ContactsQuery,
 );
 
 // Every mutation, one object per area (no doc comment: it would change the schema).
@@ -26,6 +27,7 @@ pub struct Mutation(
     research::ResearchMutation,
     commerce::CommerceMutation,
     mail::MailMutation,
+    mail::ContactsMutation,
 );
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -170,6 +172,7 @@ gql_page!(
     CustomerPurchasePage => service::purchases::CustomerPurchaseView,
     UxAlertPage => service::ux::UxAlertView,
     DeliveryPage => service::email::DeliveryView,
+    ContactPage => service::contacts::ContactView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

@@ -69,6 +69,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     research::ux::configure(cfg);
     mail::email::configure(cfg);
     mail::subscribers::configure(cfg);
+    mail::contacts::configure(cfg);
     mail::tracking::configure(cfg);
     commerce::cash::configure(cfg);
     commerce::purchases::configure(cfg);

@@ -15,6 +15,10 @@ use crate::infra::queue::RecomputeJob;
 use crate::{Services, new_id, now};
 
 pub const KIND_QUESTIONNAIRE: &str = "questionnaire_summary";
+/// A client's contacts: rescored (and the model retrained) by the worker.
+/// Here, below every area, so that any write that changes what a score
+/// looks at (contacts, subscriptions, events, purchases) can mark it.
+pub const KIND_CONTACTS: &str = "client_contacts";
 /// How long one worker holds a target while computing it.
 pub const LEASE_MS: i64 = 120_000;
 /// Failed runs are retried this many times, with exponential backoff.

@@ -27,6 +27,8 @@ fn kind_label(kind: &str, ru: bool) -> &str {
         (crate::commerce::purchases::KIND_PURCHASES, false) => "Purchases and JTBD migration",
         (crate::commerce::cash::KIND_CASH, true) => "Модель Cash Journey",
         (crate::commerce::cash::KIND_CASH, false) => "Cash Journey model",
+        (crate::infra::ledger::KIND_CONTACTS, true) => "Квалификация контактов",
+        (crate::infra::ledger::KIND_CONTACTS, false) => "Contact qualification",
         (crate::infra::email::KIND_WAKE, true) => "Отправка писем",
         (crate::infra::email::KIND_WAKE, false) => "Email delivery",
         (other, _) => other,

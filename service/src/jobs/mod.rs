@@ -399,6 +399,10 @@ impl Services {
             crate::research::ux::KIND_UX => {
                 self.recompute_client_ux(job.agency_id, job.target_id).await
             }
+            crate::infra::ledger::KIND_CONTACTS => {
+                self.recompute_client_contacts(job.agency_id, job.target_id)
+                    .await
+            }
             other => Err(AppError::Unexpected(anyhow::anyhow!(
                 "unknown recompute kind {other}"
             ))),

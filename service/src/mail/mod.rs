@@ -3,9 +3,11 @@
 //! figures, and the engagement (opens, clicks) of campaign emails. The
 //! pipeline they all send through is [`crate::infra::email`].
 pub mod campaigns;
+pub mod contacts;
 pub mod digest;
 pub mod lists;
 pub mod previews;
+pub mod qualify;
 pub mod subscriber_import;
 pub mod subscribers;
 pub mod tracking;

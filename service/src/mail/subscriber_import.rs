@@ -149,6 +149,7 @@ impl Services {
                 confirmed_at: Set(Some(at)),
                 unsubscribed_at: Set(None),
                 attributes: Set(attributes.to_value()),
+                contact_id: Set(None),
                 created_at: Set(t),
                 updated_at: Set(t),
             });
@@ -182,6 +183,8 @@ impl Services {
             };
         }
         txn.commit().await?;
+        self.sync_contacts(ctx.agency_id, list.client_id, None, false)
+            .await?;
         Ok(crate::research::responses::IngestResult {
             received,
             inserted,

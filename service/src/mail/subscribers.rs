@@ -244,6 +244,7 @@ impl Services {
                     confirmed_at: Set(None),
                     unsubscribed_at: Set(None),
                     attributes: Set(attributes.unwrap_or_default().to_value()),
+                    contact_id: Set(None),
                     created_at: Set(t),
                     updated_at: Set(t),
                 })
@@ -271,6 +272,8 @@ impl Services {
                     .ok_or(AppError::NotFound)?
             }
         };
+        self.sync_contacts(list.agency_id, list.client_id, Some(&email), true)
+            .await?;
         let agency = entity::agency::Entity::find_by_id(list.agency_id)
             .one(&self.db)
             .await?
@@ -328,6 +331,8 @@ impl Services {
                 .filter(subscriber::Column::Status.eq("pending"))
                 .exec(&self.db)
                 .await?;
+            self.sync_contacts(s.agency_id, s.client_id, Some(&s.email), false)
+                .await?;
         }
         Ok(subscriber::Entity::find_by_id(id)
             .one(&self.db)
@@ -358,11 +363,13 @@ impl Services {
             .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
             .exec(&self.db)
             .await?;
-        Ok(subscriber::Entity::find_by_id(id)
+        let s = subscriber::Entity::find_by_id(id)
             .one(&self.db)
             .await?
-            .ok_or(AppError::NotFound)?
-            .into())
+            .ok_or(AppError::NotFound)?;
+        self.sync_contacts(s.agency_id, s.client_id, Some(&s.email), false)
+            .await?;
+        Ok(s.into())
     }
 
     async fn find_subscriber(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<subscriber::Model> {
@@ -405,28 +412,8 @@ impl Services {
         let s = self.find_subscriber(ctx, id).await?;
         ctx.require(Perm::Admin)?;
         let txn = crate::infra::db::begin_write(&self.db).await?;
-        email_delivery::Entity::update_many()
-            .col_expr(
-                email_delivery::Column::Recipient,
-                Expr::value(crate::mail::tracking::ERASED),
-            )
-            .col_expr(
-                email_delivery::Column::Body,
-                Expr::value(serde_json::json!({"html": "", "text": ""})),
-            )
-            .col_expr(email_delivery::Column::Subject, Expr::value(""))
-            .col_expr(
-                email_delivery::Column::Status,
-                Expr::cust(
-                    "CASE WHEN status IN ('queued','deferred') THEN 'cancelled' ELSE status END",
-                ),
-            )
-            .filter(email_delivery::Column::AgencyId.eq(ctx.agency_id))
-            .filter(email_delivery::Column::ClientId.eq(s.client_id))
-            .filter(email_delivery::Column::Recipient.eq(s.email.clone()))
-            .exec(&txn)
+        crate::mail::contacts::link::erase_address(&txn, ctx.agency_id, s.client_id, &s.email)
             .await?;
-        crate::mail::tracking::erase_events(&txn, ctx.agency_id, s.client_id, &s.email).await?;
         subscriber::Entity::delete_many()
             .filter(subscriber::Column::AgencyId.eq(ctx.agency_id))
             .filter(subscriber::Column::Id.eq(id))

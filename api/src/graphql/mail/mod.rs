@@ -13,8 +13,10 @@ use service::subscribers::{CampaignStats, CampaignView, ListView, SubscriberView
 
 use crate::graphql::gql_error;
 
+mod contacts;
 mod mutation;
 mod query;
+pub use contacts::{ContactsMutation, ContactsQuery};
 pub use mutation::MailMutation;
 pub use query::MailQuery;
 

@@ -1,6 +1,7 @@
 //! Deliveries, email previews and digests; lists, subscribers, campaigns;
-//! the public subscribe/confirm/unsubscribe pages and the open pixel and
-//! click-through of campaign emails.
+//! contacts and their qualification; the public subscribe/confirm/
+//! unsubscribe pages and the open pixel and click-through of emails.
+pub mod contacts;
 pub mod email;
 pub mod subscribers;
 pub mod tracking;

@@ -241,10 +241,27 @@ impl Services {
                 Err(e) => return Err(e.into()),
             };
         }
+        let mut wake_contacts = false;
         if inserted > 0 {
             crate::infra::ledger::bump_version(&txn, agency_id, KIND_PURCHASES, client_id).await?;
+            // Purchases convert linked contacts and feed purchase rules.
+            wake_contacts = crate::infra::ledger::bump_target(
+                &txn,
+                agency_id,
+                crate::infra::ledger::KIND_CONTACTS,
+                client_id,
+            )
+            .await?;
         }
         txn.commit().await?;
+        if wake_contacts {
+            self.enqueue_recompute(crate::infra::queue::RecomputeJob {
+                agency_id,
+                kind: crate::infra::ledger::KIND_CONTACTS.into(),
+                target_id: client_id,
+            })
+            .await;
+        }
         tracing::info!(%agency_id, %client_id, received, inserted, "purchases stored");
         Ok(PurchaseIngestResult {
             received,

@@ -327,6 +327,7 @@ impl Services {
                 confirmed_at: None,
                 unsubscribed_at: None,
                 attributes: serde_json::json!({}),
+                contact_id: None,
                 created_at: now(),
                 updated_at: now(),
             };

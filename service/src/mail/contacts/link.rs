@@ -1,0 +1,173 @@
+//! Subscriptions and contacts kept in step: every subscription points at
+//! the contact of its client and e-mail (created when missing), and a
+//! contact's status and first confirmation follow its subscriptions. Set
+//! statements over the client's rows, so a 100,000-row list import links in
+//! two statements.
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+use crate::infra::error::AppResult;
+
+/// `$n` placeholders as the backend writes them (SQLite: `?n`).
+fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    let backend = db.get_database_backend();
+    let sql = if backend == DbBackend::Sqlite {
+        sql.replace('$', "?")
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Contacts for the client's subscriptions that have none (one per
+/// e-mail; a new contact takes the subscription's id, name, locale and
+/// attributes), then every such subscription pointed at its contact.
+pub async fn link_subscribers<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+) -> AppResult<()> {
+    const INSERT: &str = r#"INSERT INTO contacts (id, agency_id, client_id, email, name, locale,
+        status, source_channel, funnel, attributes, customer_ref, confirmed_at, converted,
+        converted_at, conversion_value, outcome_source, score, probability, tier,
+        explanation, scored_at, created_at, updated_at)
+      SELECT s.id, s.agency_id, s.client_id, s.email, s.name, s.locale, 'active', NULL,
+        'reach', s.attributes, NULL, s.confirmed_at, NULL, NULL, NULL, NULL, 0, NULL, 'cold',
+        NULL, NULL, s.created_at, s.updated_at
+      FROM subscribers s
+      WHERE s.agency_id = $1 AND s.client_id = $2 AND s.contact_id IS NULL
+        AND NOT EXISTS (SELECT 1 FROM subscribers e WHERE e.agency_id = s.agency_id
+          AND e.client_id = s.client_id AND e.email = s.email AND e.contact_id IS NULL
+          AND (e.created_at < s.created_at OR (e.created_at = s.created_at AND e.id < s.id)))
+      ON CONFLICT (agency_id, client_id, email) DO NOTHING"#;
+    const POINT: &str = r#"UPDATE subscribers SET contact_id = (SELECT c.id FROM contacts c
+        WHERE c.agency_id = subscribers.agency_id AND c.client_id = subscribers.client_id
+          AND c.email = subscribers.email)
+      WHERE agency_id = $1 AND client_id = $2 AND contact_id IS NULL"#;
+    for sql in [INSERT, POINT] {
+        db.execute_raw(stmt(db, sql, vec![agency_id.into(), client_id.into()]))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A contact's status and first confirmation from its subscriptions:
+/// `bounced` when one bounced, `unsubscribed` when none is active or
+/// pending, else unchanged (a contact may have unsubscribed from its
+/// chains while a list subscription stands). `email`: only that contact.
+pub async fn refresh_status<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    email: Option<&str>,
+) -> AppResult<()> {
+    let mut sql = String::from(
+        r#"UPDATE contacts SET
+        status = CASE
+          WHEN EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
+            AND s.contact_id = contacts.id AND s.status = 'bounced') THEN 'bounced'
+          WHEN NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
+            AND s.contact_id = contacts.id AND s.status IN ('active', 'pending')) THEN 'unsubscribed'
+          ELSE status END,
+        confirmed_at = COALESCE(confirmed_at, (SELECT MIN(s.confirmed_at) FROM subscribers s
+          WHERE s.agency_id = contacts.agency_id AND s.contact_id = contacts.id))
+      WHERE agency_id = $1 AND client_id = $2
+        AND EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
+          AND s.contact_id = contacts.id)"#,
+    );
+    let mut values: Vec<sea_orm::Value> = vec![agency_id.into(), client_id.into()];
+    if let Some(e) = email {
+        sql.push_str(" AND email = $3");
+        values.push(e.into());
+    }
+    db.execute_raw(stmt(db, &sql, values)).await?;
+    Ok(())
+}
+
+/// A new consent makes an unsubscribed contact active again.
+pub async fn reactivate<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    email: &str,
+) -> AppResult<()> {
+    let sql = "UPDATE contacts SET status = 'active' WHERE agency_id = $1 AND client_id = $2 \
+               AND email = $3 AND status = 'unsubscribed'";
+    db.execute_raw(stmt(
+        db,
+        sql,
+        vec![agency_id.into(), client_id.into(), email.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Blanks the address and bodies of the emails sent to an address of a
+/// client (counts stay), cancels those not sent yet and deletes its opens
+/// and clicks: part of erasure.
+pub async fn erase_address<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    email: &str,
+) -> AppResult<()> {
+    use entity::email_delivery;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    email_delivery::Entity::update_many()
+        .col_expr(
+            email_delivery::Column::Recipient,
+            Expr::value(crate::mail::tracking::ERASED),
+        )
+        .col_expr(
+            email_delivery::Column::Body,
+            Expr::value(serde_json::json!({"html": "", "text": ""})),
+        )
+        .col_expr(email_delivery::Column::Subject, Expr::value(""))
+        .col_expr(
+            email_delivery::Column::Status,
+            Expr::cust(
+                "CASE WHEN status IN ('queued','deferred') THEN 'cancelled' ELSE status END",
+            ),
+        )
+        .filter(email_delivery::Column::AgencyId.eq(agency_id))
+        .filter(email_delivery::Column::ClientId.eq(client_id))
+        .filter(email_delivery::Column::Recipient.eq(email))
+        .exec(db)
+        .await?;
+    crate::mail::tracking::erase_events(db, agency_id, client_id, email).await?;
+    Ok(())
+}
+
+impl crate::Services {
+    /// After subscriptions of a client changed: links them to contacts,
+    /// brings contact statuses up to date (`email`: only that address;
+    /// `consented`: a new consent, which reactivates an unsubscribed
+    /// contact) and marks the contacts for rescoring.
+    pub(crate) async fn sync_contacts(
+        &self,
+        agency_id: Uuid,
+        client_id: Uuid,
+        email: Option<&str>,
+        consented: bool,
+    ) -> AppResult<()> {
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        link_subscribers(&txn, agency_id, client_id).await?;
+        if consented && let Some(e) = email {
+            reactivate(&txn, agency_id, client_id, e).await?;
+        }
+        refresh_status(&txn, agency_id, client_id, email).await?;
+        let wake = crate::infra::ledger::bump_target(
+            &txn,
+            agency_id,
+            crate::infra::ledger::KIND_CONTACTS,
+            client_id,
+        )
+        .await?;
+        txn.commit().await?;
+        if wake {
+            self.wake_contacts(agency_id, client_id).await;
+        }
+        Ok(())
+    }
+}
