@@ -943,6 +943,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             json!({"id": id("campaign")}),
         ),
         (
+            "query($id: ID!) { campaignLinks(id: $id) { url } }",
+            json!({"id": id("campaign")}),
+        ),
+        (
             "query($id: ID!) { emailPreview(clientId: $id, kind: \"digest\") { subject } }",
             json!({"id": id("client")}),
         ),

@@ -197,6 +197,20 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     );
     // Every hit is in the log: three opens, three clicks.
     assert_eq!(events(&app).await, 6);
+    let links = app
+        .get(
+            &format!("/api/v1/campaigns/{}/links", nl.campaign),
+            &nl.owner.token,
+        )
+        .await;
+    assert_eq!(links.status, StatusCode::OK, "{}", links.text);
+    assert_eq!(
+        links.body,
+        json!([
+            {"url": SALE, "clicks": 2, "unique_clicks": 1},
+            {"url": SEARCH, "clicks": 1, "unique_clicks": 1},
+        ])
+    );
 
     // Links the email did not hold lead nowhere.
     let token_of = |p: &str| {
@@ -271,7 +285,8 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     let r = app
         .graphql(
             Some(&nl.owner.token),
-            "query($id: ID!) { campaignStats(id: $id) { uniqueOpens uniqueClicks openRate clickRate } }",
+            "query($id: ID!) { campaignStats(id: $id) { uniqueOpens uniqueClicks openRate clickRate } \
+             campaignLinks(id: $id) { url uniqueClicks } }",
             json!({"id": nl.campaign}),
         )
         .await;
@@ -280,6 +295,10 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         json!({"uniqueOpens": 2, "uniqueClicks": 1, "openRate": 1.0, "clickRate": 0.5}),
         "{}",
         r.text
+    );
+    assert_eq!(
+        r.body["data"]["campaignLinks"],
+        json!([{"url": SALE, "uniqueClicks": 1}, {"url": SEARCH, "uniqueClicks": 1}])
     );
 
     // Scoring can read who did what last.
@@ -450,6 +469,22 @@ async fn a_test_send_has_working_links_but_counts_nothing(mode: Mode) {
     );
 }
 
+async fn clients_from_before_tracking_track_by_default(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Old"}))
+        .await;
+    // The schema as it was before tracking, then the migrations again.
+    tests::rerun_migrations_from(&app.services.db, "_000019_create_email_events").await;
+    let r = app
+        .get(&format!("/api/v1/clients/{client}"), &t.token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["track_engagement"], true);
+    assert_eq!(events(&app).await, 0);
+}
+
 async fn stats_rates_are_null_before_anything_is_sent(mode: Mode) {
     let app = spawn_app(mode).await;
     let nl = tests::newsletter(&app, 1, HTML).await;
@@ -470,5 +505,6 @@ both_modes!(
     opens_and_clicks_count_unique_recipients,
     clients_that_do_not_track_get_the_links_as_written,
     a_test_send_has_working_links_but_counts_nothing,
+    clients_from_before_tracking_track_by_default,
     stats_rates_are_null_before_anything_is_sent,
 );

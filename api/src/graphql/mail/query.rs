@@ -123,6 +123,18 @@ impl MailQuery {
             .gql()
     }
 
+    /// The campaign's clicked links, most unique clickers first.
+    async fn campaign_links(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Vec<service::mail::tracking::LinkClicks>> {
+        services(ctx)
+            .campaign_links(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .gql()
+    }
+
     /// The email of `kind` (`digest` or `ux_alerts`) for a client as it
     /// would be sent now, without sending it.
     async fn email_preview(

@@ -1,12 +1,26 @@
-//! The public ends of engagement tracking in campaign emails: the open
-//! pixel and the click-through redirect (no login; the signed token names
-//! the delivery, and only that delivery's row is touched).
+//! Engagement tracking in campaign emails: the public open pixel and
+//! click-through redirect (no login; the signed token names the delivery,
+//! and only that delivery's row is touched), and a campaign's link clicks.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use service::mail::tracking::LinkClicks;
+use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::extract::State;
-use crate::rest::Errors;
+use crate::extract::{Auth, State};
+use crate::rest::{Errors, ok};
+
+/// The campaign's clicked links: clicks and unique clickers per URL, most
+/// unique clickers first (links nobody clicked are not listed).
+#[utoipa::path(tag = "newsletters", params(("id" = Uuid, Path)), responses((status = 200, body = Vec<LinkClicks>), Errors), security(("bearer" = [])))]
+#[get("/campaigns/{id}/links")]
+async fn campaign_links(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state.services.campaign_links(&ctx, *id).await?))
+}
 
 /// A transparent 1×1 GIF (42 bytes).
 const PIXEL_GIF: &[u8] = &[
@@ -82,7 +96,9 @@ async fn click_through(
 }
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(open_pixel).service(click_through);
+    cfg.service(campaign_links)
+        .service(open_pixel)
+        .service(click_through);
 }
 
 #[cfg(test)]

@@ -353,6 +353,17 @@ impl Services {
             .collect())
     }
 
+    /// The campaign's clicked links with their clicks and unique clickers.
+    pub async fn campaign_links(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+    ) -> AppResult<Vec<crate::mail::tracking::LinkClicks>> {
+        self.find_campaign(ctx, id).await?;
+        ctx.require(Perm::Read)?;
+        crate::mail::tracking::link_clicks(&self.db, ctx.agency_id, id).await
+    }
+
     pub async fn campaign_stats(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<CampaignStats> {
         self.find_campaign(ctx, id).await?;
         ctx.require(Perm::Read)?;

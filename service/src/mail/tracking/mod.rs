@@ -191,6 +191,58 @@ pub async fn unique_engagement<C: ConnectionTrait>(
 /// source of a newsletter copy) and recipient.
 type DeliveryRow = (Uuid, Option<Uuid>, String, Option<Uuid>, String);
 
+/// Clicks on one link of a campaign.
+#[derive(
+    Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema, async_graphql::SimpleObject,
+)]
+pub struct LinkClicks {
+    /// The URL the email linked to.
+    pub url: String,
+    /// Every click (the raw log).
+    pub clicks: i64,
+    /// Recipients who clicked it; each counted once.
+    pub unique_clicks: i64,
+}
+
+/// The clicked links of the agency's `campaign`, most unique clickers
+/// first (links nobody clicked are not listed: the links can differ per
+/// recipient, so only the log knows them).
+pub async fn link_clicks<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    campaign: Uuid,
+) -> AppResult<Vec<LinkClicks>> {
+    let rows: Vec<(Option<String>, i64, i64)> = email_event::Entity::find()
+        .filter(email_event::Column::AgencyId.eq(agency_id))
+        .filter(email_event::Column::CampaignId.eq(campaign))
+        .filter(email_event::Column::Kind.eq(CLICKED))
+        .select_only()
+        .column(email_event::Column::Url)
+        .column_as(Expr::cust("COUNT(*)"), "clicks")
+        .column_as(Expr::cust("COUNT(DISTINCT email)"), "unique_clicks")
+        .group_by(email_event::Column::Url)
+        .into_tuple()
+        .all(db)
+        .await
+        .context("while counting a campaign's link clicks")?;
+    let mut out: Vec<LinkClicks> = rows
+        .into_iter()
+        .filter_map(|(url, clicks, unique_clicks)| {
+            Some(LinkClicks {
+                url: url?,
+                clicks,
+                unique_clicks,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.unique_clicks, b.clicks)
+            .cmp(&(a.unique_clicks, a.clicks))
+            .then_with(|| a.url.cmp(&b.url))
+    });
+    Ok(out)
+}
+
 impl Services {
     /// Public: the open pixel was fetched. Records an `opened` event when
     /// the token is genuine and its delivery is tracked; returns whether
