@@ -22,6 +22,7 @@ mod m20261205_000016_recount_empty_selections;
 mod m20261206_000017_create_channel_days;
 mod m20261206_000018_create_contacts;
 mod m20261206_000019_create_email_events;
+mod m20261206_000021_add_inputs_to_cash_actuals;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_create_channel_days::Migration),
             Box::new(m20261206_000018_create_contacts::Migration),
             Box::new(m20261206_000019_create_email_events::Migration),
+            Box::new(m20261206_000021_add_inputs_to_cash_actuals::Migration),
         ]
     }
 }
