@@ -178,6 +178,8 @@ impl CashParams {
         let profit = gross_profit - self.marketing_cost;
         let cost = self.marketing_cost;
         CashFigures {
+            reach: self.reach,
+            ctr: self.ctr,
             traffic,
             leads,
             first_sales,
@@ -190,6 +192,7 @@ impl CashParams {
             profit,
             romi: (cost != 0.0).then(|| profit / cost),
             cost_per_sale: (completed != 0.0).then(|| cost / completed),
+            marketing_cost: cost,
         }
     }
 
@@ -227,9 +230,13 @@ impl CashParams {
 }
 
 /// §5's figures: T, L, N1, A, N, revenues, profits. `romi` is None when
-/// C = 0, `cost_per_sale` (C / N) when N = 0.
+/// C = 0, `cost_per_sale` (C / N) when N = 0. R, ctr and C are the
+/// parameters themselves, carried along so that actuals of them (typed in or
+/// taken from channel figures) have a plan to be compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CashFigures {
+    pub reach: f64,
+    pub ctr: f64,
     pub traffic: f64,
     pub leads: f64,
     pub first_sales: f64,
@@ -242,6 +249,7 @@ pub struct CashFigures {
     pub profit: f64,
     pub romi: Option<f64>,
     pub cost_per_sale: Option<f64>,
+    pub marketing_cost: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -359,6 +367,8 @@ pub fn sensitivity(params: &CashParams) -> Vec<SensitivityRow> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CashFigure {
+    Reach,
+    Ctr,
     Traffic,
     Leads,
     FirstSales,
@@ -371,10 +381,13 @@ pub enum CashFigure {
     Profit,
     Romi,
     CostPerSale,
+    MarketingCost,
 }
 
 impl CashFigure {
-    pub const ALL: [CashFigure; 12] = [
+    pub const ALL: [CashFigure; 15] = [
+        CashFigure::Reach,
+        CashFigure::Ctr,
         CashFigure::Traffic,
         CashFigure::Leads,
         CashFigure::FirstSales,
@@ -387,12 +400,15 @@ impl CashFigure {
         CashFigure::Profit,
         CashFigure::Romi,
         CashFigure::CostPerSale,
+        CashFigure::MarketingCost,
     ];
 }
 
 impl CashFigures {
     pub fn get(&self, figure: CashFigure) -> Option<f64> {
         match figure {
+            CashFigure::Reach => Some(self.reach),
+            CashFigure::Ctr => Some(self.ctr),
             CashFigure::Traffic => Some(self.traffic),
             CashFigure::Leads => Some(self.leads),
             CashFigure::FirstSales => Some(self.first_sales),
@@ -405,6 +421,7 @@ impl CashFigures {
             CashFigure::Profit => Some(self.profit),
             CashFigure::Romi => self.romi,
             CashFigure::CostPerSale => self.cost_per_sale,
+            CashFigure::MarketingCost => Some(self.marketing_cost),
         }
     }
 }
@@ -413,6 +430,8 @@ impl CashFigures {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ActualFigures {
+    pub reach: Option<f64>,
+    pub ctr: Option<f64>,
     pub traffic: Option<f64>,
     pub leads: Option<f64>,
     pub first_sales: Option<f64>,
@@ -425,11 +444,14 @@ pub struct ActualFigures {
     pub profit: Option<f64>,
     pub romi: Option<f64>,
     pub cost_per_sale: Option<f64>,
+    pub marketing_cost: Option<f64>,
 }
 
 impl ActualFigures {
     pub fn get(&self, figure: CashFigure) -> Option<f64> {
         match figure {
+            CashFigure::Reach => self.reach,
+            CashFigure::Ctr => self.ctr,
             CashFigure::Traffic => self.traffic,
             CashFigure::Leads => self.leads,
             CashFigure::FirstSales => self.first_sales,
@@ -442,6 +464,7 @@ impl ActualFigures {
             CashFigure::Profit => self.profit,
             CashFigure::Romi => self.romi,
             CashFigure::CostPerSale => self.cost_per_sale,
+            CashFigure::MarketingCost => self.marketing_cost,
         }
     }
 }
@@ -449,6 +472,8 @@ impl ActualFigures {
 impl From<&CashFigures> for ActualFigures {
     fn from(f: &CashFigures) -> Self {
         Self {
+            reach: Some(f.reach),
+            ctr: Some(f.ctr),
             traffic: Some(f.traffic),
             leads: Some(f.leads),
             first_sales: Some(f.first_sales),
@@ -461,6 +486,7 @@ impl From<&CashFigures> for ActualFigures {
             profit: Some(f.profit),
             romi: f.romi,
             cost_per_sale: f.cost_per_sale,
+            marketing_cost: Some(f.marketing_cost),
         }
     }
 }

@@ -23,6 +23,12 @@ pub struct Model {
     pub profit: Option<f64>,
     pub romi: Option<f64>,
     pub cost_per_sale: Option<f64>,
+    /// R: people reached (from channel figures: impressions).
+    pub reach: Option<f64>,
+    /// Click-through rate, in [0, 1].
+    pub ctr: Option<f64>,
+    /// C: marketing cost (from channel figures: spend).
+    pub marketing_cost: Option<f64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -23,6 +23,7 @@ mod m20261206_000017_create_channel_days;
 mod m20261206_000018_create_contacts;
 mod m20261206_000019_create_email_events;
 mod m20261206_000020_create_chains;
+mod m20261206_000021_add_inputs_to_cash_actuals;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_create_contacts::Migration),
             Box::new(m20261206_000019_create_email_events::Migration),
             Box::new(m20261206_000020_create_chains::Migration),
+            Box::new(m20261206_000021_add_inputs_to_cash_actuals::Migration),
         ]
     }
 }

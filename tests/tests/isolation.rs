@@ -405,6 +405,11 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
             json(cash_model_body())
         }
         ("put", "/api/v1/cash-models/{id}/actuals/{period}") => json(json!({"traffic": 1})),
+        // B's client has channel figures for November: only the model's
+        // tenancy stands between A and B's actuals.
+        ("post", "/api/v1/cash-models/{id}/actuals/from-channels") => {
+            json(json!({"period": "2026-11"}))
+        }
         ("put", "/api/v1/cash-models/{id}/channels/{channel}") => json(cash_channel_body()),
         ("put", "/api/v1/clients/{id}/qfd/matrix") => json(json!({"cells": [], "importances": []})),
         ("post", "/api/v1/touchpoint-libraries/{id}/clone") => json(json!({})),
@@ -747,6 +752,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "mutation($id: ID!) { putCashActuals(modelId: $id, period: \"2026-11\", input: {traffic: 1}) { period } }",
+            json!({"id": id("cash_model")}),
+        ),
+        (
+            "mutation($id: ID!) { takeCashActualsFromChannels(modelId: $id, input: {period: \"2026-11\"}) { changed } }",
             json!({"id": id("cash_model")}),
         ),
         (

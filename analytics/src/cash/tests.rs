@@ -216,11 +216,39 @@ fn plan_vs_fact_reports_absolute_and_relative_variance() {
 fn plan_against_itself_has_no_variance() {
     let plan = example().figures();
     let v = plan_vs_fact(&plan, &ActualFigures::from(&plan));
-    assert_eq!(v.len(), 12);
+    assert_eq!(v.len(), 15);
     assert!(
         v.iter()
             .all(|r| r.absolute == 0.0 && r.relative == Some(0.0))
     );
+}
+
+#[test]
+fn reach_ctr_and_marketing_cost_are_compared_with_the_parameters() {
+    // Plan R=1000, ctr=0.1, C=1000; fact 1250 reached, ctr 0.08, C 900.
+    let plan = example().figures();
+    let actual = ActualFigures {
+        reach: Some(1250.0),
+        ctr: Some(0.08),
+        marketing_cost: Some(900.0),
+        ..ActualFigures::default()
+    };
+    let v = plan_vs_fact(&plan, &actual);
+    let figures: Vec<CashFigure> = v.iter().map(|r| r.figure).collect();
+    assert_eq!(
+        figures,
+        vec![
+            CashFigure::Reach,
+            CashFigure::Ctr,
+            CashFigure::MarketingCost
+        ]
+    );
+    close(v[0].absolute, 250.0, 1e-12);
+    close(v[0].relative.unwrap(), 0.25, 1e-12);
+    close(v[1].absolute, -0.02, 1e-12);
+    close(v[1].relative.unwrap(), -0.2, 1e-12);
+    close(v[2].absolute, -100.0, 1e-12);
+    close(v[2].relative.unwrap(), -0.1, 1e-12);
 }
 
 #[test]

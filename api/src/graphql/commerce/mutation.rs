@@ -61,6 +61,21 @@ impl CommerceMutation {
             .gql()
     }
 
+    /// Takes one month's reach (= impressions), ctr (= clicks / impressions)
+    /// and marketing cost (= spend) from the client's channel figures, as
+    /// REST `POST /cash-models/{id}/actuals/from-channels`.
+    async fn take_cash_actuals_from_channels(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        input: service::cash::CashActualsFromChannelsInput,
+    ) -> Result<service::cash::CashActualsFromChannelsView> {
+        services(ctx)
+            .cash_actuals_from_channels(caller(ctx)?, parse_id(&model_id, "modelId")?, input)
+            .await
+            .gql()
+    }
+
     async fn delete_cash_actuals(
         &self,
         ctx: &Context<'_>,

@@ -2,8 +2,8 @@
 //! channel calendars and the computed results.
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use service::cash::{
-    CashActualFigures, CashActualsView, CashChannelInput, CashChannelView, CashModelInput,
-    CashModelView, CashResultsView,
+    CashActualFigures, CashActualsFromChannelsInput, CashActualsFromChannelsView, CashActualsView,
+    CashChannelInput, CashChannelView, CashModelInput, CashModelView, CashResultsView,
 };
 use service::page::{Page, PageParams};
 use uuid::Uuid;
@@ -117,6 +117,26 @@ async fn put_cash_actuals(
         .await?))
 }
 
+/// Take one month's reach (= impressions), ctr (= clicks / impressions) and
+/// marketing cost (= spend) from the client's channel figures of that month,
+/// optionally of some channels or one funnel type; the other figures keep
+/// their stored values. Taking the same figures again changes nothing. A
+/// month without channel figures is a 422 naming `period`. Analysts and
+/// `ingest`/`write` API keys.
+#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path)), request_body = CashActualsFromChannelsInput, responses((status = 200, body = CashActualsFromChannelsView), Errors), security(("bearer" = [])))]
+#[post("/cash-models/{id}/actuals/from-channels")]
+async fn cash_actuals_from_channels(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    JsonBody(input): JsonBody<CashActualsFromChannelsInput>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .cash_actuals_from_channels(&ctx, *id, input)
+        .await?))
+}
+
 #[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("period" = String, Path, description = "a month, `YYYY-MM`")), responses((status = 204), Errors), security(("bearer" = [])))]
 #[delete("/cash-models/{id}/actuals/{period}")]
 async fn delete_cash_actuals(
@@ -185,6 +205,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(cash_results)
         .service(list_cash_actuals)
         .service(put_cash_actuals)
+        .service(cash_actuals_from_channels)
         .service(delete_cash_actuals)
         .service(list_cash_channels)
         .service(put_cash_channel)

@@ -42,7 +42,7 @@ fn user_agent(req: &HttpRequest) -> Option<&str> {
 /// genuine token of a tracked delivery records an `opened` event; a forged
 /// or unknown one records nothing (a broken image would show in the mail
 /// client), nor does a failure to record, which is logged.
-#[utoipa::path(tag = "public", params(("token" = String, Path, description = "the signed delivery token of the email's pixel")), responses((status = 200, content_type = "image/gif", body = Vec<u8>)))]
+#[utoipa::path(tag = "public", params(("token" = String, Path, description = "the signed delivery token of the email's pixel")), responses((status = 200, content_type = "image/gif", body = Vec<u8>), Errors))]
 #[get("/public/t/o/{token}")]
 async fn open_pixel(
     state: State,

@@ -19,7 +19,10 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 
 /// A period's actual figures (names as in the results); any may be absent,
 /// and only those present are compared with the plan. `profit` and `romi`
-/// may be negative, the others not.
+/// may be negative, the others not; `ctr` is a rate in [0, 1]. `reach`,
+/// `ctr` and `marketing_cost` are compared with the scenario's parameters R,
+/// ctr and C; they can be taken from the client's channel figures
+/// (`POST /cash-models/{id}/actuals/from-channels`).
 #[derive(
     Debug,
     Clone,
@@ -35,6 +38,10 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 #[graphql(input_name = "CashActualFiguresInput")]
 #[serde(deny_unknown_fields)]
 pub struct CashActualFigures {
+    /// R: people reached.
+    pub reach: Option<f64>,
+    /// ctr: share of the reached who click through.
+    pub ctr: Option<f64>,
     pub traffic: Option<f64>,
     pub leads: Option<f64>,
     pub first_sales: Option<f64>,
@@ -48,12 +55,16 @@ pub struct CashActualFigures {
     pub profit: Option<f64>,
     pub romi: Option<f64>,
     pub cost_per_sale: Option<f64>,
+    /// C: marketing cost.
+    pub marketing_cost: Option<f64>,
 }
 
 impl CashActualFigures {
     /// (name, value, may be negative) in figure order.
-    fn fields(&self) -> [(&'static str, Option<f64>, bool); 12] {
+    fn fields(&self) -> [(&'static str, Option<f64>, bool); 15] {
         [
+            ("reach", self.reach, false),
+            ("ctr", self.ctr, false),
             ("traffic", self.traffic, false),
             ("leads", self.leads, false),
             ("first_sales", self.first_sales, false),
@@ -66,6 +77,7 @@ impl CashActualFigures {
             ("profit", self.profit, true),
             ("romi", self.romi, true),
             ("cost_per_sale", self.cost_per_sale, false),
+            ("marketing_cost", self.marketing_cost, false),
         ]
     }
 }
@@ -73,6 +85,8 @@ impl CashActualFigures {
 impl From<CashActualFigures> for ActualFigures {
     fn from(a: CashActualFigures) -> Self {
         ActualFigures {
+            reach: a.reach,
+            ctr: a.ctr,
             traffic: a.traffic,
             leads: a.leads,
             first_sales: a.first_sales,
@@ -85,6 +99,7 @@ impl From<CashActualFigures> for ActualFigures {
             profit: a.profit,
             romi: a.romi,
             cost_per_sale: a.cost_per_sale,
+            marketing_cost: a.marketing_cost,
         }
     }
 }
@@ -103,6 +118,8 @@ impl From<cash_actual::Model> for CashActualsView {
         Self {
             period: m.period,
             figures: CashActualFigures {
+                reach: m.reach,
+                ctr: m.ctr,
                 traffic: m.traffic,
                 leads: m.leads,
                 first_sales: m.first_sales,
@@ -115,6 +132,7 @@ impl From<cash_actual::Model> for CashActualsView {
                 profit: m.profit,
                 romi: m.romi,
                 cost_per_sale: m.cost_per_sale,
+                marketing_cost: m.marketing_cost,
             },
             updated_at: m.updated_at,
         }
@@ -226,6 +244,8 @@ fn check_actuals(a: &CashActualFigures) -> AppResult<()> {
             "must be a finite number"
         } else if !signed && v < 0.0 {
             "must not be negative"
+        } else if name == "ctr" && v > 1.0 {
+            "must be a rate from 0 to 1"
         } else if v.abs() > MAX_FIGURE {
             "must be at most 1e15 in magnitude"
         } else {
@@ -305,6 +325,48 @@ pub(super) async fn channels_of<C: ConnectionTrait>(
         .collect()
 }
 
+/// The stored actuals of one period, if any.
+pub(super) async fn period_row<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    model_id: Uuid,
+    period: &str,
+) -> AppResult<Option<cash_actual::Model>> {
+    Ok(cash_actual::Entity::find()
+        .filter(cash_actual::Column::AgencyId.eq(agency_id))
+        .filter(cash_actual::Column::ModelId.eq(model_id))
+        .filter(cash_actual::Column::Period.eq(period))
+        .one(db)
+        .await?)
+}
+
+/// A new, empty period of actuals, unless the model holds the most it may.
+pub(super) async fn new_period_row<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    model_id: Uuid,
+    period: String,
+) -> AppResult<cash_actual::ActiveModel> {
+    let count = cash_actual::Entity::find()
+        .filter(cash_actual::Column::AgencyId.eq(agency_id))
+        .filter(cash_actual::Column::ModelId.eq(model_id))
+        .count(db)
+        .await?;
+    if count >= MAX_PERIODS {
+        return Err(AppError::Conflict(format!(
+            "a model holds at most {MAX_PERIODS} periods of actuals; delete old ones first"
+        )));
+    }
+    Ok(cash_actual::ActiveModel {
+        id: Set(new_id()),
+        agency_id: Set(agency_id),
+        model_id: Set(model_id),
+        period: Set(period),
+        created_at: Set(now()),
+        ..Default::default()
+    })
+}
+
 impl Services {
     /// Every period's actuals, by period (at most 360).
     pub async fn list_cash_actuals(
@@ -334,37 +396,16 @@ impl Services {
         ctx.require(Perm::Ingest)?;
         let period = parse_period(period)?;
         check_actuals(&input)?;
-        let existing = cash_actual::Entity::find()
-            .filter(cash_actual::Column::AgencyId.eq(ctx.agency_id))
-            .filter(cash_actual::Column::ModelId.eq(m.id))
-            .filter(cash_actual::Column::Period.eq(&period))
-            .one(&txn)
-            .await?;
-        let t = now();
+        let existing = period_row(&txn, ctx.agency_id, m.id, &period).await?;
         let is_new = existing.is_none();
         let mut a = match existing {
             Some(row) => row.into(),
-            None => {
-                let count = cash_actual::Entity::find()
-                    .filter(cash_actual::Column::AgencyId.eq(ctx.agency_id))
-                    .filter(cash_actual::Column::ModelId.eq(m.id))
-                    .count(&txn)
-                    .await?;
-                if count >= MAX_PERIODS {
-                    return Err(AppError::Conflict(format!(
-                        "a model holds at most {MAX_PERIODS} periods of actuals; delete old ones first"
-                    )));
-                }
-                cash_actual::ActiveModel {
-                    id: Set(new_id()),
-                    agency_id: Set(ctx.agency_id),
-                    model_id: Set(m.id),
-                    period: Set(period),
-                    created_at: Set(t),
-                    ..Default::default()
-                }
-            }
+            None => new_period_row(&txn, ctx.agency_id, m.id, period).await?,
         };
+        let t = now();
+        a.reach = Set(input.reach);
+        a.ctr = Set(input.ctr);
+        a.marketing_cost = Set(input.marketing_cost);
         a.traffic = Set(input.traffic);
         a.leads = Set(input.leads);
         a.first_sales = Set(input.first_sales);

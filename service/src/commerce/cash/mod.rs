@@ -25,8 +25,10 @@ use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
 mod actuals;
+mod from_channels;
 mod results;
 pub use actuals::*;
+pub use from_channels::*;
 pub use results::*;
 
 /// Parameters other than rates are at most this, so every figure stays finite.

@@ -224,6 +224,10 @@ pub struct CashScenarioResults {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum CashFigureName {
+    /// R, a parameter: compared when the actuals have it.
+    Reach,
+    /// ctr, a parameter.
+    Ctr,
     Traffic,
     Leads,
     FirstSales,
@@ -236,11 +240,15 @@ pub enum CashFigureName {
     Profit,
     Romi,
     CostPerSale,
+    /// C, a parameter.
+    MarketingCost,
 }
 
 impl From<CashFigure> for CashFigureName {
     fn from(f: CashFigure) -> Self {
         match f {
+            CashFigure::Reach => Self::Reach,
+            CashFigure::Ctr => Self::Ctr,
             CashFigure::Traffic => Self::Traffic,
             CashFigure::Leads => Self::Leads,
             CashFigure::FirstSales => Self::FirstSales,
@@ -253,6 +261,7 @@ impl From<CashFigure> for CashFigureName {
             CashFigure::Profit => Self::Profit,
             CashFigure::Romi => Self::Romi,
             CashFigure::CostPerSale => Self::CostPerSale,
+            CashFigure::MarketingCost => Self::MarketingCost,
         }
     }
 }

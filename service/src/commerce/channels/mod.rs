@@ -12,7 +12,9 @@ use analytics::funnel::{ChannelDay, ChannelReport, FunnelType, channel_report};
 use chrono::{Duration, NaiveDate, Utc};
 use entity::channel_day;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -180,6 +182,64 @@ fn parse_day(field: &str, v: &Option<String>, errs: &mut Vec<FieldError>) -> Opt
             None
         }
     }
+}
+
+/// Spend, impressions and clicks of a client's channel days summed over
+/// `[from, to]`, and how many rows (day × channel × funnel type) and which
+/// channels they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelSums {
+    pub rows: u64,
+    /// Distinct, by name.
+    pub channels: Vec<String>,
+    pub spend: f64,
+    pub impressions: i64,
+    pub clicks: i64,
+}
+
+/// Sums the stored days of one client of the agency; `channels` (if given)
+/// and `funnel` (if given) narrow the rows. Rows are added in key order, so
+/// the same rows always give the same sums.
+pub async fn channel_sums<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    (from, to): (NaiveDate, NaiveDate),
+    channels: Option<&[String]>,
+    funnel: Option<FunnelType>,
+) -> AppResult<ChannelSums> {
+    use channel_day::Column as C;
+    let mut q = channel_day::Entity::find()
+        .filter(C::AgencyId.eq(agency_id))
+        .filter(C::ClientId.eq(client_id))
+        .filter(C::Day.gte(from))
+        .filter(C::Day.lte(to));
+    if let Some(list) = channels {
+        q = q.filter(C::Channel.is_in(list.iter().cloned()));
+    }
+    if let Some(f) = funnel {
+        q = q.filter(C::Funnel.eq(f.name()));
+    }
+    let rows: Vec<(String, f64, i64, i64)> = q
+        .select_only()
+        .columns([C::Channel, C::Spend, C::Impressions, C::Clicks])
+        .order_by_asc(C::Day)
+        .order_by_asc(C::Channel)
+        .order_by_asc(C::Funnel)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut sums = ChannelSums::default();
+    let mut names = std::collections::BTreeSet::new();
+    for (channel, spend, impressions, clicks) in rows {
+        sums.rows += 1;
+        sums.spend += spend;
+        sums.impressions = sums.impressions.saturating_add(impressions);
+        sums.clicks = sums.clicks.saturating_add(clicks);
+        names.insert(channel);
+    }
+    sums.channels = names.into_iter().collect();
+    Ok(sums)
 }
 
 impl Services {

@@ -45,6 +45,9 @@ pub(super) fn factor_chart(means: &[f64], colour: BrandColour) -> AppResult<(Vec
 pub(super) fn figure_label(f: CashFigureName, ru: bool) -> &'static str {
     use CashFigureName as F;
     match (f, ru) {
+        (F::Reach, true) => "Охват",
+        (F::Reach, false) => "Reach",
+        (F::Ctr, _) => "CTR",
         (F::Traffic, true) => "Трафик",
         (F::Traffic, false) => "Traffic",
         (F::Leads, true) => "Лиды",
@@ -68,13 +71,15 @@ pub(super) fn figure_label(f: CashFigureName, ru: bool) -> &'static str {
         (F::Romi, _) => "ROMI",
         (F::CostPerSale, true) => "Стоимость продажи",
         (F::CostPerSale, false) => "Cost per sale",
+        (F::MarketingCost, true) => "Маркетинговые расходы",
+        (F::MarketingCost, false) => "Marketing cost",
     }
 }
 
 /// A figure with thousands grouped (a space in Russian, a comma in English);
-/// ROMI, a ratio, as a percentage.
+/// ROMI and CTR, ratios, as percentages.
 pub(super) fn amount(f: CashFigureName, x: f64, ru: bool) -> String {
-    if f == CashFigureName::Romi {
+    if matches!(f, CashFigureName::Romi | CashFigureName::Ctr) {
         return format!("{}%", fmt(x * 100.0, ru));
     }
     let decimals = if x.abs() >= 100.0 { 0 } else { 2 };
@@ -100,9 +105,13 @@ pub(super) fn amount(f: CashFigureName, x: f64, ru: bool) -> String {
 }
 
 /// One row of the plan-vs-fact table: fact against plan, and whether the
-/// difference is good news (more is better, except the cost of a sale).
+/// difference is good news (more is better, except costs: of a sale and of
+/// marketing).
 pub(super) fn variance_row(v: &CashVariance, ru: bool) -> serde_json::Value {
-    let better = if v.figure == CashFigureName::CostPerSale {
+    let better = if matches!(
+        v.figure,
+        CashFigureName::CostPerSale | CashFigureName::MarketingCost
+    ) {
         v.absolute <= 0.0
     } else {
         v.absolute >= 0.0
