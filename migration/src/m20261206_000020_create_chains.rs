@@ -64,6 +64,7 @@ const TABLES: &[T] = &[
                 &["agency_id", "chain_id", "contact_id", "trigger_key"],
             ),
             (false, &["agency_id", "client_id", "status"]),
+            (false, &["agency_id", "contact_id"]),
             (false, &["next_at"]),
         ],
     },

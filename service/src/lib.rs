@@ -25,7 +25,7 @@ pub use infra::{
     cache, ctx, db, db_health, email, error, idempotency, ledger, page, pgcopy, pgtx, queue,
 };
 pub use mail::digest;
-pub use mail::{chains, contacts, qualify};
+pub use mail::{chains, contacts, funnel, qualify};
 /// Lists, subscribers and campaigns, under the path transports have used.
 pub mod subscribers {
     pub use crate::mail::campaigns::*;

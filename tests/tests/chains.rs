@@ -519,7 +519,327 @@ async fn chains_validate_and_pause(mode: Mode) {
     );
 }
 
+async fn the_funnel_report_counts_each_step_as_by_hand(mode: Mode) {
+    let app = tests::spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Shop", "timezone": "UTC"}),
+        )
+        .await;
+    let today = Utc::now().date_naive();
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/channel-figures"),
+            &t.token,
+            json!({"rows": [
+                {"day": today, "channel": "rtb", "funnel": "reach", "spend": 120, "impressions": 1000},
+                {"day": today, "channel": "search", "funnel": "warming", "spend": 30, "clicks": 10}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/clients/{c}/scoring"),
+        Some(&t.token),
+        Some(json!({"rules": [{"name": "VIP", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})),
+    )
+    .await;
+    let seg = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "Warm-up", "kind": "segment", "segment_id": seg, "steps": [
+                {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": 600}]}),
+        )
+        .await;
+    // Reach: a and b hot, b already converted (so not enrolled), c cold;
+    // warming: d cold, did not convert.
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/clients/{c}/contacts/import"),
+            Some(&t.token),
+            "text/csv",
+            "email,funnel,vip,converted\na@x.io,reach,yes,\nb@x.io,reach,yes,true\nc@x.io,reach,no,\nd@x.io,warming,no,false\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rep = loop {
+        let r = app
+            .get(
+                &format!("/api/v1/clients/{c}/funnel-report?from={today}&to={today}"),
+                &t.token,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.body["funnels"][0]["qualified"] == 2 {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        rep["funnels"][0],
+        json!({"funnel": "reach", "spend": 120.0, "contacts": 3, "qualified": 2, "enrolled": 1, "converted": 1,
+               "qualified_rate": 2.0 / 3.0, "enrolled_rate": 0.5, "converted_rate": 1.0,
+               "spend_per_contact": 40.0, "spend_per_qualified": 60.0, "spend_per_conversion": 120.0})
+    );
+    assert_eq!(
+        rep["funnels"][1],
+        json!({"funnel": "warming", "spend": 30.0, "contacts": 1, "qualified": 0, "enrolled": 0, "converted": 0,
+               "qualified_rate": 0.0, "enrolled_rate": null, "converted_rate": null,
+               "spend_per_contact": 30.0, "spend_per_qualified": null, "spend_per_conversion": null})
+    );
+    assert_eq!(rep["funnels"][2]["funnel"], "reverse");
+    assert_eq!(rep["funnels"][2]["contacts"], 0);
+    assert_eq!(rep["funnels"][2]["spend_per_contact"], Value::Null);
+    let r = app
+        .get(
+            &format!("/api/v1/clients/{c}/funnel-report?from=2026-13-01"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.error_fields(), vec!["from"]);
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "query($c: ID!, $d: String!) { funnelReport(clientId: $c, from: $d, to: $d) { funnels { funnel contacts converted } } }",
+            json!({"c": c, "d": today.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["funnelReport"]["funnels"][0],
+        json!({"funnel": "REACH", "contacts": 3, "converted": 1}),
+        "{}",
+        r.text
+    );
+}
+
+/// Every new write route of the funnel side, sent bodies of the wrong JSON
+/// type, broken JSON, NUL characters and out-of-range numbers: a 4xx naming
+/// the field, never a 5xx, nothing stored.
+async fn funnel_routes_refuse_bad_bodies(mode: Mode) {
+    let app = tests::spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
+        .await;
+    let contact = app
+        .post(
+            &format!("/api/v1/clients/{c}/contacts"),
+            &t.token,
+            json!({"email": "a@x.io"}),
+        )
+        .await;
+    let contact = contact.body["id"].as_str().unwrap().to_owned();
+    let seg = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "C", "kind": "segment", "segment_id": seg, "steps": [
+                {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": 600}]}),
+        )
+        .await;
+    let routes = [
+        (Method::POST, format!("/api/v1/clients/{c}/contacts")),
+        (Method::POST, format!("/api/v1/clients/{c}/contacts/batch")),
+        (Method::POST, format!("/api/v1/contacts/{contact}/outcome")),
+        (Method::PUT, format!("/api/v1/clients/{c}/scoring")),
+        (Method::POST, format!("/api/v1/clients/{c}/chains")),
+        (Method::PUT, format!("/api/v1/chains/{chain}")),
+    ];
+    // Scored once (later rescorings change nothing of it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app
+        .get(&format!("/api/v1/contacts/{contact}"), &t.token)
+        .await
+        .body["scored_at"]
+        .is_null()
+    {
+        assert!(Instant::now() < deadline, "never scored");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let before = (
+        app.get(&format!("/api/v1/clients/{c}/contacts"), &t.token)
+            .await
+            .body,
+        app.get(&format!("/api/v1/clients/{c}/scoring"), &t.token)
+            .await
+            .body,
+        app.get(&format!("/api/v1/chains/{chain}"), &t.token)
+            .await
+            .body,
+    );
+    for (method, path) in &routes {
+        for body in [
+            "[null, null]".to_owned(),
+            "\"text\"".to_owned(),
+            "{".to_owned(),
+            "{\"email\": \"a\\u0000@x.io\", \"name\": 1}".to_owned(),
+            format!(
+                "{{\"rules\": [{}]}}",
+                "{\"name\": \"x\", \"points\": 1e309}"
+            ),
+            format!("{{\"email\": \"{}@x.io\"}}", "a".repeat(3_000_000)),
+        ] {
+            let r = app
+                .raw(
+                    method.clone(),
+                    path,
+                    Some(&t.token),
+                    "application/json",
+                    body.clone(),
+                )
+                .await;
+            assert!(
+                r.status.is_client_error(),
+                "{method} {path} with {}: {} {}",
+                &body[..body.len().min(60)],
+                r.status,
+                &r.text[..r.text.len().min(300)]
+            );
+        }
+    }
+    let after = (
+        app.get(&format!("/api/v1/clients/{c}/contacts"), &t.token)
+            .await
+            .body,
+        app.get(&format!("/api/v1/clients/{c}/scoring"), &t.token)
+            .await
+            .body,
+        app.get(&format!("/api/v1/chains/{chain}"), &t.token)
+            .await
+            .body,
+    );
+    assert_eq!(before, after, "a refused body changed something");
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l.trim_end() == line)
+}
+
+/// The client digest's funnel section: the 4 weeks' new contacts,
+/// qualified, converted and CPA, and their change since the last digest.
+async fn the_digest_reports_the_funnel_and_its_change(mode: Mode) {
+    let app = tests::spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Shop", "timezone": "UTC", "locale": "en"}),
+        )
+        .await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/clients/{c}/digest-settings"),
+            Some(&t.token),
+            Some(json!({"schedule": "weekly", "report_recipients": ["ceo@shop.example.com"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let today = Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    let put_days = |leads: i64, spend: f64| json!({"rows": [{"day": yesterday, "channel": "search", "funnel": "warming", "spend": spend, "clicks": 40, "leads": leads}]});
+    app.post(
+        &format!("/api/v1/clients/{c}/channel-figures"),
+        &t.token,
+        put_days(4, 200.0),
+    )
+    .await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/clients/{c}/contacts/import"),
+            Some(&t.token),
+            "text/csv",
+            "email,converted\na@x.io,true\nb@x.io,\nc@x.io,\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let send = || async {
+        let r = app
+            .post(
+                &format!("/api/v1/clients/{c}/digest/send"),
+                &t.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    };
+    let outbox = app.settings.outbox_dir();
+    send().await;
+    let first = tests::parse_mail(&tests::wait_for_files(&outbox, 1).await[0]);
+    assert!(
+        first.text.contains("Funnel, last 4 weeks:"),
+        "{}",
+        first.text
+    );
+    for line in ["- New contacts: 3", "- Converted: 1", "- CPA: 50.00"] {
+        assert!(has_line(&first.text, line), "{line}: {}", first.text);
+    }
+    assert!(
+        first.html.contains("Funnel, last 4 weeks"),
+        "{}",
+        first.html
+    );
+    // Two more contacts, one converted, and cheaper leads.
+    app.post(
+        &format!("/api/v1/clients/{c}/channel-figures"),
+        &t.token,
+        put_days(8, 200.0),
+    )
+    .await;
+    app.raw(
+        Method::POST,
+        &format!("/api/v1/clients/{c}/contacts/import"),
+        Some(&t.token),
+        "text/csv",
+        "email,converted\nd@x.io,true\ne@x.io,\n",
+    )
+    .await;
+    send().await;
+    let mails = tests::wait_for_files(&outbox, 2).await;
+    let second = mails
+        .iter()
+        .map(|m| tests::parse_mail(m))
+        .find(|m| m.text.contains("New contacts: 5"))
+        .expect("a second digest");
+    for line in [
+        "- New contacts: 5 (+2 since the last report)",
+        "- Converted: 2 (+1 since the last report)",
+        "- CPA: 25.00 (-25.00 since the last report)",
+    ] {
+        assert!(has_line(&second.text, line), "{line}: {}", second.text);
+    }
+}
+
 both_modes!(
+    the_digest_reports_the_funnel_and_its_change,
+    funnel_routes_refuse_bad_bodies,
     a_hot_visitor_goes_through_the_chain_once_and_a_purchase_starts_the_reverse_one,
     chains_validate_and_pause,
+    the_funnel_report_counts_each_step_as_by_hand,
 );

@@ -90,6 +90,42 @@ async fn the_demo_agency_shows_every_result(mode: Mode) {
         "{}",
         j.text
     );
+    // The funnel client: a fitted model, hot contacts in the running chain,
+    // both funnels in the report.
+    let studio = demo.clients[4].1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = app
+            .get(&format!("/api/v1/clients/{studio}/scoring/model"), &token)
+            .await;
+        let chains = app
+            .get(&format!("/api/v1/clients/{studio}/chains"), &token)
+            .await;
+        let chain = chains.body["items"][0]["id"].as_str().unwrap().to_owned();
+        let e = app
+            .get(&format!("/api/v1/chains/{chain}/enrolments"), &token)
+            .await;
+        if m.body["trained"] == true && e.body["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(m.body["labelled"], 260, "{}", m.text);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} {}", m.text, e.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let f = app
+        .get(&format!("/api/v1/clients/{studio}/funnel-report"), &token)
+        .await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.text);
+    assert!(
+        f.body["funnels"][0]["spend"].as_f64().unwrap() > 0.0,
+        "{}",
+        f.text
+    );
+    assert!(
+        f.body["funnels"][1]["contacts"].as_u64().unwrap() > 0,
+        "{}",
+        f.text
+    );
     let _ = demo.agency_id;
 }
 

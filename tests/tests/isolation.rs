@@ -305,6 +305,10 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/chains/{}", id("chain")),
         format!("/api/v1/chains/{}/stats", id("chain")),
         format!("/api/v1/chains/{}/enrolments", id("chain")),
+        format!(
+            "/api/v1/clients/{}/funnel-report?from=2026-11-01&to=2026-11-30",
+            id("client")
+        ),
     ] {
         let r = app.get(&path, &b.token).await;
         assert_eq!(r.status, StatusCode::OK, "B reads {path}: {}", r.text);
@@ -1045,6 +1049,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "mutation($id: ID!) { putScoring(clientId: $id, rules: []) { lambda } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { funnelReport(clientId: $id) { from } }",
             json!({"id": id("client")}),
         ),
         (

@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod chains;
 pub mod contacts;
 pub mod digest;
+pub mod funnel;
 pub mod lists;
 pub mod previews;
 pub mod qualify;

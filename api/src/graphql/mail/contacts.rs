@@ -81,6 +81,26 @@ impl ContactsQuery {
             .gql()
     }
 
+    /// contacts → qualified → enrolled → converted per funnel type over
+    /// `from`–`to` (`YYYY-MM-DD`; default the last 12 weeks), with rates and
+    /// spend per step.
+    async fn funnel_report(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<service::funnel::FunnelReport> {
+        services(ctx)
+            .funnel_report(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                service::channels::ChannelReportParams { from, to },
+            )
+            .await
+            .gql()
+    }
+
     /// The client's fitted model (weights by feature), or why there is none.
     async fn contact_model(&self, ctx: &Context<'_>, client_id: ID) -> Result<ModelView> {
         services(ctx)

@@ -3,9 +3,11 @@
 //! their outcomes; and the client's qualification: point rules, tier
 //! thresholds and the fitted model.
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use service::channels::ChannelReportParams;
 use service::contacts::{
     ContactFilter, ContactIngestResult, ContactInput, ContactView, OutcomeInput,
 };
+use service::funnel::FunnelReport;
 use service::page::{Page, PageParams};
 use service::qualify::{ModelView, ScoringInput, ScoringView};
 use uuid::Uuid;
@@ -198,8 +200,28 @@ async fn contact_model(
     Ok(ok(state.services.contact_model(&ctx, *id).await?))
 }
 
+/// The funnel per funnel type over `[from, to]` (default: the last 12
+/// weeks): contacts that arrived then → qualified (hot or warm) → enrolled
+/// in a chain → converted, each step's rate (null for a zero denominator),
+/// and the spend of those days per contact, qualified contact and
+/// conversion.
+#[utoipa::path(tag = "contacts", params(("id" = Uuid, Path, description = "client id"), ChannelReportParams), responses((status = 200, body = FunnelReport), Errors), security(("bearer" = [])))]
+#[get("/clients/{id}/funnel-report")]
+async fn funnel_report(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    params: web::Query<ChannelReportParams>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .funnel_report(&ctx, *id, params.into_inner())
+        .await?))
+}
+
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(put_contact)
+    cfg.service(funnel_report)
+        .service(put_contact)
         .service(put_contacts)
         .service(import_contacts)
         .service(list_contacts)

@@ -410,7 +410,9 @@ impl Services {
         Ok(channel_report(&days, from, to))
     }
 
-    async fn channel_range(
+    /// The report range of `params` (default: the last 12 weeks to today
+    /// in the client's time zone), validated; the caller may read.
+    pub(crate) async fn channel_range(
         &self,
         ctx: &RequestCtx,
         client_id: Uuid,
@@ -436,6 +438,18 @@ impl Services {
             ));
         }
         Ok((from, to))
+    }
+
+    /// The rows of a range as the analytics take them.
+    pub(crate) async fn channel_days(
+        &self,
+        agency_id: Uuid,
+        client_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> AppResult<Vec<ChannelDay>> {
+        let rows = self.channel_rows(agency_id, client_id, from, to).await?;
+        Ok(rows.iter().filter_map(to_analytics).collect())
     }
 
     async fn channel_rows(

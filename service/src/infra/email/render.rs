@@ -166,6 +166,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "cash_base": "последний период с фактом против базового сценария",
             "figure": "Показатель", "plan": "План", "actual": "Факт", "variance": "Отклонение",
             "cash_biggest": "Наибольшие отклонения",
+            "funnel": "Воронка за 4 недели", "funnel_value": "Значение",
         }),
         ("digest", false) => json!({
             "subject": "{{ client }}: {% if nothing_new %}nothing new{% else %}report{% endif %} for {{ period }}",
@@ -183,6 +184,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "cash_base": "the latest period with actuals against the base scenario",
             "figure": "Figure", "plan": "Plan", "actual": "Actual", "variance": "Variance",
             "cash_biggest": "Biggest variances",
+            "funnel": "Funnel, last 4 weeks", "funnel_value": "Value",
         }),
         ("job_failed", true) => json!({
             "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].label }}{% endif %}",
@@ -272,7 +274,9 @@ mod tests {
                 "ux_positive": [{"label": "Locker room", "deviation": "+1.5", "current": "4.5", "baseline": "3.0", "new": false}],
                 "cash": [{"model": "Funnel", "period": "2026-11",
                     "headline": [{"label": "Revenue", "plan": "1,000", "actual": "900", "change": "−10.0%", "good": false}],
-                    "biggest": [{"label": "Leads", "plan": "100", "actual": "120", "change": "+20.0%", "good": true}]}]})
+                    "biggest": [{"label": "Leads", "plan": "100", "actual": "120", "change": "+20.0%", "good": true}]}],
+                "funnel": {"rows": [{"label": "New contacts", "value": "120", "change": "+20", "good": true},
+                    {"label": "CPA <net>", "value": "150.00", "change": null, "good": false}]}})
             }
             _ => {
                 json!({"count": 2, "jobs": [

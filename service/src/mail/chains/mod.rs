@@ -13,7 +13,6 @@
 //! never queued twice, also when a worker dies. Step times are moved into
 //! the client's send window in its time zone ([`schedule`]). Conversion,
 //! unsubscribe, bounce and leaving the segment end an enrolment.
-use analytics::funnel::Tier;
 use chrono::{DateTime, Utc};
 use entity::chain;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -161,9 +160,4 @@ pub async fn find_chain<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or(AppError::NotFound)
-}
-
-/// Whether a tier counts as qualified for the funnel report.
-pub fn qualified(tier: &str) -> bool {
-    Tier::parse(tier).is_some_and(Tier::is_qualified)
 }

@@ -257,6 +257,51 @@ pub(super) fn ux_flag_rows(
     out
 }
 
+/// The funnel block: contacts, qualified, converted and CPA with their
+/// change since the last digest (more is good, but a lower CPA).
+pub(super) fn funnel_section(
+    f: &super::FunnelFigures,
+    before: Option<&super::FunnelFigures>,
+    ru: bool,
+) -> serde_json::Value {
+    let count_row = |label: &str, now: u64, was: Option<u64>| {
+        let d = was.map(|w| now as f64 - w as f64).filter(|d| *d != 0.0);
+        serde_json::json!({
+            "label": label,
+            "value": fmt_places(now as f64, 0, ru),
+            "change": d.map(|d| format!("{:+}", d as i64)),
+            "good": d.is_some_and(|d| d > 0.0),
+        })
+    };
+    let (contacts, qualified, converted) = if ru {
+        (
+            "Новые контакты",
+            "Квалифицированные (горячие и тёплые)",
+            "Конверсии",
+        )
+    } else {
+        ("New contacts", "Qualified (hot and warm)", "Converted")
+    };
+    let cpa_change = match (f.cpa, before.and_then(|b| b.cpa)) {
+        (Some(now), Some(was)) if (now - was).abs() >= 0.005 => Some(now - was),
+        _ => None,
+    };
+    serde_json::json!({
+        "rows": [
+            count_row(contacts, f.contacts, before.map(|b| b.contacts)),
+            count_row(qualified, f.qualified, before.map(|b| b.qualified)),
+            count_row(converted, f.converted, before.map(|b| b.converted)),
+            {
+                "label": "CPA",
+                "value": f.cpa.map_or_else(|| "—".to_owned(), |x| fmt_places(x, 2, ru)),
+                "change": cpa_change
+                    .map(|d| format!("{}{}", if d > 0.0 { "+" } else { "" }, fmt_places(d, 2, ru))),
+                "good": cpa_change.is_some_and(|d| d < 0.0),
+            }
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +473,39 @@ mod tests {
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.get_pixel(10, 10).0, [0xaa, 0x11, 0x22]);
         assert_eq!(img.get_pixel(10, 1).0, [0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn the_funnel_block_shows_changes_and_a_falling_cpa_is_good() {
+        let now = super::super::FunnelFigures {
+            contacts: 120,
+            qualified: 30,
+            converted: 6,
+            cpa: Some(150.0),
+        };
+        let was = super::super::FunnelFigures {
+            contacts: 100,
+            qualified: 30,
+            converted: 8,
+            cpa: Some(200.0),
+        };
+        let v = funnel_section(&now, Some(&was), false);
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows[0]["value"], "120");
+        assert_eq!(rows[0]["change"], "+20");
+        assert_eq!(rows[0]["good"], true);
+        assert_eq!(rows[1]["change"], serde_json::Value::Null, "unchanged");
+        assert_eq!(
+            (rows[2]["change"].as_str(), rows[2]["good"].as_bool()),
+            (Some("-2"), Some(false))
+        );
+        assert_eq!(
+            (rows[3]["value"].as_str(), rows[3]["good"].as_bool()),
+            (Some("150.00"), Some(true))
+        );
+        assert_eq!(rows[3]["change"], "-50.00");
+        let first = funnel_section(&now, None, true);
+        assert_eq!(first["rows"][3]["value"], "150,00");
+        assert_eq!(first["rows"][0]["change"], serde_json::Value::Null);
     }
 }

@@ -40,6 +40,19 @@ pub struct DigestFigures {
     pub ux_negative: BTreeSet<String>,
     #[serde(default)]
     pub ux_positive: BTreeSet<String>,
+    /// The funnel section's figures (absent before funnels were reported).
+    #[serde(default)]
+    pub funnel: Option<FunnelFigures>,
+}
+
+/// The funnel of the 4 weeks to a digest's day (all funnel types).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FunnelFigures {
+    pub contacts: u64,
+    pub qualified: u64,
+    pub converted: u64,
+    /// Spend / leads of the channel figures; None without leads.
+    pub cpa: Option<f64>,
 }
 
 /// A rendered digest and the figures it showed.
@@ -178,6 +191,16 @@ impl Services {
             crate::commerce::cash::latest_plan_vs_fact(&self.db, c.agency_id, c.id).await?;
         figures.fingerprint += cash_version;
         let cash: Vec<serde_json::Value> = plans.iter().map(|p| cash_section(p, ru)).collect();
+        // The funnel of the last 4 weeks, against the last digest's.
+        let (funnel, funnel_figures) = self.digest_funnel(c, as_of, ru, last.as_ref()).await?;
+        figures.funnel = funnel_figures;
+        figures.fingerprint += crate::infra::ledger::wanted_version(
+            &self.db,
+            c.agency_id,
+            crate::infra::ledger::KIND_CONTACTS,
+            c.id,
+        )
+        .await?;
         // The map moves with the calendar as well as with data: a flag raised
         // since the last digest is news even when no data arrived.
         let nothing_new = last
@@ -214,6 +237,7 @@ impl Services {
                 "ux_negative": ux.negative,
                 "ux_positive": ux.positive,
                 "cash": cash,
+                "funnel": funnel,
             }),
         )?;
         Ok(BuiltDigest {
@@ -251,5 +275,35 @@ impl Services {
                 .collect()
         };
         Ok(ux_flag_rows(&map.by_touchpoint, &names, ru, last))
+    }
+}
+
+impl Services {
+    /// The digest's funnel section (Null when the 4 weeks to `as_of` had
+    /// neither contacts nor spend) and its figures.
+    async fn digest_funnel(
+        &self,
+        c: &client::Model,
+        as_of: chrono::NaiveDate,
+        ru: bool,
+        last: Option<&DigestFigures>,
+    ) -> AppResult<(serde_json::Value, Option<FunnelFigures>)> {
+        let from = as_of - chrono::Duration::days(27);
+        let rows = self.funnel_rows(c.agency_id, c, from, as_of).await?;
+        let days = self.channel_days(c.agency_id, c.id, from, as_of).await?;
+        let total = analytics::funnel::channel_report(&days, from, as_of).total;
+        let f = FunnelFigures {
+            contacts: rows.iter().map(|r| r.contacts).sum(),
+            qualified: rows.iter().map(|r| r.qualified).sum(),
+            converted: rows.iter().map(|r| r.converted).sum(),
+            cpa: total.cpa,
+        };
+        if f.contacts == 0 && total.spend == 0.0 {
+            return Ok((serde_json::Value::Null, None));
+        }
+        Ok((
+            funnel_section(&f, last.and_then(|l| l.funnel.as_ref()), ru),
+            Some(f),
+        ))
     }
 }

@@ -1,6 +1,7 @@
 //! `growthpoint demo`: a demo agency built from the method's own examples —
 //! a real-estate developer's customer panel, a fitness club's mystery-shopper
-//! audits for five JTBDs, and a subscription service's Cash Journey — made
+//! audits for five JTBDs, a subscription service's Cash Journey, a
+//! restaurant's JTBD map and a studio's funnels and nurture chain — made
 //! through the same service calls as the API, so every result is populated.
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -8,6 +9,8 @@ use service::auth::SignupInput;
 use service::responses::ImportFormat;
 use service::{Principal, RequestCtx, Role, Services};
 use uuid::Uuid;
+
+mod funnel;
 
 pub const DEMO_EMAIL: &str = "demo@growthpoint.example";
 pub const DEMO_PASSWORD: &str = "growthpoint-demo";
@@ -357,6 +360,8 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     s.import_purchases(&ctx, rest.id, ImportFormat::Csv, csv.into())
         .await
         .map_err(e)?;
+    // 5. Funnels: channel figures, scored contacts, a model, a chain.
+    clients.push(funnel::funnel_client(s, &ctx, &mut rng, today).await?);
     Ok(Some(Demo {
         agency_id: out.agency.id,
         clients,
