@@ -73,11 +73,12 @@ fn rules() -> serde_json::Value {
 /// 5 categorical attributes of 8 levels and 10 numeric ones; every 10th
 /// contact labelled, a third of those converted.
 fn insert_contacts_sql(agency: Uuid, client: Uuid, from: usize, to: usize) -> String {
+    // Levels and numbers vary among the labelled rows (every 10th) too.
     let cats: Vec<String> = (1..=5)
-        .map(|k| format!("'k{k}', 'v' || ((i * {}) % 8)", 2 * k + 1))
+        .map(|k| format!("'k{k}', 'v' || ((i / 10 * {} + i / 7) % 8)", 2 * k + 1))
         .collect();
     let nums: Vec<String> = (1..=10)
-        .map(|k| format!("'n{k}', ((i * {}) % 100)", 7 * k + 3))
+        .map(|k| format!("'n{k}', ((i / 10 * {} + i / 3) % 100)", 7 * k + 3))
         .collect();
     format!(
         "INSERT INTO contacts (id, agency_id, client_id, email, name, locale, status, source_channel, \

@@ -21,7 +21,6 @@ use super::*;
 use crate::domain::segment_filter::SegmentFilter;
 use crate::infra::email::links::Purpose;
 use crate::infra::email::{Brand, NewDelivery, enqueue_with_ids, render::render};
-use crate::mail::contacts::find_contact;
 use crate::mail::tracking::{CLICKED, OPENED, track_html};
 use crate::{Services, new_id};
 
@@ -69,6 +68,16 @@ impl Services {
         let mut woken = std::collections::HashSet::new();
         loop {
             let due = due_enrolments(&self.db, now, TICK_BATCH).await?;
+            // The batch's contacts in one read (each checked against its
+            // enrolment's agency below).
+            let ids: Vec<Uuid> = due.iter().map(|e| e.contact_id).collect();
+            let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
+                .filter(contact::Column::Id.is_in(ids))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
             let mut moved = 0;
             for e in &due {
                 if let std::collections::hash_map::Entry::Vacant(v) = chains.entry(e.chain_id) {
@@ -77,7 +86,10 @@ impl Services {
                 let Some(Some(ctx)) = chains.get(&e.chain_id) else {
                     continue;
                 };
-                if self.advance(ctx, e, now).await? {
+                let c = contacts
+                    .get(&e.contact_id)
+                    .filter(|c| c.agency_id == e.agency_id);
+                if self.advance(ctx, e, c, now).await? {
                     moved += 1;
                     woken.insert(e.agency_id);
                 }
@@ -133,15 +145,14 @@ impl Services {
         &self,
         ctx: &ChainCtx,
         e: &chain_enrolment::Model,
+        c: Option<&contact::Model>,
         now: DateTime<Utc>,
     ) -> AppResult<bool> {
-        let c = match find_contact(&self.db, e.agency_id, e.contact_id).await {
-            Ok(c) => c,
-            // Erased: nothing more to send.
-            Err(AppError::NotFound) => return end_enrolment(&self.db, e, "erased", now).await,
-            Err(err) => return Err(err),
+        // Erased: nothing more to send.
+        let Some(c) = c else {
+            return end_enrolment(&self.db, e, "erased", now).await;
         };
-        if let Some(reason) = exit_reason(&c, e, ctx.segment.as_ref()) {
+        if let Some(reason) = exit_reason(c, e, ctx.segment.as_ref()) {
             return end_enrolment(&self.db, e, reason, now).await;
         }
         let s = usize::try_from(e.step).unwrap_or(usize::MAX);
@@ -160,7 +171,7 @@ impl Services {
         {
             return self.move_on(e, next_at, "skipped", None, None, now).await;
         }
-        let (id, delivery) = self.chain_delivery(ctx, e, s, step, &c)?;
+        let (id, delivery) = self.chain_delivery(ctx, e, s, step, c)?;
         self.move_on(
             e,
             next_at,

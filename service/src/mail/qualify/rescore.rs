@@ -51,15 +51,15 @@ pub fn attr_values(v: &serde_json::Value) -> BTreeMap<String, AttrValue> {
 }
 
 /// What the rescoring reads of one contact.
-struct Row {
-    id: Uuid,
-    attributes: BTreeMap<String, AttrValue>,
-    converted: Option<bool>,
-    customer_ref: Option<String>,
-    confirmed_at: Option<DateTime<Utc>>,
-    email: String,
+pub(super) struct Row {
+    pub(super) id: Uuid,
+    pub(super) attributes: BTreeMap<String, AttrValue>,
+    pub(super) converted: Option<bool>,
+    pub(super) customer_ref: Option<String>,
+    pub(super) confirmed_at: Option<DateTime<Utc>>,
+    pub(super) email: String,
     /// score, probability, tier, explanation as stored.
-    stored: (f64, Option<f64>, String, Option<serde_json::Value>),
+    pub(super) stored: (f64, Option<f64>, String, Option<serde_json::Value>),
 }
 
 impl Services {
@@ -73,19 +73,26 @@ impl Services {
         let version =
             crate::infra::ledger::wanted_version(&self.db, agency_id, KIND_CONTACTS, client_id)
                 .await?;
+        let started = std::time::Instant::now();
         let txn = crate::infra::db::begin_write(&self.db).await?;
         link_subscribers(&txn, agency_id, client_id).await?;
         refresh_status(&txn, agency_id, client_id, None).await?;
         txn.commit().await?;
         self.convert_by_purchases(agency_id, client_id).await?;
         let (rules, thresholds, lambda, _) = settings_of(&self.db, agency_id, client_id).await?;
-        let rows = self.scoring_rows(agency_id, client_id).await?;
+        let rows = if self.db.get_database_backend() == DbBackend::Postgres {
+            self.scoring_rows_pg(agency_id, client_id).await?
+        } else {
+            self.scoring_rows(agency_id, client_id).await?
+        };
         let last_purchase = self.last_purchases(agency_id, client_id, &rows).await?;
         let events = self.event_times(agency_id, client_id).await?;
+        let read_ms = started.elapsed().as_millis();
 
         let model = self
             .refit(agency_id, client_id, &rows, lambda, version)
             .await?;
+        let fit_ms = started.elapsed().as_millis() - read_ms;
         let t = now();
         let changed = tokio::task::block_in_place(|| {
             score_rows(
@@ -99,10 +106,17 @@ impl Services {
             )
         });
         let n = changed.len();
-        self.write_scores(agency_id, changed, t).await?;
+        let score_ms = started.elapsed().as_millis() - read_ms - fit_ms;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            self.write_scores_pg(agency_id, changed, t).await?;
+        } else {
+            self.write_scores(agency_id, changed, t).await?;
+        }
         // Segment membership may have changed: enrol and exit.
         self.enrol_contacts(agency_id, client_id, t).await?;
-        tracing::info!(%agency_id, %client_id, version, rescored = n, "contacts rescored");
+        let total_ms = started.elapsed().as_millis();
+        tracing::info!(%agency_id, %client_id, version, rescored = n, read_ms, fit_ms, score_ms,
+            write_ms = total_ms - read_ms - fit_ms - score_ms, "contacts rescored");
         Ok(version)
     }
 
@@ -340,11 +354,11 @@ impl Services {
 
 /// A contact whose qualification changed.
 pub(crate) struct Scored {
-    id: Uuid,
-    score: f64,
-    probability: Option<f64>,
-    tier: String,
-    explanation: serde_json::Value,
+    pub(super) id: Uuid,
+    pub(super) score: f64,
+    pub(super) probability: Option<f64>,
+    pub(super) tier: String,
+    pub(super) explanation: serde_json::Value,
 }
 
 /// Qualifies every row; returns those whose stored qualification differs
