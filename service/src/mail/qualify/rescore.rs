@@ -399,8 +399,14 @@ fn score_rows(
         let same = *score == q.score
             && *probability == q.probability
             && *stored_tier == tier
-            && stored_expl.as_ref() == Some(&explanation);
+            && stored_expl
+                .as_ref()
+                .is_some_and(|e| same_json(e, &explanation));
         if !same {
+            if out.is_empty() {
+                tracing::debug!(contact = %r.id, stored = ?r.stored, score = q.score,
+                    probability = ?q.probability, %tier, %explanation, "first changed qualification");
+            }
             out.push(Scored {
                 id: r.id,
                 score: q.score,
@@ -411,4 +417,41 @@ fn score_rows(
         }
     }
     out
+}
+
+/// JSON equal but for numbers a rounding apart: a stored explanation comes
+/// back through a float parser that may miss the last bit.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Number(x), V::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0),
+            _ => x == y,
+        },
+        (V::Array(x), V::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (V::Object(x), V::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn explanations_a_rounding_apart_are_the_same() {
+        let a = json!({"features": [{"feature": "n9", "contribution": 0.06050310299123221}], "rules": [{"rule": "x", "points": 10.0}]});
+        let b = json!({"rules": [{"rule": "x", "points": 10.0}], "features": [{"feature": "n9", "contribution": 0.060503102991232204}]});
+        assert!(super::same_json(&a, &b));
+        let c = json!({"rules": [{"rule": "x", "points": 10.0}], "features": [{"feature": "n9", "contribution": 0.0605031}]});
+        assert!(!super::same_json(&a, &c));
+        let d = json!({"rules": [], "features": [{"feature": "n9", "contribution": 0.06050310299123221}]});
+        assert!(!super::same_json(&a, &d));
+    }
 }
