@@ -11,7 +11,7 @@
 //!   through the whole pipeline to the same local SMTP server.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_funnel [-- --contacts N] [--emails N] [--skip-emails]
+//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_funnel [-- --contacts N] [--emails N] [--skip-emails | --only-emails]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -28,6 +28,7 @@ struct Args {
     contacts: usize,
     emails: usize,
     skip_emails: bool,
+    only_emails: bool,
 }
 
 fn args() -> Args {
@@ -35,6 +36,7 @@ fn args() -> Args {
         contacts: 1_000_000,
         emails: 10_000,
         skip_emails: false,
+        only_emails: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -47,6 +49,7 @@ fn args() -> Args {
             }
             "--emails" => a.emails = it.next().and_then(|v| v.parse().ok()).expect("--emails N"),
             "--skip-emails" => a.skip_emails = true,
+            "--only-emails" => a.only_emails = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -314,9 +317,11 @@ async fn emails(n: usize) {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let app = spawn_with(Mode::Postgres, |s| s.run_worker = false).await;
-    rescoring(&app, a.contacts).await;
-    tick(&app, a.contacts).await;
+    if !a.only_emails {
+        let app = spawn_with(Mode::Postgres, |s| s.run_worker = false).await;
+        rescoring(&app, a.contacts).await;
+        tick(&app, a.contacts).await;
+    }
     if !a.skip_emails {
         emails(a.emails).await;
     }

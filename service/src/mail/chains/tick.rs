@@ -60,49 +60,47 @@ pub async fn due_enrolments(
 }
 
 impl Services {
-    /// Worker: handles every chain step due at `now`; returns how many
-    /// enrolments it moved on (sent, skipped, completed or ended).
+    /// Worker: handles the chain steps due at `now`, one batch of
+    /// [`TICK_BATCH`] per call, so that the caller (`deliver_due`) starts
+    /// sending what it queued while another wake-up takes the next batch;
+    /// returns how many enrolments it moved on (sent, skipped, completed or
+    /// ended).
     pub async fn chain_tick(&self, now: DateTime<Utc>) -> AppResult<usize> {
         let mut chains: HashMap<Uuid, Option<ChainCtx>> = HashMap::new();
-        let mut handled = 0;
         let mut woken = std::collections::HashSet::new();
-        loop {
-            let due = due_enrolments(&self.db, now, TICK_BATCH).await?;
-            // The batch's contacts in one read (each checked against its
-            // enrolment's agency below).
-            let ids: Vec<Uuid> = due.iter().map(|e| e.contact_id).collect();
-            let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
-                .filter(contact::Column::Id.is_in(ids))
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .map(|c| (c.id, c))
-                .collect();
-            let mut moved = 0;
-            for e in &due {
-                if let std::collections::hash_map::Entry::Vacant(v) = chains.entry(e.chain_id) {
-                    v.insert(self.chain_ctx(e.agency_id, e.chain_id).await?);
-                }
-                let Some(Some(ctx)) = chains.get(&e.chain_id) else {
-                    continue;
-                };
-                let c = contacts
-                    .get(&e.contact_id)
-                    .filter(|c| c.agency_id == e.agency_id);
-                if self.advance(ctx, e, c, now).await? {
-                    moved += 1;
-                    woken.insert(e.agency_id);
-                }
+        let due = due_enrolments(&self.db, now, TICK_BATCH).await?;
+        // The batch's contacts in one read (each checked against its
+        // enrolment's agency below).
+        let ids: Vec<Uuid> = due.iter().map(|e| e.contact_id).collect();
+        let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
+            .filter(contact::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let mut moved = 0;
+        for e in &due {
+            if let std::collections::hash_map::Entry::Vacant(v) = chains.entry(e.chain_id) {
+                v.insert(self.chain_ctx(e.agency_id, e.chain_id).await?);
             }
-            handled += moved;
-            if (due.len() as u64) < TICK_BATCH || moved == 0 {
-                break;
+            let Some(Some(ctx)) = chains.get(&e.chain_id) else {
+                continue;
+            };
+            let c = contacts
+                .get(&e.contact_id)
+                .filter(|c| c.agency_id == e.agency_id);
+            if self.advance(ctx, e, c, now).await? {
+                moved += 1;
+                woken.insert(e.agency_id);
             }
         }
+        // The queued emails go out, and what is still due (after a full
+        // batch) is taken by the next wake-up's tick.
         for agency in woken {
             self.wake_mailer(agency).await;
         }
-        Ok(handled)
+        Ok(moved)
     }
 
     async fn chain_ctx(&self, agency_id: Uuid, chain_id: Uuid) -> AppResult<Option<ChainCtx>> {
