@@ -372,11 +372,13 @@ pub fn funnel_report(
     FunnelType::ALL
         .into_iter()
         .map(|funnel| {
+            // `+ 0.0`: an empty f64 sum is -0.0, which would print as such.
             let spend: f64 = rows
                 .iter()
                 .filter(|r| r.funnel == funnel && r.day >= from && r.day <= to)
                 .map(|r| r.spend)
-                .sum();
+                .sum::<f64>()
+                + 0.0;
             let c = counts
                 .iter()
                 .find(|c| c.funnel == funnel)

@@ -160,6 +160,13 @@ fn trend_last_full_week_against_the_four_before() {
 }
 
 #[test]
+fn a_funnel_without_spend_reports_zero_not_minus_zero() {
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let rows = funnel_report(&[], d("2026-11-01"), d("2026-11-30"), &[]);
+    assert!(rows.iter().all(|r| r.spend.is_sign_positive()), "{rows:?}");
+}
+
+#[test]
 fn funnel_report_by_hand() {
     let rows = vec![
         row("2026-03-02", "rtb", FunnelType::Reach, 1000.0, 0, 0, 0, 0),
