@@ -209,7 +209,12 @@ async fn a_100k_import_triggers_a_handful_of_recomputes(mode: Mode) {
     // promoters; 0–6 → 7·9,090 + 7 detractors.
     assert_eq!(s["summary"]["nps"]["promoters"], 18_181);
     assert_eq!(s["summary"]["nps"]["detractors"], 63_637);
-    let runs = app.get("/api/v1/jobs?status=succeeded", &t.token).await;
+    // The run is recorded just after the summary it stored: wait for it.
+    app.wait_for_job(&t.token, "questionnaire_summary", &p.questionnaire, version)
+        .await;
+    let runs = app
+        .get("/api/v1/jobs?status=succeeded&limit=200", &t.token)
+        .await;
     let n = runs.body["items"]
         .as_array()
         .unwrap()
