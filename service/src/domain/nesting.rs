@@ -48,6 +48,51 @@ pub fn json_exceeds(body: &[u8], max: usize) -> bool {
     false
 }
 
+/// True when a minijinja template nests more than `max` levels: brackets
+/// (`(`, `[`, `{`) and block tags (`{% if/for/macro/call/filter/with/block
+/// … %}` against their `end…` tags) both count, wherever they stand — the
+/// template parser recurses once per level of either, and a plain HTML body
+/// nests neither deeply.
+pub fn template_exceeds(src: &str, max: usize) -> bool {
+    const BLOCKS: [&str; 8] = [
+        "if",
+        "for",
+        "macro",
+        "call",
+        "filter",
+        "with",
+        "block",
+        "autoescape",
+    ];
+    let bytes = src.as_bytes();
+    let (mut brackets, mut blocks) = (0usize, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' | b'[' | b'{' => brackets += 1,
+            b')' | b']' | b'}' => brackets = brackets.saturating_sub(1),
+            _ => {}
+        }
+        if bytes[i] == b'{' && bytes.get(i + 1) == Some(&b'%') {
+            let tag = src[i + 2..]
+                .trim_start_matches(['-', '+', ' ', '\t', '\n', '\r'])
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .next()
+                .unwrap_or("");
+            if BLOCKS.contains(&tag) {
+                blocks += 1;
+            } else if tag.starts_with("end") {
+                blocks = blocks.saturating_sub(1);
+            }
+        }
+        if brackets > max || blocks > max {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// True when the GraphQL document `query` opens more than `max` selection
 /// sets, argument lists, list or object values inside each other. Strings
 /// (`"…"` with escapes, block strings `"""…"""`) and `#` comments are
@@ -141,5 +186,17 @@ mod tests {
         for s in ["\"", "\"\"\"", "\"\\", "#", "\"\"\"\\\"\"", "{\"\"\"\"\""] {
             let _ = graphql_exceeds(s, 1);
         }
+    }
+
+    #[test]
+    fn templates_nest_by_brackets_and_blocks() {
+        assert!(!template_exceeds(
+            "<p>{{ (a + (b)) }}</p>{% if x %}{% for y in z %}{% endfor %}{% endif %}",
+            8
+        ));
+        assert!(template_exceeds(&"(".repeat(65), 64));
+        assert!(template_exceeds(&"{% if x %}".repeat(65), 64));
+        assert!(!template_exceeds(&"{% if x %}{% endif %}".repeat(200), 64));
+        assert!(!template_exceeds(&"<div>".repeat(500), 64));
     }
 }

@@ -35,13 +35,17 @@ const STACK: usize = 2 * 1024 * 1024;
 
 type Target = fn(&Fixtures, &[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 10] = [
     ("graphql", graphql),
     ("json_body", json_body),
     ("segment_filter", segment_filter),
     ("jtbd_rules", jtbd_rules),
     ("import_ndjson", import_ndjson),
     ("import_csv", import_csv),
+    ("contacts_ndjson", contacts_ndjson),
+    ("contacts_csv", contacts_csv),
+    ("scoring_rules", scoring_rules),
+    ("chain_template", chain_template),
 ];
 
 /// What the targets parse against, built once per target thread.
@@ -221,6 +225,31 @@ fn import_ndjson(f: &Fixtures, input: &[u8]) {
 
 fn import_csv(f: &Fixtures, input: &[u8]) {
     let _ = parse_csv(&AnswerSchema::new(&f.questions), input);
+}
+
+fn contacts_ndjson(_: &Fixtures, input: &[u8]) {
+    let _ = service::contacts::parse_contacts_ndjson(input);
+}
+
+fn contacts_csv(_: &Fixtures, input: &[u8]) {
+    let _ = service::contacts::parse_contacts_csv(input);
+}
+
+/// A `PUT /clients/{id}/scoring` body: parsed, then every rule checked.
+fn scoring_rules(_: &Fixtures, input: &[u8]) {
+    if let Ok(v) = api::extract::parse_json::<service::qualify::ScoringInput>(input) {
+        let _ = service::qualify::check_scoring(&v);
+    }
+}
+
+/// A chain step's or campaign's template source, as validation bounds
+/// and compiles it.
+fn chain_template(_: &Fixtures, input: &[u8]) {
+    if let Ok(src) = std::str::from_utf8(input)
+        && !service::domain::nesting::template_exceeds(src, service::domain::nesting::MAX_NESTING)
+    {
+        let _ = service::email::render::env().template_from_str(src);
+    }
 }
 
 /// xorshift64*: reproducible from `--seed`, nothing to install.

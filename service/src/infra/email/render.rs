@@ -74,7 +74,7 @@ const TEMPLATES: [(&str, &str); 11] = [
 
 /// The one template environment (HTML autoescaped by name): the built-in
 /// templates, and campaign sources compiled on the fly.
-pub(crate) fn env() -> &'static Environment<'static> {
+pub fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();

@@ -137,7 +137,13 @@ fn check_campaign(input: &CampaignInput) -> AppResult<()> {
         ("html", &input.html),
         ("text", &input.text),
     ] {
-        if let Err(e) = env.template_from_str(v) {
+        if crate::domain::nesting::template_exceeds(v, crate::domain::nesting::MAX_NESTING) {
+            // The template parser recurses once per level: bounded first.
+            errs.push(FieldError::new(
+                field,
+                crate::domain::nesting::message(crate::domain::nesting::MAX_NESTING),
+            ));
+        } else if let Err(e) = env.template_from_str(v) {
             errs.push(FieldError::new(field, format!("template error: {e}")));
         }
     }

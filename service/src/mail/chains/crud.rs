@@ -59,6 +59,11 @@ fn check_template(field: String, src: &str, errs: &mut Vec<FieldError>) {
         errs.push(FieldError::new(field, crate::domain::nul::MESSAGE));
     } else if src.len() > 200_000 {
         errs.push(FieldError::new(field, "at most 200,000 bytes"));
+    } else if crate::domain::nesting::template_exceeds(src, crate::domain::nesting::MAX_NESTING) {
+        errs.push(FieldError::new(
+            field,
+            crate::domain::nesting::message(crate::domain::nesting::MAX_NESTING),
+        ));
     } else if let Err(e) = crate::infra::email::render::env().template_from_str(src) {
         errs.push(FieldError::new(field, format!("template error: {e}")));
     }
