@@ -4,7 +4,7 @@
 //! conversion rate of each step and the spend of the same days (channel
 //! figures) per contact, per qualified contact and per conversion.
 use analytics::funnel::{FunnelCounts, FunnelReportRow, FunnelType, funnel_report};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -24,11 +24,7 @@ pub struct FunnelReport {
 
 /// Midnight starting a local day, in UTC.
 fn day_start(tz: chrono_tz::Tz, d: NaiveDate) -> DateTime<Utc> {
-    let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-    tz.from_local_datetime(&midnight)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| midnight.and_utc())
+    crate::mail::chains::schedule::local_to_utc(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
 impl Services {
@@ -40,7 +36,7 @@ impl Services {
         from: NaiveDate,
         to: NaiveDate,
     ) -> AppResult<Vec<FunnelReportRow>> {
-        let tz: chrono_tz::Tz = client.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let tz = crate::commerce::purchases::client_tz(client);
         let (start, end) = (
             day_start(tz, from),
             day_start(tz, to.succ_opt().unwrap_or(to)),

@@ -149,7 +149,7 @@ impl Services {
             return Ok(0);
         }
         let client = find_client(&self.db, agency_id, client_id).await?;
-        let tz = client.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let tz = crate::commerce::purchases::client_tz(&client);
         let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
             .filter(contact::Column::AgencyId.eq(agency_id))
             .filter(contact::Column::ClientId.eq(client_id))

@@ -25,7 +25,7 @@ pub fn in_window(due: DateTime<Utc>, tz: Tz, (start, end): (i32, i32)) -> DateTi
 
 /// A local time as UTC: the earlier of an ambiguous time (clocks went
 /// back), the first valid minute after a skipped one (clocks went forward).
-fn local_to_utc(tz: Tz, at: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn local_to_utc(tz: Tz, at: NaiveDateTime) -> DateTime<Utc> {
     for shift in 0..=180 {
         if let Some(t) = tz
             .from_local_datetime(&(at + Duration::minutes(shift)))

@@ -130,7 +130,7 @@ impl Services {
             .ok_or(AppError::NotFound)?;
         Ok(Some(ChainCtx {
             steps: steps_of(&chain),
-            tz: client.timezone.parse().unwrap_or(chrono_tz::Tz::UTC),
+            tz: crate::commerce::purchases::client_tz(&client),
             chain,
             segment,
             client,
