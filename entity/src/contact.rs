@@ -1,7 +1,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// One person of a client's audience, by e-mail (analytics.md §7).
+/// One person of a client's audience, by e-mail (analytics.md §7). Its
+/// qualification is in `contact_scores`; [`crate::scored_contact`] reads both.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "contacts")]
 pub struct Model {
@@ -25,12 +26,6 @@ pub struct Model {
     pub conversion_value: Option<f64>,
     /// `api` or `purchase`.
     pub outcome_source: Option<String>,
-    pub score: f64,
-    pub probability: Option<f64>,
-    /// `hot`, `warm` or `cold`.
-    pub tier: String,
-    pub explanation: Option<Json>,
-    pub scored_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -739,10 +739,160 @@ async fn existing_subscribers_survive_the_migration_to_contacts(mode: Mode) {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 3, "{}", r.text);
 }
 
+/// Rows of the client's scores, and how many sets it has.
+async fn score_rows(app: &TestApp) -> (i64, i64) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.services.db;
+    let mut out = [0i64; 2];
+    for (i, table) in ["contact_scores", "contact_score_sets"].iter().enumerate() {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        out[i] = row.try_get::<i64>("", "n").unwrap();
+    }
+    (out[0], out[1])
+}
+
+/// Scores live in one set per client: a rescoring that changes most of
+/// them writes a fresh set and drops the old one, one that changes a few
+/// updates in place, an erased contact's score goes, and the migration
+/// that split scores from contacts runs down and up without loss.
+async fn scores_are_kept_in_one_set_per_client(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let c = client(&app, &t.token).await;
+    let rules = |moscow: i32| {
+        json!({"rules": [
+            {"name": "Moscow", "points": moscow, "when": {"kind": "attr_equals", "key": "city", "value": "msk"}},
+            {"name": "Adult", "points": 10, "when": {"kind": "attr_within", "key": "age", "min": 18}}
+        ]})
+    };
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{c}/scoring"),
+            Some(&t.token),
+            Some(rules(40)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut body = String::new();
+    for i in 0..8 {
+        let city = if i < 4 { "msk" } else { "spb" };
+        body.push_str(&format!(
+            "{{\"email\":\"p{i}@x.io\",\"attributes\":{{\"city\":\"{city}\",\"age\":{}}}}}\n",
+            10 + i * 5
+        ));
+    }
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/clients/{c}/contacts/import"),
+            Some(&t.token),
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // p0 (msk, 10): 40; p1..p3 (msk, 15..25): 40, 50, 50; p4..p7 (spb,
+    // 30..45): 10 each.
+    let score = |items: &[Value], e: &str| by_email(items, e)["score"].as_f64();
+    let items = contacts_until(&app, &t.token, &c, |i| {
+        i.len() == 8 && i.iter().all(|c| !c["scored_at"].is_null())
+    })
+    .await;
+    let want: Vec<f64> = vec![40.0, 40.0, 50.0, 50.0, 10.0, 10.0, 10.0, 10.0];
+    let got: Vec<f64> = (0..8)
+        .map(|i| score(&items, &format!("p{i}@x.io")).unwrap())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(score_rows(&app).await, (8, 1));
+
+    // One contact changes (1 of 8, in place): still one set of 8 rows.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/contacts"),
+            &t.token,
+            json!({"email": "p4@x.io", "attributes": {"city": "msk"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = contacts_until(&app, &t.token, &c, |i| score(i, "p4@x.io") == Some(50.0)).await;
+    assert_eq!(score(&items, "p0@x.io"), Some(40.0));
+    assert_eq!(score_rows(&app).await, (8, 1));
+
+    // Moscow is worth 20 now: 5 of 8 change, a fresh set replaces the old.
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{c}/scoring"),
+            Some(&t.token),
+            Some(rules(20)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = contacts_until(&app, &t.token, &c, |i| score(i, "p0@x.io") == Some(20.0)).await;
+    let got: Vec<f64> = (0..8)
+        .map(|i| score(&items, &format!("p{i}@x.io")).unwrap())
+        .collect();
+    assert_eq!(got, vec![20.0, 20.0, 30.0, 30.0, 30.0, 10.0, 10.0, 10.0]);
+    assert_eq!(
+        by_email(&items, "p2@x.io")["explanation"]["rules"],
+        json!([{"rule": "Moscow", "points": 20.0}, {"rule": "Adult", "points": 10.0}])
+    );
+    assert_eq!(score_rows(&app).await, (8, 1));
+
+    // Erasure takes the score along.
+    let p7 = by_email(&items, "p7@x.io")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{p7}"),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16() / 100, 2, "{}", r.text);
+    assert_eq!(score_rows(&app).await.0, 7);
+
+    // The split migration, down and up: every score and tier as before
+    // (once the worker has rescored after the erasure).
+    let (agency, client_id) = (
+        uuid::Uuid::parse_str(&t.agency_id).unwrap(),
+        uuid::Uuid::parse_str(&c).unwrap(),
+    );
+    let v = service::infra::ledger::wanted_version(
+        &app.services.db,
+        agency,
+        service::infra::ledger::KIND_CONTACTS,
+        client_id,
+    )
+    .await
+    .unwrap();
+    app.wait_for_job(&t.token, "client_contacts", &c, v).await;
+    let before = app
+        .get(&format!("/api/v1/clients/{c}/contacts?limit=200"), &t.token)
+        .await;
+    tests::rerun_migrations_from(&app.services.db, "_000022_split_contact_scores").await;
+    let after = app
+        .get(&format!("/api/v1/clients/{c}/contacts?limit=200"), &t.token)
+        .await;
+    assert_eq!(before.body, after.body);
+}
+
 both_modes!(
     upserts_and_imports_change_nothing_when_resent,
     rules_score_and_tier_contacts_as_computed_by_hand,
     the_worker_fits_the_model_once_200_outcomes_are_known,
     subscriptions_become_contacts,
     existing_subscribers_survive_the_migration_to_contacts,
+    scores_are_kept_in_one_set_per_client,
 );

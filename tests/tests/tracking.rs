@@ -304,7 +304,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     // Scoring can read who did what last.
     let agency: Uuid = nl.owner.agency_id.parse().unwrap();
     let client: Uuid = nl.client.parse().unwrap();
-    let last = service::mail::tracking::last_events(&app.services.db, agency, client)
+    let last = service::mail::tracking::last_events(&app.services.db, agency, client, None)
         .await
         .unwrap();
     assert_eq!(last.len(), 2);
@@ -314,7 +314,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
     assert!(lb.opened.is_some() && lb.clicked.is_none(), "{lb:?}");
     // Another client of the agency has none of them.
     assert!(
-        service::mail::tracking::last_events(&app.services.db, agency, Uuid::now_v7())
+        service::mail::tracking::last_events(&app.services.db, agency, Uuid::now_v7(), None)
             .await
             .unwrap()
             .is_empty()
@@ -363,7 +363,7 @@ async fn opens_and_clicks_count_unique_recipients(mode: Mode) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(events(&app).await, 1);
-    let last = service::mail::tracking::last_events(&app.services.db, agency, client)
+    let last = service::mail::tracking::last_events(&app.services.db, agency, client, None)
         .await
         .unwrap();
     assert_eq!(last.keys().collect::<Vec<_>>(), ["r0001@example.com"]);

@@ -46,7 +46,7 @@ impl Services {
              SUM(CASE WHEN EXISTS (SELECT 1 FROM chain_enrolments e \
                WHERE e.agency_id = c.agency_id AND e.contact_id = c.id) THEN 1 ELSE 0 END) AS enrolled, \
              SUM(CASE WHEN c.converted THEN 1 ELSE 0 END) AS converted \
-             FROM contacts c \
+             FROM scored_contacts c \
              WHERE c.agency_id = $1 AND c.client_id = $2 AND c.created_at >= $3 AND c.created_at < $4 \
              GROUP BY c.funnel";
         let rows = sea_orm::ConnectionTrait::query_all_raw(

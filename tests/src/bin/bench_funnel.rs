@@ -3,8 +3,9 @@
 //! - rescoring 1,000,000 contacts of one client with 10 point rules and a
 //!   50-feature model (5 categorical attributes of 8 levels, 10 numeric),
 //!   100,000 of them labelled: the worker's whole job — read, refit, score,
-//!   write — timed twice: when every contact's qualification changes, and
-//!   again when none does;
+//!   write — timed four times: the first scoring, again with nothing
+//!   changed, after 1% of the contacts changed, and after 1,000 new
+//!   outcomes (the model refitted, so every probability moves);
 //! - finding the due chain steps among 1,000,000 enrolments (the tick's
 //!   query), median of 21 runs, and one tick handling 500 due steps;
 //! - 10,000 chain emails against a 10,000-recipient newsletter, both
@@ -73,6 +74,11 @@ fn rules() -> serde_json::Value {
     ])
 }
 
+/// Ids as the product makes them (UUID v7: time first), one millisecond
+/// apart in insertion order, from `h` (12 hex digits) and `r` (a random
+/// uuid's text) of the row source.
+const V7_ID: &str = "(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(r, 16, 3) || '-' || substr(r, 20))::uuid";
+
 /// 5 categorical attributes of 8 levels and 10 numeric ones; every 10th
 /// contact labelled, a third of those converted.
 fn insert_contacts_sql(agency: Uuid, client: Uuid, from: usize, to: usize) -> String {
@@ -86,15 +92,17 @@ fn insert_contacts_sql(agency: Uuid, client: Uuid, from: usize, to: usize) -> St
     format!(
         "INSERT INTO contacts (id, agency_id, client_id, email, name, locale, status, source_channel, \
          funnel, attributes, customer_ref, confirmed_at, converted, converted_at, conversion_value, \
-         outcome_source, score, probability, tier, explanation, scored_at, created_at, updated_at) \
-         SELECT gen_random_uuid(), '{agency}', '{client}', 'c' || i || '@example.com', NULL, NULL, \
+         outcome_source, created_at, updated_at) \
+         SELECT {id}, '{agency}', '{client}', 'c' || i || '@example.com', NULL, NULL, \
          'active', NULL, 'reach', jsonb_build_object({}, {}), NULL, \
          CASE WHEN i % 3 = 0 THEN now() - interval '3 days' END, \
          CASE WHEN i % 10 = 0 THEN ((i / 10) * 7919) % 3 = 0 END, NULL, NULL, \
-         CASE WHEN i % 10 = 0 THEN 'api' END, 0, NULL, 'cold', NULL, NULL, now(), now() \
-         FROM generate_series({from}, {to}) AS i",
+         CASE WHEN i % 10 = 0 THEN 'api' END, now(), now() \
+         FROM (SELECT i, lpad(to_hex(1765000000000 + i), 12, '0') AS h, gen_random_uuid()::text AS r \
+           FROM generate_series({from}, {to}) AS i) AS g",
         cats.join(", "),
-        nums.join(", ")
+        nums.join(", "),
+        id = V7_ID,
     )
 }
 
@@ -127,7 +135,30 @@ async fn rescoring(app: &TestApp, n: usize) {
         "{n} contacts inserted by SQL in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    for run in ["every contact changes", "nothing changes"] {
+    // 1% of the unlabelled contacts get a new value of a ruled attribute
+    // (the model stays); then 1,000 more outcomes (the model is refitted:
+    // every probability moves).
+    let some_change = format!(
+        "UPDATE contacts SET attributes = (attributes::jsonb || '{{\"n1\": 42}}')::json \
+         WHERE client_id = '{client_id}' AND converted IS NULL AND email LIKE 'c%01@example.com'"
+    );
+    let refit = format!(
+        "UPDATE contacts SET converted = (length(email) % 2 = 0), outcome_source = 'api' \
+         WHERE id IN (SELECT id FROM contacts WHERE client_id = '{client_id}' \
+           AND converted IS NULL ORDER BY id LIMIT 1000)"
+    );
+    for (run, before) in [
+        ("first scoring: every contact new", None),
+        ("nothing changes", None),
+        ("1% of contacts changed, same model", Some(&some_change)),
+        (
+            "1,000 new outcomes: model refitted, every probability changes",
+            Some(&refit),
+        ),
+    ] {
+        if let Some(sql) = before {
+            db.execute_unprepared(sql).await.unwrap();
+        }
         let t0 = Instant::now();
         app.services
             .recompute_client_contacts(agency, client_id)
@@ -147,9 +178,9 @@ async fn rescoring(app: &TestApp, n: usize) {
         m.body["weights"].as_array().map_or(0, Vec::len),
         m.body["iterations"]
     );
-    let hot = entity::contact::Entity::find()
-        .filter(entity::contact::Column::ClientId.eq(client_id))
-        .filter(entity::contact::Column::Tier.eq("hot"))
+    let hot = entity::scored_contact::Entity::find()
+        .filter(entity::scored_contact::Column::ClientId.eq(client_id))
+        .filter(entity::scored_contact::Column::Tier.eq("hot"))
         .count(db)
         .await
         .unwrap();

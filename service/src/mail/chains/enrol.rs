@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{chain, chain_enrolment, chain_log, contact, purchase};
+use entity::{chain, chain_enrolment, chain_log, purchase, scored_contact};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use crate::{Services, new_id};
 
 /// Why an enrolment of `c` must end now, if it must.
 pub(crate) fn exit_reason(
-    c: &contact::Model,
+    c: &scored_contact::Model,
     e: &chain_enrolment::Model,
     segment: Option<&crate::domain::segment_filter::SegmentFilter>,
 ) -> Option<&'static str> {
@@ -150,9 +150,9 @@ impl Services {
         }
         let client = find_client(&self.db, agency_id, client_id).await?;
         let tz = crate::commerce::purchases::client_tz(&client);
-        let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
-            .filter(contact::Column::AgencyId.eq(agency_id))
-            .filter(contact::Column::ClientId.eq(client_id))
+        let contacts: HashMap<Uuid, scored_contact::Model> = scored_contact::Entity::find()
+            .filter(scored_contact::Column::AgencyId.eq(agency_id))
+            .filter(scored_contact::Column::ClientId.eq(client_id))
             .all(&self.db)
             .await?
             .into_iter()
@@ -240,12 +240,12 @@ impl Services {
     async fn reverse_enrolments(
         &self,
         ch: &chain::Model,
-        contacts: &HashMap<Uuid, contact::Model>,
+        contacts: &HashMap<Uuid, scored_contact::Model>,
         existing: &[chain_enrolment::Model],
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
     ) -> AppResult<Vec<chain_enrolment::ActiveModel>> {
-        let by_ref: BTreeMap<&str, &contact::Model> = contacts
+        let by_ref: BTreeMap<&str, &scored_contact::Model> = contacts
             .values()
             .filter(|c| c.status == "active")
             .filter_map(|c| Some((c.customer_ref.as_deref()?, c)))

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{chain, chain_enrolment, client, contact, email_delivery, email_event};
+use entity::{chain, chain_enrolment, client, email_delivery, email_event, scored_contact};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use uuid::Uuid;
 
@@ -72,8 +72,8 @@ impl Services {
         // The batch's contacts in one read (each checked against its
         // enrolment's agency below).
         let ids: Vec<Uuid> = due.iter().map(|e| e.contact_id).collect();
-        let contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
-            .filter(contact::Column::Id.is_in(ids))
+        let contacts: HashMap<Uuid, scored_contact::Model> = scored_contact::Entity::find()
+            .filter(scored_contact::Column::Id.is_in(ids))
             .all(&self.db)
             .await?
             .into_iter()
@@ -143,7 +143,7 @@ impl Services {
         &self,
         ctx: &ChainCtx,
         e: &chain_enrolment::Model,
-        c: Option<&contact::Model>,
+        c: Option<&scored_contact::Model>,
         now: DateTime<Utc>,
     ) -> AppResult<bool> {
         // Erased: nothing more to send.
@@ -277,7 +277,7 @@ impl Services {
         e: &chain_enrolment::Model,
         s: usize,
         step: &ChainStep,
-        c: &contact::Model,
+        c: &scored_contact::Model,
     ) -> AppResult<(Uuid, NewDelivery)> {
         let id = new_id();
         let env = crate::infra::email::render::env();

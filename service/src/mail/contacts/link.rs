@@ -29,11 +29,10 @@ pub async fn link_subscribers<C: ConnectionTrait>(
 ) -> AppResult<()> {
     const INSERT: &str = r#"INSERT INTO contacts (id, agency_id, client_id, email, name, locale,
         status, source_channel, funnel, attributes, customer_ref, confirmed_at, converted,
-        converted_at, conversion_value, outcome_source, score, probability, tier,
-        explanation, scored_at, created_at, updated_at)
+        converted_at, conversion_value, outcome_source, created_at, updated_at)
       SELECT s.id, s.agency_id, s.client_id, s.email, s.name, s.locale, 'active', NULL,
-        'reach', s.attributes, NULL, s.confirmed_at, NULL, NULL, NULL, NULL, 0, NULL, 'cold',
-        NULL, NULL, s.created_at, s.updated_at
+        'reach', s.attributes, NULL, s.confirmed_at, NULL, NULL, NULL, NULL,
+        s.created_at, s.updated_at
       FROM subscribers s
       WHERE s.agency_id = $1 AND s.client_id = $2 AND s.contact_id IS NULL
         AND NOT EXISTS (SELECT 1 FROM subscribers e WHERE e.agency_id = s.agency_id

@@ -2,8 +2,10 @@
 //! is on. A contact carries what is known of the person (attributes, source
 //! channel, funnel type, the purchases' `customer_ref`), its status, its
 //! outcome (converted, when, value) and what qualification made of it
-//! (score, model probability, tier, explanation — written by the worker,
-//! [`crate::mail::qualify`]).
+//! (score, model probability, tier — written by the worker into
+//! `contact_scores`, [`crate::mail::qualify`], which also explains a
+//! contact's tier when it is read). Readers use the view `scored_contacts`
+//! ([`entity::scored_contact`]): every contact with its current score.
 //!
 //! Contacts come from the public subscribe endpoint and list imports (the
 //! subscription points at its contact), from the API (one at a time or
@@ -13,7 +15,7 @@
 //! target pending so the worker rescores them (coalesced like recomputes).
 use analytics::funnel::{FeatureContribution, FunnelType, RuleHit, Tier};
 use chrono::{DateTime, Utc};
-use entity::contact;
+use entity::{contact, scored_contact};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -77,6 +79,8 @@ pub struct ContactView {
     /// The client's model's probability of converting, once it has one.
     pub probability: Option<f64>,
     pub tier: Tier,
+    /// Why the contact has its tier, as of `scored_at` (given when a
+    /// contact is read; null before it is first scored).
     pub explanation: Option<Explanation>,
     /// When the worker last scored the contact (null: not yet).
     pub scored_at: Option<DateTime<Utc>>,
@@ -85,8 +89,8 @@ pub struct ContactView {
 }
 crate::has_id!(ContactView);
 
-impl From<contact::Model> for ContactView {
-    fn from(m: contact::Model) -> Self {
+impl From<scored_contact::Model> for ContactView {
+    fn from(m: scored_contact::Model) -> Self {
         Self {
             id: m.id,
             client_id: m.client_id,
@@ -106,7 +110,7 @@ impl From<contact::Model> for ContactView {
             score: m.score,
             probability: m.probability,
             tier: Tier::parse(&m.tier).unwrap_or(Tier::Cold),
-            explanation: m.explanation.and_then(|e| serde_json::from_value(e).ok()),
+            explanation: None,
             scored_at: m.scored_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -139,7 +143,7 @@ pub struct ContactFilter {
 /// qualification and funnel as the keys `tier`, `score`, `probability`,
 /// `status`, `funnel` and `source_channel` (which win over attributes of
 /// the same name).
-pub fn segment_view(m: &contact::Model) -> Attributes {
+pub fn segment_view(m: &scored_contact::Model) -> Attributes {
     let mut map = match &m.attributes {
         serde_json::Value::Object(o) => o.clone(),
         _ => serde_json::Map::new(),
@@ -165,6 +169,19 @@ pub async fn find_contact<C: ConnectionTrait>(
 ) -> AppResult<contact::Model> {
     contact::Entity::find_by_id(id)
         .filter(contact::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// The contact `id` of `agency_id` with its current score, or 404.
+pub async fn find_scored<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    id: Uuid,
+) -> AppResult<scored_contact::Model> {
+    scored_contact::Entity::find_by_id(id)
+        .filter(scored_contact::Column::AgencyId.eq(agency_id))
         .one(db)
         .await?
         .ok_or(AppError::NotFound)
@@ -209,8 +226,9 @@ fn check_filter(f: &ContactFilter) -> AppResult<()> {
 }
 
 impl Services {
-    /// A client's contacts, by id, filtered.
-    pub async fn list_contacts(
+    /// A client's contacts, by id, filtered (without explanations: the
+    /// API's `list_contacts` adds them).
+    pub async fn read_contacts(
         &self,
         ctx: &RequestCtx,
         client_id: Uuid,
@@ -225,8 +243,8 @@ impl Services {
             None => None,
             Some(id) => Some(self.contact_segment(ctx.agency_id, client_id, id).await?),
         };
-        use contact::Column as C;
-        let mut q = contact::Entity::find()
+        use scored_contact::Column as C;
+        let mut q = scored_contact::Entity::find()
             .filter(C::AgencyId.eq(ctx.agency_id))
             .filter(C::ClientId.eq(client_id));
         if let Some(t) = &filter.tier {
@@ -306,11 +324,11 @@ impl Services {
         let filter =
             crate::research::segments::segment_filter_of(&self.db, ctx.agency_id, segment_id)
                 .await?;
-        use contact::Column as C;
+        use scored_contact::Column as C;
         let mut n = 0u64;
         let mut after: Option<Uuid> = None;
         loop {
-            let mut q = contact::Entity::find()
+            let mut q = scored_contact::Entity::find()
                 .filter(C::AgencyId.eq(ctx.agency_id))
                 .filter(C::ClientId.eq(s.client_id))
                 .order_by_asc(C::Id)
@@ -330,8 +348,10 @@ impl Services {
         }
     }
 
-    pub async fn get_contact(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<ContactView> {
-        let c = find_contact(&self.db, ctx.agency_id, id).await?;
+    /// One contact with its score (without its explanation: the API's
+    /// `get_contact` adds it).
+    pub async fn read_contact(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<ContactView> {
+        let c = find_scored(&self.db, ctx.agency_id, id).await?;
         ctx.require(Perm::Read)?;
         Ok(c.into())
     }

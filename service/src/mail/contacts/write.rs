@@ -281,11 +281,6 @@ fn fresh(agency_id: Uuid, client_id: Uuid, email: &str, t: DateTime<Utc>) -> con
         converted_at: None,
         conversion_value: None,
         outcome_source: None,
-        score: 0.0,
-        probability: None,
-        tier: "cold".into(),
-        explanation: None,
-        scored_at: None,
         created_at: t,
         updated_at: t,
     }
@@ -422,12 +417,10 @@ impl Services {
         find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::Ingest)?;
         let parsed = check_contact(input).map_err(AppError::Validation)?;
-        let (_, mut out) = self
+        let (_, out) = self
             .store_contacts(ctx.agency_id, client_id, vec![parsed])
             .await?;
-        out.pop()
-            .map(ContactView::from)
-            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("upsert returned no contact")))
+        self.stored_view(ctx.agency_id, out).await
     }
 
     /// Up to [`MAX_BATCH`] contacts in one request, upserted by e-mail; any
@@ -461,6 +454,18 @@ impl Services {
             return Err(AppError::Validation(errs));
         }
         Ok(self.store_contacts(ctx.agency_id, client_id, rows).await?.0)
+    }
+
+    /// The one contact an upsert stored, with its current score.
+    async fn stored_view(
+        &self,
+        agency_id: Uuid,
+        mut out: Vec<contact::Model>,
+    ) -> AppResult<ContactView> {
+        let c = out
+            .pop()
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("upsert returned no contact")))?;
+        Ok(super::find_scored(&self.db, agency_id, c.id).await?.into())
     }
 
     pub(crate) async fn store_contacts(
@@ -506,12 +511,10 @@ impl Services {
             customer_ref: None,
             outcome: Some((input.converted, input.at, input.value)),
         };
-        let (_, mut out) = self
+        let (_, out) = self
             .store_contacts(ctx.agency_id, c.client_id, vec![p])
             .await?;
-        out.pop()
-            .map(ContactView::from)
-            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("upsert returned no contact")))
+        self.stored_view(ctx.agency_id, out).await
     }
 
     /// Erases a contact and its subscriptions (an erasure request); the
@@ -532,6 +535,15 @@ impl Services {
             .filter(contact::Column::Id.eq(id))
             .exec(&txn)
             .await?;
+        // Its score in the client's sets (by the key: set, contact).
+        txn.execute_raw(super::link::stmt(
+            &txn,
+            "DELETE FROM contact_scores WHERE agency_id = $1 AND contact_id = $2 \
+             AND set_id IN (SELECT set_id FROM contact_score_sets \
+               WHERE agency_id = $1 AND client_id = $3)",
+            vec![ctx.agency_id.into(), id.into(), c.client_id.into()],
+        ))
+        .await?;
         let wake =
             crate::infra::ledger::bump_target(&txn, ctx.agency_id, KIND_CONTACTS, c.client_id)
                 .await?;

@@ -1,15 +1,23 @@
-//! The rescoring's bulk paths on PostgreSQL: the client's contacts read by
-//! one binary `COPY … TO STDOUT` (decoded on a blocking thread while
-//! PostgreSQL sends the next rows), and the changed qualifications written
-//! by one `COPY` into a temporary table and one `UPDATE … FROM` it, in one
-//! transaction — instead of a query per page and a statement per 500 rows.
-use chrono::{DateTime, Utc};
+//! The rescoring's bulk paths on PostgreSQL.
+//!
+//! - Read: one binary `COPY … TO STDOUT` of the client's contacts in id
+//!   order, joined to their current scores. PostgreSQL sends while blocking
+//!   threads decode: the fold hands raw rows to decoders, one per core
+//!   (attributes are `json`, so PostgreSQL sends their text as stored and
+//!   the decode goes straight into attribute maps).
+//! - Write: the scores in COPY's binary format, either every contact into
+//!   a fresh set (then the set switched and the old one dropped), or the
+//!   changed ones into a temporary table and upserted into the current set
+//!   — in one transaction either way.
+use std::collections::BTreeMap;
+
+use analytics::funnel::{AttrValue, Tier};
 use uuid::Uuid;
 
-use super::rescore::{Row, Scored, attr_values};
+use super::rescore::{Row, Scored, Stored, Written, switch_set, use_set};
 use crate::Services;
 use crate::infra::error::{AppError, AppResult};
-use crate::infra::pgcopy::{copy_out, float8, json, text, timestamptz};
+use crate::infra::pgcopy::{CopyOut, copy_out, float8, json, text, timestamptz};
 use crate::infra::pgtx::PgTx;
 
 fn uuid(f: Option<&[u8]>) -> Result<Uuid, String> {
@@ -21,42 +29,162 @@ fn boolean(f: Option<&[u8]>) -> Option<bool> {
     f.and_then(|b| b.first()).map(|b| *b != 0)
 }
 
+/// An attribute value as JSON gives it; `Skip` for what attributes never
+/// hold (null, objects): the same reading as [`super::attr_values`].
+enum Json {
+    Value(AttrValue),
+    Skip,
+}
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an attribute value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Text(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Text(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Number(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Number(v as f64)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Number(v as f64)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+                Ok(Json::Value(AttrValue::Bool(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Skip)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Json, A::Error> {
+                // A list of strings: its items joined with `;`.
+                let mut out = String::new();
+                let mut first = true;
+                while let Some(item) = a.next_element::<serde_json::Value>()? {
+                    if let Some(s) = item.as_str() {
+                        if !first {
+                            out.push(';');
+                        }
+                        out.push_str(s);
+                        first = false;
+                    }
+                }
+                Ok(Json::Value(AttrValue::Text(out)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Json, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Json::Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A contact's attributes straight from their JSON text into the map the
+/// rules and the model read.
+fn attributes(text: &[u8]) -> Result<BTreeMap<String, AttrValue>, String> {
+    let raw: Vec<(String, Json)> = serde_json::from_slice::<JsonObject>(text)
+        .map_err(|e| format!("attributes: {e}"))?
+        .0;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Json::Value(v) => Some((k, v)),
+            Json::Skip => None,
+        })
+        .collect())
+}
+
+/// A JSON object's entries in order (later duplicates win when collected).
+struct JsonObject(Vec<(String, Json)>);
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of attributes")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonObject, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(16));
+                while let Some(entry) = a.next_entry::<String, Json>()? {
+                    out.push(entry);
+                }
+                Ok(JsonObject(out))
+            }
+            // Anything else is no attributes at all.
+            fn visit_unit<E>(self) -> Result<JsonObject, E> {
+                Ok(JsonObject(Vec::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The columns of the read, in order.
+const COLUMNS: usize = 9;
+
 /// One contact row of the COPY.
 fn decode(f: &[Option<&[u8]>]) -> Result<Row, String> {
-    let attributes: serde_json::Value =
-        serde_json::from_slice(json(f[1])?).map_err(|e| format!("attributes: {e}"))?;
-    let explanation = match f[9] {
+    let stored = match f[6] {
         None => None,
-        Some(_) => {
-            Some(serde_json::from_slice(json(f[9])?).map_err(|e| format!("explanation: {e}"))?)
-        }
+        Some(_) => Some(Stored {
+            score: float8(f[6])?,
+            probability: f[7].map(|_| float8(f[7])).transpose()?,
+            tier: text(f[8])?.and_then(Tier::parse).unwrap_or(Tier::Cold),
+        }),
     };
     Ok(Row {
         id: uuid(f[0])?,
-        attributes: attr_values(&attributes),
+        attributes: attributes(json(f[1])?)?,
         converted: boolean(f[2]),
         customer_ref: text(f[3])?.map(str::to_owned),
         confirmed_at: f[4].map(|_| timestamptz(f[4])).transpose()?,
         email: text(f[5])?.unwrap_or_default().to_owned(),
-        stored: (
-            float8(f[6])?,
-            f[7].map(|_| float8(f[7])).transpose()?,
-            text(f[8])?.unwrap_or_default().to_owned(),
-            explanation,
-        ),
+        stored,
     })
 }
 
-/// A value for COPY's text format: backslash, tab and line breaks escaped.
-fn copy_text(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
+/// Rows travel from the COPY's fold to the decoders in batches of this
+/// many, as (field offsets, bytes) so the fold only copies.
+const DECODE_BATCH: usize = 2_048;
+
+/// A batch of raw rows: every row's fields as byte ranges into `bytes`.
+#[derive(Default)]
+struct RawRows {
+    bytes: Vec<u8>,
+    fields: Vec<Option<(u32, u32)>>,
+}
+
+impl RawRows {
+    fn decode(&self) -> Result<Vec<Row>, String> {
+        let mut out = Vec::with_capacity(self.fields.len() / COLUMNS);
+        let mut f: Vec<Option<&[u8]>> = Vec::with_capacity(COLUMNS);
+        for row in self.fields.chunks(COLUMNS) {
+            f.clear();
+            f.extend(
+                row.iter()
+                    .map(|r| r.map(|(a, b)| &self.bytes[a as usize..b as usize])),
+            );
+            out.push(decode(&f)?);
         }
+        Ok(out)
     }
 }
 
@@ -65,90 +193,180 @@ impl Services {
         &self,
         agency_id: Uuid,
         client_id: Uuid,
+        set: Option<Uuid>,
     ) -> AppResult<Vec<Row>> {
         // Only uuids are formatted into the statement (COPY takes no
         // parameters). In id order, like the SQLite path: the fit sums the
         // labelled rows in that order, so the same data gives bit-identical
         // weights and no contact looks changed when nothing changed.
+        let set = set.unwrap_or(Uuid::nil());
         let sql = format!(
-            "COPY (SELECT id, attributes, converted, customer_ref, confirmed_at, email, score, \
-             probability, tier, explanation FROM contacts \
-             WHERE agency_id = '{agency_id}' AND client_id = '{client_id}' ORDER BY id) \
+            "COPY (SELECT c.id, c.attributes, c.converted, c.customer_ref, c.confirmed_at, \
+             c.email, s.score, s.probability, s.tier FROM contacts c \
+             LEFT JOIN contact_scores s ON s.set_id = '{set}' AND s.contact_id = c.id \
+             WHERE c.agency_id = '{agency_id}' AND c.client_id = '{client_id}' ORDER BY c.id) \
              TO STDOUT (FORMAT binary)"
         );
-        copy_out(
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        // Decoders take batches from the fold and return them numbered, so
+        // the rows come back in id order.
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(usize, RawRows)>(threads * 2);
+        let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+        let decoders: Vec<_> = (0..threads)
+            .map(|_| {
+                let rx = work_rx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut done: Vec<(usize, Vec<Row>)> = Vec::new();
+                    loop {
+                        let next = rx.lock().map_err(|_| "decoder poisoned".to_owned())?.recv();
+                        let Ok((n, raw)) = next else { break };
+                        done.push((n, raw.decode()?));
+                    }
+                    Ok::<_, String>(done)
+                })
+            })
+            .collect();
+        struct Fold {
+            batch: RawRows,
+            n: usize,
+            tx: std::sync::mpsc::SyncSender<(usize, RawRows)>,
+        }
+        let fold = Fold {
+            batch: RawRows::default(),
+            n: 0,
+            tx: work_tx,
+        };
+        let read = copy_out(
             self.db.get_postgres_connection_pool(),
             sql,
-            10,
-            Vec::new(),
-            |rows: &mut Vec<Row>, f| {
-                rows.push(decode(f)?);
+            COLUMNS,
+            fold,
+            |s: &mut Fold, f| {
+                for field in f {
+                    s.batch.fields.push(field.map(|b| {
+                        let a = s.batch.bytes.len();
+                        s.batch.bytes.extend_from_slice(b);
+                        (a as u32, s.batch.bytes.len() as u32)
+                    }));
+                }
+                if s.batch.fields.len() >= DECODE_BATCH * COLUMNS {
+                    let full = std::mem::take(&mut s.batch);
+                    s.tx.send((s.n, full))
+                        .map_err(|_| "decoders stopped".to_owned())?;
+                    s.n += 1;
+                }
                 Ok(())
             },
         )
-        .await
+        .await;
+        // The last batch, then the decoders see the channel close.
+        let read = read.and_then(|s| {
+            if !s.batch.fields.is_empty() {
+                s.tx.send((s.n, s.batch))
+                    .map_err(|_| AppError::Unexpected(anyhow::anyhow!("decoders stopped")))?;
+            }
+            Ok(())
+        });
+        let mut parts = Vec::new();
+        let mut failed = None;
+        for d in decoders {
+            match d.await {
+                Ok(Ok(done)) => parts.extend(done),
+                Ok(Err(e)) => failed = Some(e),
+                Err(e) => failed = Some(e.to_string()),
+            }
+        }
+        read?;
+        if let Some(e) = failed {
+            return Err(AppError::Unexpected(anyhow::anyhow!("bulk read: {e}")));
+        }
+        parts.sort_unstable_by_key(|(n, _)| *n);
+        let mut rows = Vec::with_capacity(parts.iter().map(|(_, r)| r.len()).sum());
+        for (_, part) in parts {
+            rows.extend(part);
+        }
+        Ok(rows)
     }
 
-    pub(super) async fn write_scores_pg(
-        &self,
-        agency_id: Uuid,
-        changed: Vec<Scored>,
-        t: DateTime<Utc>,
-    ) -> AppResult<()> {
-        if changed.is_empty() {
-            return Ok(());
+    pub(super) async fn write_scores_pg(&self, w: &Written, scored: Vec<Scored>) -> AppResult<()> {
+        let fresh_set = match (w.fresh, w.set) {
+            (false, Some(_)) => None,
+            _ => Some(crate::new_id()),
+        };
+        if fresh_set.is_none() && !scored.iter().any(|s| s.changed) {
+            // Nothing changed: only when it was scored.
+            return switch_set(&self.db, w, w.set.unwrap_or_default()).await;
         }
         let txn = PgTx::begin(self.db.get_postgres_connection_pool()).await?;
-        sea_orm::ConnectionTrait::execute_unprepared(
-            &txn,
-            "CREATE TEMP TABLE rescored (id uuid, score float8, probability float8, \
-             tier text, explanation jsonb) ON COMMIT DROP",
-        )
-        .await?;
+        let copy_sql = if fresh_set.is_some() {
+            "COPY contact_scores (set_id, contact_id, agency_id, score, probability, tier) \
+             FROM STDIN (FORMAT binary)"
+        } else {
+            sea_orm::ConnectionTrait::execute_unprepared(
+                &txn,
+                "CREATE TEMP TABLE rescored (set_id uuid, contact_id uuid, agency_id uuid, \
+                 score float8, probability float8, tier text) ON COMMIT DROP",
+            )
+            .await?;
+            "COPY rescored FROM STDIN (FORMAT binary)"
+        };
+        let set = fresh_set.or(w.set).unwrap_or_default();
+        let (agency_id, fresh) = (w.agency_id, fresh_set.is_some());
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
         let encode = tokio::task::spawn_blocking(move || {
-            let mut buf = String::with_capacity(1 << 20);
-            for s in changed {
-                buf.push_str(&s.id.to_string());
-                buf.push('\t');
-                buf.push_str(&format!("{:?}", s.score));
-                buf.push('\t');
-                match s.probability {
-                    Some(p) => buf.push_str(&format!("{p:?}")),
-                    None => buf.push_str("\\N"),
-                }
-                buf.push('\t');
-                copy_text(&s.tier, &mut buf);
-                buf.push('\t');
-                copy_text(&s.explanation.to_string(), &mut buf);
-                buf.push('\n');
-                if buf.len() >= 1 << 20 {
-                    let full = std::mem::replace(&mut buf, String::with_capacity(1 << 20));
-                    if tx.blocking_send(full.into_bytes()).is_err() {
+            const CHUNK: usize = 1 << 20;
+            let mut out = CopyOut::with_header(CHUNK + 256);
+            for s in scored.into_iter().filter(|s| fresh || s.changed) {
+                out.row(6);
+                out.field(set.as_bytes());
+                out.field(s.id.as_bytes());
+                out.field(agency_id.as_bytes());
+                out.float8(Some(s.q.score));
+                out.float8(s.q.probability);
+                out.field(s.q.tier.name().as_bytes());
+                if out.buf.len() >= CHUNK {
+                    let full = std::mem::replace(&mut out, CopyOut::more(CHUNK + 256));
+                    if tx.blocking_send(full.buf).is_err() {
                         return;
                     }
                 }
             }
-            if !buf.is_empty() {
-                let _ = tx.blocking_send(buf.into_bytes());
-            }
+            out.trailer();
+            let _ = tx.blocking_send(out.buf);
         });
-        let copied = txn
-            .copy_in("COPY rescored FROM STDIN (FORMAT text)", rx)
-            .await;
+        let copied = txn.copy_in(copy_sql, rx).await;
         encode
             .await
             .map_err(|e| AppError::Unexpected(anyhow::anyhow!("rescoring encoder: {e}")))?;
         copied.map_err(sea_orm::DbErr::from)?;
-        let update = sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "UPDATE contacts c SET score = r.score, probability = r.probability, tier = r.tier, \
-             explanation = r.explanation, scored_at = $2 \
-             FROM rescored r WHERE c.id = r.id AND c.agency_id = $1",
-            [agency_id.into(), t.into()],
-        );
-        sea_orm::ConnectionTrait::execute_raw(&txn, update).await?;
+        if !fresh {
+            sea_orm::ConnectionTrait::execute_unprepared(
+                &txn,
+                "INSERT INTO contact_scores (set_id, contact_id, agency_id, score, probability, tier) \
+                 SELECT set_id, contact_id, agency_id, score, probability, tier FROM rescored \
+                 ON CONFLICT (set_id, contact_id) DO UPDATE SET score = EXCLUDED.score, \
+                 probability = EXCLUDED.probability, tier = EXCLUDED.tier",
+            )
+            .await?;
+        }
+        use_set(&txn, w, set).await?;
         txn.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_read_as_attr_values_does() {
+        let text = br#"{"city":"Kazan","age":31,"vip":true,"tags":["a",1,"b"],"none":null,"obj":{"x":[1,{"y":2}]},"f":2.5}"#;
+        let v: serde_json::Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(attributes(text).unwrap(), super::super::attr_values(&v));
+        assert!(attributes(b"{").is_err());
+        assert!(attributes(b"null").unwrap().is_empty());
     }
 }

@@ -1,25 +1,25 @@
 //! The worker's rescoring of a client's contacts: statuses from the
 //! subscriptions, conversions from the linked customers' purchases, the
 //! model refitted on the labelled contacts, then every contact's score,
-//! probability, tier and explanation — written only where they changed, in
-//! set statements of up to 500 rows.
+//! probability and tier — written as a fresh set of scores when many
+//! changed (a model refit changes them all), else only the changed ones in
+//! place. Explanations are computed when a contact is read ([`super::explain`]).
 use std::collections::{BTreeMap, HashMap};
 
 use analytics::funnel::{
-    AttrValue, ContactFacts, EventKind, FitError, Model, ScoreRule, TierThresholds, fit, qualify,
+    AttrValue, ContactFacts, EventKind, FitError, Model, ScoreRule, Tier, TierThresholds, fit,
+    tier_of,
 };
 use chrono::{DateTime, Utc};
-use entity::{contact, purchase};
+use entity::purchase;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
 };
 use uuid::Uuid;
 
 use super::{KIND_MODEL, StoredModel, model_of, settings_of};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::ledger::KIND_CONTACTS;
-use crate::mail::contacts::Explanation;
 use crate::mail::contacts::link::{link_subscribers, refresh_status};
 use crate::{Services, now};
 
@@ -50,6 +50,14 @@ pub fn attr_values(v: &serde_json::Value) -> BTreeMap<String, AttrValue> {
         .collect()
 }
 
+/// A contact's qualification as stored in its client's current set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Stored {
+    pub(super) score: f64,
+    pub(super) probability: Option<f64>,
+    pub(super) tier: Tier,
+}
+
 /// What the rescoring reads of one contact.
 pub(super) struct Row {
     pub(super) id: Uuid,
@@ -58,9 +66,21 @@ pub(super) struct Row {
     pub(super) customer_ref: Option<String>,
     pub(super) confirmed_at: Option<DateTime<Utc>>,
     pub(super) email: String,
-    /// score, probability, tier, explanation as stored.
-    pub(super) stored: (f64, Option<f64>, String, Option<serde_json::Value>),
+    /// None: not in the current set (never scored, or new since).
+    pub(super) stored: Option<Stored>,
 }
+
+/// A contact's new qualification, and whether it differs from the stored.
+pub(crate) struct Scored {
+    pub(super) id: Uuid,
+    pub(super) q: Stored,
+    pub(super) changed: bool,
+}
+
+/// A rescoring writes a fresh set of scores when more than this share of
+/// the client's contacts changed (or it has no set yet), else it updates
+/// the changed rows of the current set in place.
+const FRESH_SET_SHARE: f64 = 0.25;
 
 impl Services {
     /// Worker: rescores one client's contacts; returns the version of the
@@ -80,13 +100,15 @@ impl Services {
         txn.commit().await?;
         self.convert_by_purchases(agency_id, client_id).await?;
         let (rules, thresholds, lambda, _) = settings_of(&self.db, agency_id, client_id).await?;
-        let rows = if self.db.get_database_backend() == DbBackend::Postgres {
-            self.scoring_rows_pg(agency_id, client_id).await?
+        let set = current_set(&self.db, agency_id, client_id).await?;
+        let pg = self.db.get_database_backend() == DbBackend::Postgres;
+        let rows = if pg {
+            self.scoring_rows_pg(agency_id, client_id, set).await?
         } else {
             self.scoring_rows(agency_id, client_id).await?
         };
         let last_purchase = self.last_purchases(agency_id, client_id, &rows).await?;
-        let events = self.event_times(agency_id, client_id).await?;
+        let events = event_times(&self.db, agency_id, client_id, None).await?;
         let read_ms = started.elapsed().as_millis();
 
         let model = self
@@ -94,7 +116,7 @@ impl Services {
             .await?;
         let fit_ms = started.elapsed().as_millis() - read_ms;
         let t = now();
-        let changed = tokio::task::block_in_place(|| {
+        let scored = tokio::task::block_in_place(|| {
             score_rows(
                 &rules,
                 model.as_ref(),
@@ -105,87 +127,73 @@ impl Services {
                 t,
             )
         });
-        let n = changed.len();
+        let n = scored.len();
+        let changed = scored.iter().filter(|s| s.changed).count();
+        let fresh = set.is_none() || changed as f64 > FRESH_SET_SHARE * n as f64;
         let score_ms = started.elapsed().as_millis() - read_ms - fit_ms;
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            self.write_scores_pg(agency_id, changed, t).await?;
+        let w = Written {
+            agency_id,
+            client_id,
+            set,
+            fresh,
+            t,
+        };
+        if pg {
+            self.write_scores_pg(&w, scored).await?;
         } else {
-            self.write_scores(agency_id, changed, t).await?;
+            write_scores(&self.db, &w, scored).await?;
         }
+        let write_ms = started.elapsed().as_millis() - read_ms - fit_ms - score_ms;
         // Segment membership may have changed: enrol and exit.
         self.enrol_contacts(agency_id, client_id, t).await?;
         let total_ms = started.elapsed().as_millis();
-        tracing::info!(%agency_id, %client_id, version, rescored = n, read_ms, fit_ms, score_ms,
-            write_ms = total_ms - read_ms - fit_ms - score_ms, "contacts rescored");
+        tracing::info!(%agency_id, %client_id, version, contacts = n, changed, fresh, read_ms,
+            fit_ms, score_ms, write_ms, enrol_ms = total_ms - read_ms - fit_ms - score_ms - write_ms,
+            "contacts rescored");
         Ok(version)
     }
 
     /// Contacts linked to a customer with purchases, not yet converted,
-    /// become converted at their first purchase, worth its amount.
+    /// become converted at their first purchase, worth its amount: one
+    /// statement per backend.
     async fn convert_by_purchases(&self, agency_id: Uuid, client_id: Uuid) -> AppResult<()> {
-        let open: Vec<(Uuid, String)> = contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .column(contact::Column::CustomerRef)
-            .filter(contact::Column::AgencyId.eq(agency_id))
-            .filter(contact::Column::ClientId.eq(client_id))
-            .filter(contact::Column::CustomerRef.is_not_null())
-            .filter(
-                sea_orm::Condition::any()
-                    .add(contact::Column::Converted.is_null())
-                    .add(contact::Column::Converted.eq(false)),
-            )
-            .into_tuple::<(Uuid, Option<String>)>()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .filter_map(|(id, r)| Some((id, r?)))
-            .collect();
-        for chunk in open.chunks(500) {
-            let refs: Vec<String> = chunk.iter().map(|(_, r)| r.clone()).collect();
-            let mut first: HashMap<String, (DateTime<Utc>, f64)> = HashMap::new();
-            for p in purchase::Entity::find()
-                .filter(purchase::Column::AgencyId.eq(agency_id))
-                .filter(purchase::Column::ClientId.eq(client_id))
-                .filter(purchase::Column::CustomerRef.is_in(refs))
-                .order_by_asc(purchase::Column::PurchasedAt)
-                .all(&self.db)
-                .await?
-            {
-                first
-                    .entry(p.customer_ref)
-                    .or_insert((p.purchased_at, p.amount));
-            }
-            for (id, r) in chunk {
-                let Some((at, amount)) = first.get(r) else {
-                    continue;
-                };
-                contact::Entity::update_many()
-                    .col_expr(contact::Column::Converted, true.into())
-                    .col_expr(contact::Column::ConvertedAt, (*at).into())
-                    .col_expr(contact::Column::ConversionValue, (*amount).into())
-                    .col_expr(contact::Column::OutcomeSource, "purchase".into())
-                    .col_expr(contact::Column::UpdatedAt, now().into())
-                    .filter(contact::Column::AgencyId.eq(agency_id))
-                    .filter(contact::Column::Id.eq(*id))
-                    .exec(&self.db)
-                    .await?;
-            }
-        }
+        // The first purchase (earliest, then smallest id) of each customer.
+        const SQL: &str = "UPDATE contacts SET converted = TRUE, \
+              converted_at = (SELECT MIN(p.purchased_at) FROM purchases p \
+                WHERE p.agency_id = contacts.agency_id AND p.client_id = contacts.client_id \
+                  AND p.customer_ref = contacts.customer_ref), \
+              conversion_value = (SELECT p.amount FROM purchases p \
+                WHERE p.agency_id = contacts.agency_id AND p.client_id = contacts.client_id \
+                  AND p.customer_ref = contacts.customer_ref \
+                ORDER BY p.purchased_at, p.id LIMIT 1), \
+              outcome_source = 'purchase', updated_at = $3 \
+            WHERE agency_id = $1 AND client_id = $2 AND customer_ref IS NOT NULL \
+              AND (converted IS NULL OR converted = FALSE) \
+              AND EXISTS (SELECT 1 FROM purchases p WHERE p.agency_id = contacts.agency_id \
+                AND p.client_id = contacts.client_id AND p.customer_ref = contacts.customer_ref)";
+        self.db
+            .execute_raw(crate::mail::contacts::link::stmt(
+                &self.db,
+                SQL,
+                vec![agency_id.into(), client_id.into(), now().into()],
+            ))
+            .await?;
         Ok(())
     }
 
+    /// The SQLite path: pages of the `scored_contacts` view by id.
     async fn scoring_rows(&self, agency_id: Uuid, client_id: Uuid) -> AppResult<Vec<Row>> {
+        use entity::scored_contact::{Column as C, Entity};
         let mut out = Vec::new();
         let mut after: Option<Uuid> = None;
         loop {
-            let mut q = contact::Entity::find()
-                .filter(contact::Column::AgencyId.eq(agency_id))
-                .filter(contact::Column::ClientId.eq(client_id))
-                .order_by_asc(contact::Column::Id)
+            let mut q = Entity::find()
+                .filter(C::AgencyId.eq(agency_id))
+                .filter(C::ClientId.eq(client_id))
+                .order_by_asc(C::Id)
                 .limit(10_000);
             if let Some(a) = after {
-                q = q.filter(contact::Column::Id.gt(a));
+                q = q.filter(C::Id.gt(a));
             }
             let rows = q.all(&self.db).await?;
             let done = rows.len() < 10_000;
@@ -197,7 +205,11 @@ impl Services {
                 customer_ref: m.customer_ref,
                 confirmed_at: m.confirmed_at,
                 email: m.email,
-                stored: (m.score, m.probability, m.tier, m.explanation),
+                stored: m.scored_at.map(|_| Stored {
+                    score: m.score,
+                    probability: m.probability,
+                    tier: Tier::parse(&m.tier).unwrap_or(Tier::Cold),
+                }),
             }));
             if done {
                 return Ok(out);
@@ -212,23 +224,10 @@ impl Services {
         client_id: Uuid,
         rows: &[Row],
     ) -> AppResult<HashMap<String, DateTime<Utc>>> {
-        let refs: Vec<String> = rows.iter().filter_map(|r| r.customer_ref.clone()).collect();
-        let mut out = HashMap::new();
-        for chunk in refs.chunks(500) {
-            let got: Vec<(String, Option<DateTime<Utc>>)> = purchase::Entity::find()
-                .select_only()
-                .column(purchase::Column::CustomerRef)
-                .column_as(purchase::Column::PurchasedAt.max(), "last")
-                .filter(purchase::Column::AgencyId.eq(agency_id))
-                .filter(purchase::Column::ClientId.eq(client_id))
-                .filter(purchase::Column::CustomerRef.is_in(chunk.to_vec()))
-                .group_by(purchase::Column::CustomerRef)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            out.extend(got.into_iter().filter_map(|(r, t)| Some((r, t?))));
+        if rows.iter().all(|r| r.customer_ref.is_none()) {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        last_purchases_of(&self.db, agency_id, client_id, None).await
     }
 
     /// Fits the model when the labelled contacts allow it, and stores it
@@ -273,185 +272,232 @@ impl Services {
         .await?;
         Ok(model)
     }
+}
 
-    /// The latest open and click of every address of the client.
-    async fn event_times(
-        &self,
-        agency_id: Uuid,
-        client_id: Uuid,
-    ) -> AppResult<HashMap<String, [Option<DateTime<Utc>>; 2]>> {
-        Ok(
-            crate::mail::tracking::last_events(&self.db, agency_id, client_id)
-                .await?
-                .into_iter()
-                .map(|(email, e)| (email, [e.opened, e.clicked]))
-                .collect(),
-        )
+/// The latest purchase of each customer of the client (`only`: of these
+/// customers), by `customer_ref`.
+pub(super) async fn last_purchases_of<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    only: Option<&[String]>,
+) -> AppResult<HashMap<String, DateTime<Utc>>> {
+    let mut q = purchase::Entity::find()
+        .select_only()
+        .column(purchase::Column::CustomerRef)
+        .column_as(purchase::Column::PurchasedAt.max(), "last")
+        .filter(purchase::Column::AgencyId.eq(agency_id))
+        .filter(purchase::Column::ClientId.eq(client_id));
+    if let Some(refs) = only {
+        q = q.filter(purchase::Column::CustomerRef.is_in(refs.to_vec()));
     }
+    let got: Vec<(String, Option<DateTime<Utc>>)> = q
+        .group_by(purchase::Column::CustomerRef)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(got.into_iter().filter_map(|(r, t)| Some((r, t?))).collect())
+}
 
-    /// Writes new scores in set statements of 500 rows.
-    async fn write_scores(
-        &self,
-        agency_id: Uuid,
-        changed: Vec<Scored>,
-        t: DateTime<Utc>,
-    ) -> AppResult<()> {
-        let backend = self.db.get_database_backend();
-        for chunk in changed.chunks(500) {
-            let mut sql =
-                String::from("WITH v(id, score, probability, tier, explanation) AS (VALUES ");
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5 + 2);
-            for (i, s) in chunk.iter().enumerate() {
-                let b = i * 5;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                if backend == DbBackend::Postgres {
-                    sql.push_str(&format!(
-                        "(${}::uuid, ${}::float8, ${}::float8, ${}::text, ${}::jsonb)",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5
-                    ));
-                } else {
-                    sql.push_str(&format!(
-                        "(?{}, ?{}, ?{}, ?{}, ?{})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5
-                    ));
-                }
-                values.push(s.id.into());
-                values.push(s.score.into());
-                values.push(s.probability.into());
-                values.push(s.tier.clone().into());
-                values.push(s.explanation.clone().into());
-            }
-            let n = chunk.len() * 5;
-            let (pa, pt) = if backend == DbBackend::Postgres {
-                (format!("${}", n + 1), format!("${}", n + 2))
-            } else {
-                (format!("?{}", n + 1), format!("?{}", n + 2))
-            };
-            sql.push_str(&format!(
-                ") UPDATE contacts SET score = v.score, probability = v.probability, \
-                 tier = v.tier, explanation = v.explanation, scored_at = {pt} \
-                 FROM v WHERE contacts.id = v.id AND contacts.agency_id = {pa}"
-            ));
-            values.push(agency_id.into());
-            values.push(t.into());
-            self.db
-                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
-        }
-        Ok(())
+/// The latest open and click of every address of the client (`only`: of
+/// these addresses).
+pub(super) async fn event_times<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    only: Option<&[String]>,
+) -> AppResult<HashMap<String, [Option<DateTime<Utc>>; 2]>> {
+    Ok(
+        crate::mail::tracking::last_events(db, agency_id, client_id, only)
+            .await?
+            .into_iter()
+            .map(|(email, e)| (email, [e.opened, e.clicked]))
+            .collect(),
+    )
+}
+
+/// What the rules see of a contact besides its attributes.
+pub(super) fn facts(
+    attributes: BTreeMap<String, AttrValue>,
+    confirmed_at: Option<DateTime<Utc>>,
+    events: Option<&[Option<DateTime<Utc>>; 2]>,
+    last_purchase: Option<DateTime<Utc>>,
+) -> ContactFacts {
+    let ev = events.copied().unwrap_or_default();
+    let mut last_event = [None; 3];
+    last_event[EventKind::Confirmed.index()] = confirmed_at;
+    last_event[EventKind::Opened.index()] = ev[0];
+    last_event[EventKind::Clicked.index()] = ev[1];
+    ContactFacts {
+        attributes,
+        answers: Vec::new(),
+        last_event,
+        last_purchase,
     }
 }
 
-/// A contact whose qualification changed.
-pub(crate) struct Scored {
-    pub(super) id: Uuid,
-    pub(super) score: f64,
-    pub(super) probability: Option<f64>,
-    pub(super) tier: String,
-    pub(super) explanation: serde_json::Value,
+/// Where and how a rescoring writes.
+pub(super) struct Written {
+    pub(super) agency_id: Uuid,
+    pub(super) client_id: Uuid,
+    /// The client's current set, if it has one.
+    pub(super) set: Option<Uuid>,
+    /// Write every contact into a fresh set (else the changed ones in place).
+    pub(super) fresh: bool,
+    pub(super) t: DateTime<Utc>,
 }
 
-/// Qualifies every row; returns those whose stored qualification differs
-/// (and every row never scored).
+/// The client's current set of scores.
+pub(crate) async fn current_set<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+) -> AppResult<Option<Uuid>> {
+    use entity::contact_score_set::{Column as S, Entity};
+    Ok(Entity::find()
+        .select_only()
+        .column(S::SetId)
+        .filter(S::AgencyId.eq(agency_id))
+        .filter(S::ClientId.eq(client_id))
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?)
+}
+
+/// Makes `set` the client's current set, scored at `t`.
+pub(super) async fn switch_set<C: ConnectionTrait>(
+    db: &C,
+    w: &Written,
+    set: Uuid,
+) -> AppResult<()> {
+    use entity::contact_score_set::{ActiveModel, Column as S, Entity};
+    use sea_orm::sea_query::OnConflict;
+    Entity::insert(ActiveModel {
+        id: sea_orm::Set(crate::new_id()),
+        agency_id: sea_orm::Set(w.agency_id),
+        client_id: sea_orm::Set(w.client_id),
+        set_id: sea_orm::Set(set),
+        scored_at: sea_orm::Set(w.t),
+    })
+    .on_conflict(
+        OnConflict::columns([S::AgencyId, S::ClientId])
+            .update_columns([S::SetId, S::ScoredAt])
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes `set` the client's current set (scored at `w.t`) and, when it
+/// replaces another, deletes the other's rows — in the caller's
+/// transaction, so no set is ever orphaned.
+pub(super) async fn use_set<C: ConnectionTrait>(db: &C, w: &Written, set: Uuid) -> AppResult<()> {
+    use entity::contact_score::{Column as S, Entity};
+    switch_set(db, w, set).await?;
+    if let Some(old) = w.set.filter(|o| *o != set) {
+        Entity::delete_many()
+            .filter(S::SetId.eq(old))
+            .filter(S::AgencyId.eq(w.agency_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The SQLite path of the write: multi-row upserts of 500, in one
+/// transaction with the switch of set.
+async fn write_scores(
+    db: &sea_orm::DatabaseConnection,
+    w: &Written,
+    scored: Vec<Scored>,
+) -> AppResult<()> {
+    use entity::contact_score::{ActiveModel, Column as S, Entity};
+    use sea_orm::sea_query::OnConflict;
+    let set = match (w.fresh, w.set) {
+        (false, Some(s)) => s,
+        _ => crate::new_id(),
+    };
+    let txn = crate::infra::db::begin_write(db).await?;
+    let rows = scored.into_iter().filter(|s| w.fresh || s.changed);
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<ActiveModel> = rows
+            .by_ref()
+            .take(500)
+            .map(|s| ActiveModel {
+                set_id: sea_orm::Set(set),
+                contact_id: sea_orm::Set(s.id),
+                agency_id: sea_orm::Set(w.agency_id),
+                score: sea_orm::Set(s.q.score),
+                probability: sea_orm::Set(s.q.probability),
+                tier: sea_orm::Set(s.q.tier.name().to_owned()),
+            })
+            .collect();
+        Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns([S::SetId, S::ContactId])
+                    .update_columns([S::Score, S::Probability, S::Tier])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    use_set(&txn, w, set).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Qualifies every row (score, probability, tier), on all cores; marks
+/// those that differ from the stored qualification (and every row never
+/// scored). In id order.
 fn score_rows(
     rules: &[ScoreRule],
     model: Option<&Model>,
     thresholds: &TierThresholds,
-    rows: Vec<Row>,
+    mut rows: Vec<Row>,
     last_purchase: &HashMap<String, DateTime<Utc>>,
     events: &HashMap<String, [Option<DateTime<Utc>>; 2]>,
     now: DateTime<Utc>,
 ) -> Vec<Scored> {
-    let mut out = Vec::new();
-    for r in rows {
-        let ev = events.get(&r.email).copied().unwrap_or_default();
-        let mut last_event = [None; 3];
-        last_event[EventKind::Confirmed.index()] = r.confirmed_at;
-        last_event[EventKind::Opened.index()] = ev[0];
-        last_event[EventKind::Clicked.index()] = ev[1];
-        let facts = ContactFacts {
-            attributes: r.attributes,
-            answers: Vec::new(),
-            last_event,
-            last_purchase: r
-                .customer_ref
-                .as_ref()
-                .and_then(|c| last_purchase.get(c).copied()),
-        };
-        let q = qualify(rules, model, thresholds, &facts, now);
-        let explanation = serde_json::to_value(Explanation {
-            rules: q.rules,
-            features: q.features,
-        })
-        .unwrap_or_default();
-        let tier = q.tier.name().to_owned();
-        let (score, probability, stored_tier, stored_expl) = &r.stored;
-        let same = *score == q.score
-            && *probability == q.probability
-            && *stored_tier == tier
-            && stored_expl
-                .as_ref()
-                .is_some_and(|e| same_json(e, &explanation));
-        if !same {
-            if out.is_empty() {
-                tracing::debug!(contact = %r.id, stored = ?r.stored, score = q.score,
-                    probability = ?q.probability, %tier, %explanation, "first changed qualification");
-            }
-            out.push(Scored {
-                id: r.id,
-                score: q.score,
-                probability: q.probability,
-                tier,
-                explanation,
-            });
-        }
+    let score = |rows: &mut [Row]| -> Vec<Scored> {
+        rows.iter_mut()
+            .map(|r| {
+                let facts = facts(
+                    std::mem::take(&mut r.attributes),
+                    r.confirmed_at,
+                    events.get(&r.email),
+                    r.customer_ref
+                        .as_ref()
+                        .and_then(|c| last_purchase.get(c).copied()),
+                );
+                let (score, probability, tier) = tier_of(rules, model, thresholds, &facts, now);
+                let q = Stored {
+                    score,
+                    probability,
+                    tier,
+                };
+                Scored {
+                    id: r.id,
+                    q,
+                    changed: r.stored != Some(q),
+                }
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || rows.len() < 20_000 {
+        return score(&mut rows);
     }
-    out
-}
-
-/// JSON equal but for numbers a rounding apart: a stored explanation comes
-/// back through a float parser that may miss the last bit.
-fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    use serde_json::Value as V;
-    match (a, b) {
-        (V::Number(x), V::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0),
-            _ => x == y,
-        },
-        (V::Array(x), V::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
-        }
-        (V::Object(x), V::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    #[test]
-    fn explanations_a_rounding_apart_are_the_same() {
-        let a = json!({"features": [{"feature": "n9", "contribution": 0.06050310299123221}], "rules": [{"rule": "x", "points": 10.0}]});
-        let b = json!({"rules": [{"rule": "x", "points": 10.0}], "features": [{"feature": "n9", "contribution": 0.060503102991232204}]});
-        assert!(super::same_json(&a, &b));
-        let c = json!({"rules": [{"rule": "x", "points": 10.0}], "features": [{"feature": "n9", "contribution": 0.0605031}]});
-        assert!(!super::same_json(&a, &c));
-        let d = json!({"rules": [], "features": [{"feature": "n9", "contribution": 0.06050310299123221}]});
-        assert!(!super::same_json(&a, &d));
-    }
+    let per = rows.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks_mut(per)
+            .map(|part| s.spawn(|| score(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }

@@ -92,16 +92,21 @@ pub struct LastEngagement {
 
 /// Per recipient (lowercased email) of `client_id`'s campaign emails, the
 /// time of the latest open and the latest click; recipients with no event
-/// are absent. One grouped query over the `(agency_id, client_id, email,
+/// are absent (`only`: of these addresses). One grouped query over the `(agency_id, client_id, email,
 /// kind, created_at)` index.
 pub async fn last_events<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
     client_id: Uuid,
+    only: Option<&[String]>,
 ) -> AppResult<HashMap<String, LastEngagement>> {
-    let rows: Vec<(String, String, Option<DateTime<Utc>>)> = email_event::Entity::find()
+    let mut q = email_event::Entity::find()
         .filter(email_event::Column::AgencyId.eq(agency_id))
-        .filter(email_event::Column::ClientId.eq(client_id))
+        .filter(email_event::Column::ClientId.eq(client_id));
+    if let Some(emails) = only {
+        q = q.filter(email_event::Column::Email.is_in(emails.to_vec()));
+    }
+    let rows: Vec<(String, String, Option<DateTime<Utc>>)> = q
         .select_only()
         .column(email_event::Column::Email)
         .column(email_event::Column::Kind)
