@@ -836,7 +836,71 @@ async fn the_digest_reports_the_funnel_and_its_change(mode: Mode) {
     }
 }
 
+/// A chain email the server refuses for good (550) bounces the contact at
+/// once — it has no list subscription to carry the bounce — and its
+/// enrolment ends with `bounced` before the next step.
+async fn a_refused_chain_email_bounces_the_contact_and_ends_its_enrolment(mode: Mode) {
+    let sink = SmtpSink::start(&["--reject", "^gone@"]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let c = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
+        .await;
+    let seg = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            &t.token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    let step = |delay: i64| json!({"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": delay});
+    let chain = app
+        .create(
+            &format!("/api/v1/clients/{c}/chains"),
+            &t.token,
+            json!({"name": "Warm-up", "kind": "segment", "segment_id": seg, "steps": [step(600), step(6000)]}),
+        )
+        .await;
+    app.call(Method::PUT, &format!("/api/v1/clients/{c}/scoring"), Some(&t.token),
+        Some(json!({"rules": [{"name": "All", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})))
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{c}/contacts"),
+            &t.token,
+            json!({"email": "gone@x.io", "attributes": {"vip": "yes"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let e = enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
+    let due = at(&e[0]["next_at"]);
+    assert_eq!(app.services.chain_tick(due).await.unwrap(), 1);
+    let e = enrolments_until(&app, &t.token, &chain, |e| e[0]["status"] != "active").await;
+    assert_eq!(
+        (e[0]["status"].as_str(), e[0]["exit_reason"].as_str()),
+        (Some("exited"), Some("bounced")),
+        "{e:?}"
+    );
+    let r = app
+        .get(
+            &format!("/api/v1/contacts/{}", e[0]["contact_id"].as_str().unwrap()),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.body["status"], "bounced", "{}", r.text);
+    // Nothing more goes to it.
+    assert_eq!(
+        app.services
+            .chain_tick(due + chrono::Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(chain_deliveries(&app, &t.token).await, 1);
+}
+
 both_modes!(
+    a_refused_chain_email_bounces_the_contact_and_ends_its_enrolment,
     the_digest_reports_the_funnel_and_its_change,
     funnel_routes_refuse_bad_bodies,
     a_hot_visitor_goes_through_the_chain_once_and_a_purchase_starts_the_reverse_one,

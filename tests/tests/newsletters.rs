@@ -265,6 +265,22 @@ async fn subscribe_confirm_send_unsubscribe(mode: Mode) {
         .find(|s| s["email"] == "gone@x.example.com")
         .unwrap();
     assert_eq!(gone["status"], "bounced");
+    // So is its contact, without waiting for other news of the client.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = app
+            .get(
+                &format!("/api/v1/clients/{client}/contacts?email=gone@"),
+                &t.token,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.body["items"][0]["status"] == "bounced" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.text);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let r = app
         .post(
             &format!("/api/v1/campaigns/{campaign}/send"),

@@ -73,6 +73,50 @@ fn subscriber_of(d: &email_delivery::Model) -> Option<Uuid> {
     }
 }
 
+/// The kinds of email sent to a client's audience (its contacts).
+const AUDIENCE_KINDS: [&str; 3] = ["confirm", "newsletter", "chain"];
+
+impl Services {
+    /// An audience email refused for good: the recipient's contact is
+    /// bounced at once, and its client's contacts are rescored (so chain
+    /// enrolments end with `bounced` without waiting for other news).
+    async fn contact_bounced(&self, d: &email_delivery::Model) -> AppResult<()> {
+        let Some(client_id) = d
+            .client_id
+            .filter(|_| AUDIENCE_KINDS.contains(&d.kind.as_str()))
+        else {
+            return Ok(());
+        };
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let hit = entity::contact::Entity::update_many()
+            .col_expr(entity::contact::Column::Status, Expr::value("bounced"))
+            .col_expr(entity::contact::Column::UpdatedAt, Expr::value(now()))
+            .filter(entity::contact::Column::AgencyId.eq(d.agency_id))
+            .filter(entity::contact::Column::ClientId.eq(client_id))
+            .filter(entity::contact::Column::Email.eq(d.recipient.to_lowercase()))
+            .exec(&txn)
+            .await?;
+        let wake = hit.rows_affected > 0
+            && crate::infra::ledger::bump_target(
+                &txn,
+                d.agency_id,
+                crate::infra::ledger::KIND_CONTACTS,
+                client_id,
+            )
+            .await?;
+        txn.commit().await?;
+        if wake {
+            self.enqueue_recompute(crate::infra::queue::RecomputeJob {
+                agency_id: d.agency_id,
+                kind: crate::infra::ledger::KIND_CONTACTS.into(),
+                target_id: client_id,
+            })
+            .await;
+        }
+        Ok(())
+    }
+}
+
 fn backoff_ms(base: i64, attempts: i32) -> i64 {
     base.saturating_mul(1 << attempts.clamp(0, 16))
         .min(3_600_000)
@@ -309,6 +353,11 @@ impl Services {
             if let Err(e) = bounced {
                 tracing::error!(delivery = %d.id, error = %e, "could not mark a subscriber bounced");
             }
+        }
+        if let Err(SendError::Permanent(_)) = &outcome
+            && let Err(e) = self.contact_bounced(&d).await
+        {
+            tracing::error!(delivery = %d.id, error = %e, "could not mark a contact bounced");
         }
         let recorded = email_delivery::Entity::update_many()
             .col_expr(email_delivery::Column::Status, Expr::value(status))
