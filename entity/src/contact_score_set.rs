@@ -2,7 +2,7 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which set of `contact_scores` is a client's current one, and when the
-/// worker last scored the client.
+/// worker last wrote the client's scores.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "contact_score_sets")]
 pub struct Model {

@@ -32,7 +32,7 @@ pub struct Model {
     pub probability: Option<f64>,
     /// `hot`, `warm` or `cold` (`cold` until first scored).
     pub tier: String,
-    /// When the worker last scored the client, for a scored contact.
+    /// When the worker last wrote the client's scores, for a scored contact.
     pub scored_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

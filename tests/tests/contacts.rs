@@ -51,6 +51,21 @@ async fn contacts_until(
     }
 }
 
+/// Waits until the worker has rescored the client's contacts as of every
+/// write so far.
+async fn settled(app: &TestApp, t: &tests::Tenant, client: &str) {
+    let v = service::infra::ledger::wanted_version(
+        &app.services.db,
+        uuid::Uuid::parse_str(&t.agency_id).unwrap(),
+        service::infra::ledger::KIND_CONTACTS,
+        uuid::Uuid::parse_str(client).unwrap(),
+    )
+    .await
+    .unwrap();
+    app.wait_for_job(&t.token, "client_contacts", client, v)
+        .await;
+}
+
 fn by_email<'a>(items: &'a [Value], email: &str) -> &'a Value {
     items
         .iter()
@@ -124,6 +139,9 @@ async fn upserts_and_imports_change_nothing_when_resent(mode: Mode) {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // Once the worker has scored what was stored, refused writes change
+    // nothing.
+    settled(&app, &t, &c).await;
     let all = app.get(&format!("{path}?limit=200"), &t.token).await;
     assert_eq!(
         all.body["items"].as_array().unwrap().len(),
@@ -865,19 +883,7 @@ async fn scores_are_kept_in_one_set_per_client(mode: Mode) {
 
     // The split migration, down and up: every score and tier as before
     // (once the worker has rescored after the erasure).
-    let (agency, client_id) = (
-        uuid::Uuid::parse_str(&t.agency_id).unwrap(),
-        uuid::Uuid::parse_str(&c).unwrap(),
-    );
-    let v = service::infra::ledger::wanted_version(
-        &app.services.db,
-        agency,
-        service::infra::ledger::KIND_CONTACTS,
-        client_id,
-    )
-    .await
-    .unwrap();
-    app.wait_for_job(&t.token, "client_contacts", &c, v).await;
+    settled(&app, &t, &c).await;
     let before = app
         .get(&format!("/api/v1/clients/{c}/contacts?limit=200"), &t.token)
         .await;

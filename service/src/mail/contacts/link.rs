@@ -60,19 +60,22 @@ pub async fn refresh_status<C: ConnectionTrait>(
     client_id: Uuid,
     email: Option<&str>,
 ) -> AppResult<()> {
-    let mut sql = String::from(
-        r#"UPDATE contacts SET
-        status = CASE
+    const STATUS: &str = "CASE
           WHEN EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
             AND s.contact_id = contacts.id AND s.status = 'bounced') THEN 'bounced'
           WHEN NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
             AND s.contact_id = contacts.id AND s.status IN ('active', 'pending')) THEN 'unsubscribed'
-          ELSE status END,
-        confirmed_at = COALESCE(confirmed_at, (SELECT MIN(s.confirmed_at) FROM subscribers s
-          WHERE s.agency_id = contacts.agency_id AND s.contact_id = contacts.id))
+          ELSE status END";
+    const CONFIRMED: &str = "COALESCE(confirmed_at, (SELECT MIN(s.confirmed_at) FROM subscribers s
+          WHERE s.agency_id = contacts.agency_id AND s.contact_id = contacts.id))";
+    // Only rows whose values change are written: an UPDATE that sets the
+    // same values still writes a new version of every row.
+    let mut sql = format!(
+        "UPDATE contacts SET status = {STATUS}, confirmed_at = {CONFIRMED}
       WHERE agency_id = $1 AND client_id = $2
         AND EXISTS (SELECT 1 FROM subscribers s WHERE s.agency_id = contacts.agency_id
-          AND s.contact_id = contacts.id)"#,
+          AND s.contact_id = contacts.id)
+        AND (status IS DISTINCT FROM {STATUS} OR confirmed_at IS DISTINCT FROM {CONFIRMED})"
     );
     let mut values: Vec<sea_orm::Value> = vec![agency_id.into(), client_id.into()];
     if let Some(e) = email {

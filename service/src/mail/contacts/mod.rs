@@ -82,7 +82,8 @@ pub struct ContactView {
     /// Why the contact has its tier, as of `scored_at` (given when a
     /// contact is read; null before it is first scored).
     pub explanation: Option<Explanation>,
-    /// When the worker last scored the contact (null: not yet).
+    /// When the worker last wrote the client's scores, for a scored contact
+    /// (null: not scored yet).
     pub scored_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use analytics::funnel::{AttrValue, Tier};
 use uuid::Uuid;
 
-use super::rescore::{Row, Scored, Stored, Written, switch_set, use_set};
+use super::rescore::{Row, Scored, Stored, Written, use_set};
 use crate::Services;
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::pgcopy::{CopyOut, copy_out, float8, json, text, timestamptz};
@@ -296,8 +296,9 @@ impl Services {
             _ => Some(crate::new_id()),
         };
         if fresh_set.is_none() && !scored.iter().any(|s| s.changed) {
-            // Nothing changed: only when it was scored.
-            return switch_set(&self.db, w, w.set.unwrap_or_default()).await;
+            // Nothing changed: nothing is written (`scored_at` stays when
+            // the scores were last written).
+            return Ok(());
         }
         let txn = PgTx::begin(self.db.get_postgres_connection_pool()).await?;
         let copy_sql = if fresh_set.is_some() {

@@ -365,11 +365,7 @@ pub(crate) async fn current_set<C: ConnectionTrait>(
 }
 
 /// Makes `set` the client's current set, scored at `t`.
-pub(super) async fn switch_set<C: ConnectionTrait>(
-    db: &C,
-    w: &Written,
-    set: Uuid,
-) -> AppResult<()> {
+async fn switch_set<C: ConnectionTrait>(db: &C, w: &Written, set: Uuid) -> AppResult<()> {
     use entity::contact_score_set::{ActiveModel, Column as S, Entity};
     use sea_orm::sea_query::OnConflict;
     Entity::insert(ActiveModel {
@@ -418,6 +414,9 @@ async fn write_scores(
         (false, Some(s)) => s,
         _ => crate::new_id(),
     };
+    if !w.fresh && !scored.iter().any(|s| s.changed) {
+        return Ok(());
+    }
     let txn = crate::infra::db::begin_write(db).await?;
     let rows = scored.into_iter().filter(|s| w.fresh || s.changed);
     let mut rows = rows.peekable();
