@@ -4,6 +4,11 @@
 /// not the defence.
 const THREAD_STACK_BYTES: &str = "8388608";
 
+/// mimalloc: the worker's rescoring allocates and frees millions of small
+/// attribute maps; see docs/performance.md (session 10).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // std reads the default stack size of new threads from RUST_MIN_STACK,
     // and actix offers no setting of its own; setting the variable in this

@@ -8,6 +8,8 @@
 //! levels the other contacts have.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -43,10 +45,19 @@ impl Feature {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpace {
     pub features: Vec<Feature>,
+    /// Each key's columns, for encoding: one hash lookup per attribute
+    /// (FxHash: rescoring looks up every attribute of a million contacts).
     #[serde(skip)]
-    levels: HashMap<String, HashMap<String, u32>>,
-    #[serde(skip)]
-    numeric: HashMap<String, (u32, f64, f64)>,
+    keys: FxHashMap<String, KeyColumns>,
+}
+
+/// The columns of one attribute key.
+#[derive(Debug, Clone, PartialEq)]
+enum KeyColumns {
+    /// Column, mean, sd.
+    Numeric(u32, f64, f64),
+    /// Column of each level.
+    Levels(FxHashMap<String, u32>),
 }
 
 /// A sparse row: (column, value), columns ascending.
@@ -119,26 +130,24 @@ impl FeatureSpace {
 
     /// A space of given columns (e.g. one read back from storage).
     pub fn new(features: Vec<Feature>) -> Self {
-        let mut levels: HashMap<String, HashMap<String, u32>> = HashMap::new();
-        let mut numeric = HashMap::new();
+        let mut keys: FxHashMap<String, KeyColumns> = FxHashMap::default();
         for (i, f) in features.iter().enumerate() {
             match f {
                 Feature::Level { key, value } => {
-                    levels
+                    let e = keys
                         .entry(key.clone())
-                        .or_default()
-                        .insert(value.clone(), i as u32);
+                        .or_insert_with(|| KeyColumns::Levels(FxHashMap::default()));
+                    if let KeyColumns::Levels(levels) = e {
+                        levels.insert(value.clone(), i as u32);
+                    }
                 }
                 Feature::Numeric { key, mean, sd } => {
-                    numeric.insert(key.clone(), (i as u32, *mean, *sd));
+                    keys.entry(key.clone())
+                        .or_insert(KeyColumns::Numeric(i as u32, *mean, *sd));
                 }
             }
         }
-        FeatureSpace {
-            features,
-            levels,
-            numeric,
-        }
+        FeatureSpace { features, keys }
     }
 
     pub fn len(&self) -> usize {
@@ -151,15 +160,16 @@ impl FeatureSpace {
 
     /// The column and value of one attribute, if it has one.
     fn column(&self, key: &str, v: &AttrValue) -> Option<(u32, f64)> {
-        if let Some(&(i, mean, sd)) = self.numeric.get(key) {
-            return v.as_number().map(|x| (i, (x - mean) / sd));
+        match self.keys.get(key)? {
+            KeyColumns::Numeric(i, mean, sd) => v.as_number().map(|x| (*i, (x - mean) / sd)),
+            KeyColumns::Levels(levels) => {
+                let i = match v {
+                    AttrValue::Text(t) => levels.get(t.as_str()),
+                    other => levels.get(other.as_text().as_str()),
+                }?;
+                Some((*i, 1.0))
+            }
         }
-        let levels = self.levels.get(key)?;
-        let i = match v {
-            AttrValue::Text(t) => levels.get(t.as_str()),
-            other => levels.get(other.as_text().as_str()),
-        }?;
-        Some((*i, 1.0))
     }
 
     /// A contact's row: unseen levels and missing values are 0 (absent).

@@ -16,6 +16,10 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+/// The production binary's allocator (api/src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -214,7 +218,7 @@ async fn tick(app: &TestApp, n: usize) {
          status, exit_reason, step, next_at, enrolled_at, updated_at) \
          SELECT gen_random_uuid(), '{}', '{client}', '{chain}', gen_random_uuid(), 'segment', 'active', \
          NULL, 0, CASE WHEN i <= 500 THEN now() - interval '1 minute' \
-         ELSE now() + (i % 525600) * interval '1 minute' END, now(), now() \
+         ELSE now() + (1 + i % 525600) * interval '1 minute' END, now(), now() \
          FROM generate_series(1, {n}) AS i",
         t.agency_id
     ))

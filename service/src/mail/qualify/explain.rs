@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use analytics::funnel::qualify;
 use uuid::Uuid;
 
-use super::rescore::{attr_values, event_times, facts, last_purchases_of};
+use super::rescore::{attr_values, event_times, last_purchases_of};
+use super::score::facts;
 use super::{model_of, settings_of};
 use crate::infra::error::AppResult;
 use crate::infra::page::{Page, PageParams};

@@ -18,6 +18,7 @@ use crate::{Perm, RequestCtx, Services};
 mod explain;
 mod pg;
 mod rescore;
+mod score;
 mod settings;
 pub use rescore::*;
 pub use settings::*;

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use analytics::funnel::{AttrValue, Tier};
 use uuid::Uuid;
 
-use super::rescore::{Row, Scored, Stored, Written, use_set};
+use super::rescore::{Written, use_set};
+use super::score::{Row, ScoreCtx, Scored, Stored};
 use crate::Services;
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::pgcopy::{CopyOut, copy_out, float8, json, text, timestamptz};
@@ -188,7 +189,110 @@ impl RawRows {
     }
 }
 
+/// Scores streamed to a `COPY contact_scores` (or its temporary twin) in
+/// COPY's binary format, a megabyte at a time.
+struct ScoresOut {
+    out: CopyOut,
+    set: Uuid,
+    agency_id: Uuid,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+const SCORES_CHUNK: usize = 1 << 20;
+
+const FRESH_COPY: &str = "COPY contact_scores (set_id, contact_id, agency_id, score, \
+    probability, tier) FROM STDIN (FORMAT binary)";
+
+impl ScoresOut {
+    fn new(set: Uuid, agency_id: Uuid, tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Self {
+        Self {
+            out: CopyOut::with_header(SCORES_CHUNK + 256),
+            set,
+            agency_id,
+            tx,
+        }
+    }
+
+    /// Encodes `rows`; false when the COPY stopped taking chunks.
+    fn put(&mut self, rows: &[Scored]) -> bool {
+        for s in rows {
+            let out = &mut self.out;
+            out.row(6);
+            out.field(self.set.as_bytes());
+            out.field(s.id.as_bytes());
+            out.field(self.agency_id.as_bytes());
+            out.float8(Some(s.q.score));
+            out.float8(s.q.probability);
+            out.field(s.q.tier.name().as_bytes());
+            if out.buf.len() >= SCORES_CHUNK {
+                let full = std::mem::replace(&mut self.out, CopyOut::more(SCORES_CHUNK + 256));
+                if self.tx.blocking_send(full.buf).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn finish(mut self) {
+        self.out.trailer();
+        let _ = self.tx.blocking_send(self.out.buf);
+    }
+}
+
 impl Services {
+    /// Every contact into a fresh set, scored (two batches at a time, on
+    /// two cores) while PostgreSQL stores the batches before; then the set
+    /// switched and the old one dropped, in one transaction. `sample`: the
+    /// first `k` rows, already scored. Returns how many scores changed.
+    pub(super) async fn write_fresh_pg(
+        &self,
+        w: &Written,
+        ctx: std::sync::Arc<ScoreCtx>,
+        sample: Vec<Scored>,
+        mut rows: Vec<Row>,
+        k: usize,
+    ) -> AppResult<usize> {
+        const BATCH: usize = 16_384;
+        let set = crate::new_id();
+        let txn = PgTx::begin(self.db.get_postgres_connection_pool()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let agency_id = w.agency_id;
+        let encode = tokio::task::spawn_blocking(move || {
+            let mut out = ScoresOut::new(set, agency_id, tx);
+            let mut changed = sample.iter().filter(|s| s.changed).count();
+            if !out.put(&sample) {
+                return changed;
+            }
+            drop(sample);
+            for pair in rows[k..].chunks_mut(2 * BATCH) {
+                let (a, b) = pair.split_at_mut(pair.len().min(BATCH));
+                let (sa, sb) = std::thread::scope(|s| {
+                    let h = s.spawn(|| ctx.score(b));
+                    let sa = ctx.score(a);
+                    (
+                        sa,
+                        h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                    )
+                });
+                changed += sa.iter().chain(&sb).filter(|s| s.changed).count();
+                if !out.put(&sa) || !out.put(&sb) {
+                    return changed;
+                }
+            }
+            out.finish();
+            changed
+        });
+        let copied = txn.copy_in(FRESH_COPY, rx).await;
+        let changed = encode
+            .await
+            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("rescoring encoder: {e}")))?;
+        copied.map_err(sea_orm::DbErr::from)?;
+        use_set(&txn, w, set).await?;
+        txn.commit().await?;
+        Ok(changed)
+    }
+
     pub(super) async fn scoring_rows_pg(
         &self,
         agency_id: Uuid,
@@ -302,8 +406,7 @@ impl Services {
         }
         let txn = PgTx::begin(self.db.get_postgres_connection_pool()).await?;
         let copy_sql = if fresh_set.is_some() {
-            "COPY contact_scores (set_id, contact_id, agency_id, score, probability, tier) \
-             FROM STDIN (FORMAT binary)"
+            FRESH_COPY
         } else {
             sea_orm::ConnectionTrait::execute_unprepared(
                 &txn,
@@ -317,25 +420,11 @@ impl Services {
         let (agency_id, fresh) = (w.agency_id, fresh_set.is_some());
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
         let encode = tokio::task::spawn_blocking(move || {
-            const CHUNK: usize = 1 << 20;
-            let mut out = CopyOut::with_header(CHUNK + 256);
-            for s in scored.into_iter().filter(|s| fresh || s.changed) {
-                out.row(6);
-                out.field(set.as_bytes());
-                out.field(s.id.as_bytes());
-                out.field(agency_id.as_bytes());
-                out.float8(Some(s.q.score));
-                out.float8(s.q.probability);
-                out.field(s.q.tier.name().as_bytes());
-                if out.buf.len() >= CHUNK {
-                    let full = std::mem::replace(&mut out, CopyOut::more(CHUNK + 256));
-                    if tx.blocking_send(full.buf).is_err() {
-                        return;
-                    }
-                }
+            let mut out = ScoresOut::new(set, agency_id, tx);
+            let rows: Vec<Scored> = scored.into_iter().filter(|s| fresh || s.changed).collect();
+            if out.put(&rows) {
+                out.finish();
             }
-            out.trailer();
-            let _ = tx.blocking_send(out.buf);
         });
         let copied = txn.copy_in(copy_sql, rx).await;
         encode

@@ -6,10 +6,7 @@
 //! place. Explanations are computed when a contact is read ([`super::explain`]).
 use std::collections::{BTreeMap, HashMap};
 
-use analytics::funnel::{
-    AttrValue, ContactFacts, EventKind, FitError, Model, ScoreRule, Tier, TierThresholds, fit,
-    tier_of,
-};
+use analytics::funnel::{AttrValue, FitError, Model, Tier, fit};
 use chrono::{DateTime, Utc};
 use entity::purchase;
 use sea_orm::{
@@ -17,6 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::score::{Row, ScoreCtx, Scored, Stored};
 use super::{KIND_MODEL, StoredModel, model_of, settings_of};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::ledger::KIND_CONTACTS;
@@ -50,37 +48,13 @@ pub fn attr_values(v: &serde_json::Value) -> BTreeMap<String, AttrValue> {
         .collect()
 }
 
-/// A contact's qualification as stored in its client's current set.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Stored {
-    pub(super) score: f64,
-    pub(super) probability: Option<f64>,
-    pub(super) tier: Tier,
-}
-
-/// What the rescoring reads of one contact.
-pub(super) struct Row {
-    pub(super) id: Uuid,
-    pub(super) attributes: BTreeMap<String, AttrValue>,
-    pub(super) converted: Option<bool>,
-    pub(super) customer_ref: Option<String>,
-    pub(super) confirmed_at: Option<DateTime<Utc>>,
-    pub(super) email: String,
-    /// None: not in the current set (never scored, or new since).
-    pub(super) stored: Option<Stored>,
-}
-
-/// A contact's new qualification, and whether it differs from the stored.
-pub(crate) struct Scored {
-    pub(super) id: Uuid,
-    pub(super) q: Stored,
-    pub(super) changed: bool,
-}
-
 /// A rescoring writes a fresh set of scores when more than this share of
 /// the client's contacts changed (or it has no set yet), else it updates
 /// the changed rows of the current set in place.
 const FRESH_SET_SHARE: f64 = 0.25;
+
+/// Contacts scored first, to judge how many scores change.
+const SAMPLE: usize = 20_000;
 
 impl Services {
     /// Worker: rescores one client's contacts; returns the version of the
@@ -116,33 +90,54 @@ impl Services {
             .await?;
         let fit_ms = started.elapsed().as_millis() - read_ms;
         let t = now();
-        let scored = tokio::task::block_in_place(|| {
-            score_rows(
-                &rules,
-                model.as_ref(),
-                &thresholds,
-                rows,
-                &last_purchase,
-                &events,
-                t,
-            )
-        });
-        let n = scored.len();
-        let changed = scored.iter().filter(|s| s.changed).count();
-        let fresh = set.is_none() || changed as f64 > FRESH_SET_SHARE * n as f64;
-        let score_ms = started.elapsed().as_millis() - read_ms - fit_ms;
-        let w = Written {
+        let ctx = ScoreCtx {
+            rules,
+            model,
+            thresholds,
+            last_purchase,
+            events,
+            now: t,
+        };
+        // A sample first: when it says most scores change (a refit moves
+        // every probability), every contact goes into a fresh set, scored
+        // while PostgreSQL stores what is already scored.
+        let mut rows = rows;
+        let k = rows.len().min(SAMPLE);
+        let sample = tokio::task::block_in_place(|| ctx.score(&mut rows[..k]));
+        let sample_changed = sample.iter().filter(|s| s.changed).count();
+        let fresh = set.is_none() || sample_changed as f64 > FRESH_SET_SHARE * k as f64;
+        let mut w = Written {
             agency_id,
             client_id,
             set,
             fresh,
             t,
         };
-        if pg {
-            self.write_scores_pg(&w, scored).await?;
+        let n = rows.len();
+        let (changed, score_ms) = if pg && fresh {
+            // Scoring and writing overlap: timed together as the write.
+            let changed = self
+                .write_fresh_pg(&w, std::sync::Arc::new(ctx), sample, rows, k)
+                .await?;
+            (changed, 0)
         } else {
-            write_scores(&self.db, &w, scored).await?;
-        }
+            let mut scored = sample;
+            scored.extend(tokio::task::block_in_place(|| {
+                ctx.score_par(&mut rows[k..])
+            }));
+            drop(rows);
+            let changed = scored.iter().filter(|s| s.changed).count();
+            // The sample may have misjudged: the whole count decides.
+            w.fresh = set.is_none() || changed as f64 > FRESH_SET_SHARE * n as f64;
+            let score_ms = started.elapsed().as_millis() - read_ms - fit_ms;
+            if pg {
+                self.write_scores_pg(&w, scored).await?;
+            } else {
+                write_scores(&self.db, &w, scored).await?;
+            }
+            (changed, score_ms)
+        };
+        let fresh = w.fresh;
         let write_ms = started.elapsed().as_millis() - read_ms - fit_ms - score_ms;
         // Segment membership may have changed: enrol and exit.
         self.enrol_contacts(agency_id, client_id, t).await?;
@@ -316,26 +311,6 @@ pub(super) async fn event_times<C: ConnectionTrait>(
     )
 }
 
-/// What the rules see of a contact besides its attributes.
-pub(super) fn facts(
-    attributes: BTreeMap<String, AttrValue>,
-    confirmed_at: Option<DateTime<Utc>>,
-    events: Option<&[Option<DateTime<Utc>>; 2]>,
-    last_purchase: Option<DateTime<Utc>>,
-) -> ContactFacts {
-    let ev = events.copied().unwrap_or_default();
-    let mut last_event = [None; 3];
-    last_event[EventKind::Confirmed.index()] = confirmed_at;
-    last_event[EventKind::Opened.index()] = ev[0];
-    last_event[EventKind::Clicked.index()] = ev[1];
-    ContactFacts {
-        attributes,
-        answers: Vec::new(),
-        last_event,
-        last_purchase,
-    }
-}
-
 /// Where and how a rescoring writes.
 pub(super) struct Written {
     pub(super) agency_id: Uuid,
@@ -445,58 +420,4 @@ async fn write_scores(
     use_set(&txn, w, set).await?;
     txn.commit().await?;
     Ok(())
-}
-
-/// Qualifies every row (score, probability, tier), on all cores; marks
-/// those that differ from the stored qualification (and every row never
-/// scored). In id order.
-fn score_rows(
-    rules: &[ScoreRule],
-    model: Option<&Model>,
-    thresholds: &TierThresholds,
-    mut rows: Vec<Row>,
-    last_purchase: &HashMap<String, DateTime<Utc>>,
-    events: &HashMap<String, [Option<DateTime<Utc>>; 2]>,
-    now: DateTime<Utc>,
-) -> Vec<Scored> {
-    let score = |rows: &mut [Row]| -> Vec<Scored> {
-        rows.iter_mut()
-            .map(|r| {
-                let facts = facts(
-                    std::mem::take(&mut r.attributes),
-                    r.confirmed_at,
-                    events.get(&r.email),
-                    r.customer_ref
-                        .as_ref()
-                        .and_then(|c| last_purchase.get(c).copied()),
-                );
-                let (score, probability, tier) = tier_of(rules, model, thresholds, &facts, now);
-                let q = Stored {
-                    score,
-                    probability,
-                    tier,
-                };
-                Scored {
-                    id: r.id,
-                    q,
-                    changed: r.stored != Some(q),
-                }
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || rows.len() < 20_000 {
-        return score(&mut rows);
-    }
-    let per = rows.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = rows
-            .chunks_mut(per)
-            .map(|part| s.spawn(|| score(part)))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
