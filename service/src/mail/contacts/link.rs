@@ -3,21 +3,11 @@
 //! contact's status and first confirmation follow its subscriptions. Set
 //! statements over the client's rows, so a 100,000-row list import links in
 //! two statements.
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
+pub(crate) use crate::infra::db::stmt;
 use crate::infra::error::AppResult;
-
-/// `$n` placeholders as the backend writes them (SQLite: `?n`).
-pub(crate) fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    let backend = db.get_database_backend();
-    let sql = if backend == DbBackend::Sqlite {
-        sql.replace('$', "?")
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
 
 /// Contacts for the client's subscriptions that have none (one per
 /// e-mail; a new contact takes the subscription's id, name, locale and
