@@ -93,8 +93,10 @@ pub async fn reactivate<C: ConnectionTrait>(
 }
 
 /// Blanks the address and bodies of the emails sent to an address of a
-/// client (counts stay), cancels those not sent yet and deletes its opens
-/// and clicks: part of erasure.
+/// client (counts stay), cancels those not sent yet, deletes its opens
+/// and clicks, and blanks the questionnaire answers that gave it (in the
+/// responses linked to its contact and wherever else an `email` answer is
+/// the address): part of erasure.
 pub async fn erase_address<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
@@ -126,6 +128,11 @@ pub async fn erase_address<C: ConnectionTrait>(
         .exec(db)
         .await?;
     crate::mail::tracking::erase_events(db, agency_id, client_id, email).await?;
+    let linked = super::responses::linked_to_address(db, agency_id, client_id, email).await?;
+    crate::research::responses::emails::erase_email_answers(
+        db, agency_id, client_id, email, &linked,
+    )
+    .await?;
     Ok(())
 }
 
