@@ -33,6 +33,7 @@ pub mod question;
 pub mod questionnaire;
 pub mod recompute_target;
 pub mod response;
+pub mod response_contact;
 pub mod scored_contact;
 pub mod scoring_settings;
 pub mod segment;

@@ -25,6 +25,7 @@ mod m20261206_000019_create_email_events;
 mod m20261206_000020_create_chains;
 mod m20261206_000021_add_inputs_to_cash_actuals;
 mod m20261206_000022_split_contact_scores;
+mod m20261206_000023_link_responses_to_contacts;
 
 pub struct Migrator;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_create_chains::Migration),
             Box::new(m20261206_000021_add_inputs_to_cash_actuals::Migration),
             Box::new(m20261206_000022_split_contact_scores::Migration),
+            Box::new(m20261206_000023_link_responses_to_contacts::Migration),
         ]
     }
 }

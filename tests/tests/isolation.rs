@@ -223,6 +223,49 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.wait_for_job(&b.token, "client_contacts", &p.client, 5)
         .await;
+    // A questionnaire response that gave the contact's e-mail, linked to it
+    // as the contacts job links them (the response marked the job again).
+    let brief = app
+        .create(
+            &format!("/api/v1/clients/{}/questionnaires", p.client),
+            &b.token,
+            json!({"title": "Lead form", "kind": "brief", "questions": [
+                {"key": "mail", "type": "email"}, {"key": "city", "type": "single_choice", "options": ["msk", "spb"]}
+            ]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/questionnaires/{brief}/responses"),
+            &b.token,
+            json!({"answers": {"mail": "Lead@B.example.com", "city": "msk"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let linked = service::contacts::responses::link_responses(
+        &app.services.db,
+        b.agency_id.parse().unwrap(),
+        p.client.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(linked, 1);
+    // Every write above that scores read bumped the contacts target (the
+    // panel's responses too: it has an e-mail question); wait for the last.
+    let wanted = {
+        use entity::recompute_target as rt;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        rt::Entity::find()
+            .filter(rt::Column::Kind.eq("client_contacts"))
+            .filter(rt::Column::TargetId.eq(p.client.parse::<uuid::Uuid>().unwrap()))
+            .one(&app.services.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .wanted_version
+    };
+    app.wait_for_job(&b.token, "client_contacts", &p.client, wanted)
+        .await;
     let mut ids = HashMap::new();
     ids.insert("chain", chain);
     ids.insert("contact", contact);
@@ -298,6 +341,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         "/api/v1/agency".to_owned(),
         format!("/api/v1/clients/{}/contacts", id("client")),
         format!("/api/v1/contacts/{}", id("contact")),
+        format!("/api/v1/contacts/{}/responses", id("contact")),
         format!("/api/v1/clients/{}/scoring", id("client")),
         format!("/api/v1/clients/{}/scoring/model", id("client")),
         format!("/api/v1/segments/{}/contact-count", id("segment")),
@@ -1017,6 +1061,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": id("contact")}),
+        ),
+        (
+            "query($id: ID!) { contactResponses(contactId: $id) { items { id } } }",
             json!({"id": id("contact")}),
         ),
         (

@@ -443,8 +443,13 @@ async fn resource_inputs_are_validated(mode: Mode) {
         );
     }
     // Malformed ids in paths are simply not found.
-    let r = app.get("/api/v1/clients/not-a-uuid", &t.token).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/api/v1/clients/not-a-uuid",
+        "/api/v1/contacts/not-a-uuid/responses",
+    ] {
+        let r = app.get(path, &t.token).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
     // JSON must be declared as such.
     let r = app
         .raw(

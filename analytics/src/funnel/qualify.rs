@@ -47,8 +47,13 @@ pub enum RuleCondition {
         min: Option<f64>,
         max: Option<f64>,
     },
-    /// A linked questionnaire response answered `question_key` with `value`
-    /// (for a multi-choice answer: one of the chosen options).
+    /// A linked questionnaire response (one that carried the contact's
+    /// e-mail) answered `question_key` with `value`, compared exactly:
+    /// for a single- or multi-choice question an option as listed in the
+    /// question's `options` (a multi-choice answer matches when any chosen
+    /// option is `value`), for a number or scale its shortest form (`4`,
+    /// `5.5`), for text, date (`YYYY-MM-DD`) and e-mail the answer as
+    /// stored.
     Answer { question_key: String, value: String },
     /// The contact had this email event within the last `within_days` days.
     Event { event: EventKind, within_days: u32 },

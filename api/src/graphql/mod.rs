@@ -175,6 +175,7 @@ gql_page!(
     UxAlertPage => service::ux::UxAlertView,
     DeliveryPage => service::email::DeliveryView,
     ContactPage => service::contacts::ContactView,
+    ContactResponsePage => service::contacts::ContactResponseView,
     ChainPage => service::chains::ChainView,
     EnrolmentPage => service::chains::EnrolmentView,
 );

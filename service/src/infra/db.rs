@@ -5,8 +5,21 @@ use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
+
+/// A raw statement with `$n` placeholders, as the backend writes them
+/// (SQLite: `?n`); SQL that both backends run.
+pub fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    let backend = db.get_database_backend();
+    let sql = if backend == DbBackend::Sqlite {
+        sql.replace('$', "?")
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
 
 /// `acquire_timeout` bounds how long a caller waits for a connection: when
 /// the database is down every request is answered 503 within it, instead

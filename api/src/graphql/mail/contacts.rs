@@ -6,7 +6,9 @@ use service::contacts::{
 };
 use service::qualify::{ModelView, ScoringInput, ScoringView};
 
-use crate::graphql::{ContactPage, OrGql, caller, gql_error, page, parse_id, services};
+use crate::graphql::{
+    ContactPage, ContactResponsePage, OrGql, caller, gql_error, page, parse_id, services,
+};
 
 /// A client's point rules, tier thresholds and λ. `rules` and
 /// `thresholds` are JSON shaped as in the REST API's `ScoringView`.
@@ -62,6 +64,25 @@ impl ContactsQuery {
         services(ctx)
             .get_contact(caller(ctx)?, parse_id(&id, "id")?)
             .await
+            .gql()
+    }
+
+    /// The questionnaire responses that carried a contact's e-mail, by id.
+    async fn contact_responses(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ContactResponsePage> {
+        services(ctx)
+            .contact_responses(
+                caller(ctx)?,
+                parse_id(&contact_id, "contactId")?,
+                page(first, after),
+            )
+            .await
+            .map(Into::into)
             .gql()
     }
 

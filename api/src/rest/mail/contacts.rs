@@ -5,7 +5,8 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use service::channels::ChannelReportParams;
 use service::contacts::{
-    ContactFilter, ContactIngestResult, ContactInput, ContactView, OutcomeInput,
+    ContactFilter, ContactIngestResult, ContactInput, ContactResponseView, ContactView,
+    OutcomeInput,
 };
 use service::funnel::FunnelReport;
 use service::page::{Page, PageParams};
@@ -121,6 +122,23 @@ async fn get_contact(
     Ok(ok(state.services.get_contact(&ctx, *id).await?))
 }
 
+/// The questionnaire responses that carried the contact's e-mail (its
+/// answer to an `email` question), by id: each response's id,
+/// questionnaire and submission time.
+#[utoipa::path(tag = "contacts", params(("id" = Uuid, Path, description = "contact id"), PageParams), responses((status = 200, body = Page<ContactResponseView>), Errors), security(("bearer" = [])))]
+#[get("/contacts/{id}/responses")]
+async fn contact_responses(
+    state: State,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .contact_responses(&ctx, *id, page.into_inner())
+        .await?))
+}
+
 /// Record a contact's outcome: converted (when, worth what) or not.
 #[utoipa::path(tag = "contacts", params(("id" = Uuid, Path, description = "contact id")), request_body = OutcomeInput, responses((status = 200, body = ContactView), Errors), security(("bearer" = [])))]
 #[post("/contacts/{id}/outcome")]
@@ -226,6 +244,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(import_contacts)
         .service(list_contacts)
         .service(get_contact)
+        .service(contact_responses)
         .service(record_outcome)
         .service(delete_contact)
         .service(segment_contact_count)

@@ -3,21 +3,11 @@
 //! contact's status and first confirmation follow its subscriptions. Set
 //! statements over the client's rows, so a 100,000-row list import links in
 //! two statements.
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
+pub(crate) use crate::infra::db::stmt;
 use crate::infra::error::AppResult;
-
-/// `$n` placeholders as the backend writes them (SQLite: `?n`).
-pub(crate) fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    let backend = db.get_database_backend();
-    let sql = if backend == DbBackend::Sqlite {
-        sql.replace('$', "?")
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
 
 /// Contacts for the client's subscriptions that have none (one per
 /// e-mail; a new contact takes the subscription's id, name, locale and
@@ -105,8 +95,10 @@ pub async fn reactivate<C: ConnectionTrait>(
 }
 
 /// Blanks the address and bodies of the emails sent to an address of a
-/// client (counts stay), cancels those not sent yet and deletes its opens
-/// and clicks: part of erasure.
+/// client (counts stay), cancels those not sent yet, deletes its opens
+/// and clicks, and blanks the questionnaire answers that gave it (in the
+/// responses linked to its contact and wherever else an `email` answer is
+/// the address): part of erasure.
 pub async fn erase_address<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
@@ -138,6 +130,11 @@ pub async fn erase_address<C: ConnectionTrait>(
         .exec(db)
         .await?;
     crate::mail::tracking::erase_events(db, agency_id, client_id, email).await?;
+    let linked = super::responses::linked_to_address(db, agency_id, client_id, email).await?;
+    crate::research::responses::emails::erase_email_answers(
+        db, agency_id, client_id, email, &linked,
+    )
+    .await?;
     Ok(())
 }
 

@@ -28,8 +28,10 @@ use crate::{Perm, RequestCtx, Services};
 
 mod import;
 pub mod link;
+pub mod responses;
 mod write;
 pub use import::*;
+pub use responses::ContactResponseView;
 pub use write::*;
 
 pub const MAX_NAME: usize = 200;

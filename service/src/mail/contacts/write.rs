@@ -518,12 +518,14 @@ impl Services {
     }
 
     /// Erases a contact and its subscriptions (an erasure request); the
-    /// address and bodies of its emails are blanked.
+    /// address and bodies of its emails and the questionnaire answers that
+    /// gave its address are blanked.
     pub async fn delete_contact(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
         let c = find_contact(&self.db, ctx.agency_id, id).await?;
         ctx.require(Perm::ManageClients)?;
         let txn = crate::infra::db::begin_write(&self.db).await?;
         super::link::erase_address(&txn, ctx.agency_id, c.client_id, &c.email).await?;
+        super::responses::unlink_contact(&txn, ctx.agency_id, id).await?;
         subscriber::Entity::delete_many()
             .filter(subscriber::Column::AgencyId.eq(ctx.agency_id))
             .filter(subscriber::Column::ClientId.eq(c.client_id))

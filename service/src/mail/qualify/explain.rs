@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use analytics::funnel::qualify;
 use uuid::Uuid;
 
-use super::rescore::{attr_values, event_times, last_purchases_of};
+use super::rescore::{answer_keys, attr_values, event_times, last_purchases_of};
 use super::score::facts;
 use super::{model_of, settings_of};
 use crate::infra::error::AppResult;
@@ -63,6 +63,20 @@ impl Services {
             .iter()
             .filter_map(|v| v.customer_ref.clone())
             .collect();
+        let keys = answer_keys(&rules);
+        let answers = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            let ids: Vec<Uuid> = views.iter().map(|v| v.id).collect();
+            crate::mail::contacts::responses::answers_by_contact(
+                &self.db,
+                agency_id,
+                client_id,
+                &keys,
+                Some(&ids),
+            )
+            .await?
+        };
         let purchases = if refs.is_empty() {
             HashMap::new()
         } else {
@@ -77,6 +91,7 @@ impl Services {
                 v.customer_ref
                     .as_ref()
                     .and_then(|c| purchases.get(c).copied()),
+                answers.get(&v.id).cloned().unwrap_or_default(),
             );
             let q = qualify(&rules, model.as_ref(), &thresholds, &f, at);
             v.explanation = Some(Explanation {

@@ -6,7 +6,7 @@
 //! place. Explanations are computed when a contact is read ([`super::explain`]).
 use std::collections::{BTreeMap, HashMap};
 
-use analytics::funnel::{AttrValue, FitError, Model, Tier, fit};
+use analytics::funnel::{AttrValue, FitError, Model, RuleCondition, ScoreRule, Tier, fit};
 use chrono::{DateTime, Utc};
 use entity::purchase;
 use sea_orm::{
@@ -19,6 +19,7 @@ use super::{KIND_MODEL, StoredModel, model_of, settings_of};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::ledger::KIND_CONTACTS;
 use crate::mail::contacts::link::{link_subscribers, refresh_status};
+use crate::mail::contacts::responses::{answers_by_contact, link_responses};
 use crate::{Services, now};
 
 /// A contact's attributes as the rules and the model see them: strings,
@@ -70,6 +71,7 @@ impl Services {
         let started = std::time::Instant::now();
         let txn = crate::infra::db::begin_write(&self.db).await?;
         link_subscribers(&txn, agency_id, client_id).await?;
+        let linked = link_responses(&txn, agency_id, client_id).await?;
         refresh_status(&txn, agency_id, client_id, None).await?;
         txn.commit().await?;
         self.convert_by_purchases(agency_id, client_id).await?;
@@ -83,6 +85,12 @@ impl Services {
         };
         let last_purchase = self.last_purchases(agency_id, client_id, &rows).await?;
         let events = event_times(&self.db, agency_id, client_id, None).await?;
+        let keys = answer_keys(&rules);
+        let answers = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            answers_by_contact(&self.db, agency_id, client_id, &keys, None).await?
+        };
         let read_ms = started.elapsed().as_millis();
 
         let model = self
@@ -96,6 +104,7 @@ impl Services {
             thresholds,
             last_purchase,
             events,
+            answers,
             now: t,
         };
         // A sample first: when it says most scores change (a refit moves
@@ -142,7 +151,7 @@ impl Services {
         // Segment membership may have changed: enrol and exit.
         self.enrol_contacts(agency_id, client_id, t).await?;
         let total_ms = started.elapsed().as_millis();
-        tracing::info!(%agency_id, %client_id, version, contacts = n, changed, fresh, read_ms,
+        tracing::info!(%agency_id, %client_id, version, contacts = n, linked, changed, fresh, read_ms,
             fit_ms, score_ms, write_ms, enrol_ms = total_ms - read_ms - fit_ms - score_ms - write_ms,
             "contacts rescored");
         Ok(version)
@@ -267,6 +276,20 @@ impl Services {
         .await?;
         Ok(model)
     }
+}
+
+/// The questions the client's `answer` rules ask about.
+pub(super) fn answer_keys(rules: &[ScoreRule]) -> Vec<String> {
+    let mut keys: Vec<String> = rules
+        .iter()
+        .filter_map(|r| match &r.when {
+            RuleCondition::Answer { question_key, .. } => Some(question_key.clone()),
+            _ => None,
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The latest purchase of each customer of the client (`only`: of these

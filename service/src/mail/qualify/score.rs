@@ -42,6 +42,7 @@ pub(super) fn facts(
     confirmed_at: Option<DateTime<Utc>>,
     events: Option<&[Option<DateTime<Utc>>; 2]>,
     last_purchase: Option<DateTime<Utc>>,
+    answers: Vec<(String, String)>,
 ) -> ContactFacts {
     let ev = events.copied().unwrap_or_default();
     let mut last_event = [None; 3];
@@ -50,7 +51,7 @@ pub(super) fn facts(
     last_event[EventKind::Clicked.index()] = ev[1];
     ContactFacts {
         attributes,
-        answers: Vec::new(),
+        answers,
         last_event,
         last_purchase,
     }
@@ -65,6 +66,9 @@ pub(super) struct ScoreCtx {
     pub(super) last_purchase: HashMap<String, DateTime<Utc>>,
     /// Latest open and click by address.
     pub(super) events: HashMap<String, [Option<DateTime<Utc>>; 2]>,
+    /// (question key, answer) pairs of each contact's linked responses,
+    /// for the questions `answer` rules ask about.
+    pub(super) answers: HashMap<Uuid, Vec<(String, String)>>,
     pub(super) now: DateTime<Utc>,
 }
 
@@ -80,6 +84,7 @@ impl ScoreCtx {
                     r.customer_ref
                         .as_ref()
                         .and_then(|c| self.last_purchase.get(c).copied()),
+                    self.answers.get(&r.id).cloned().unwrap_or_default(),
                 );
                 let (score, probability, tier) = tier_of(
                     &self.rules,

@@ -298,6 +298,7 @@ impl Services {
     ) -> AppResult<IngestResult> {
         use crate::infra::pgtx::CopyInError;
         let t = now();
+        let feeds_contacts = super::feeds_contacts(&questions);
         let txn = crate::infra::pgtx::PgTx::begin(self.db.get_postgres_connection_pool()).await?;
         let version = next_version(&txn, agency_id, q.id).await?;
         txn.execute_unprepared("SAVEPOINT gp_copy_new").await?;
@@ -359,7 +360,7 @@ impl Services {
             txn.rollback().await?;
             return Ok(IngestResult::duplicates_only(rows.received, version));
         }
-        let wake = mark_written(&txn, agency_id, q, version).await?;
+        let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
         txn.commit().await?;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {

@@ -14,16 +14,17 @@ use uuid::Uuid;
 
 use crate::domain::answers::AnswerSchema;
 use crate::domain::import::{ParsedResponse, ResponseInput, parse_csv, parse_ndjson, parse_one};
-use crate::domain::questions::Question;
+use crate::domain::questions::{Question, QuestionType};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::idempotency::{self, IdempotencyKey, Keyed, request_hash};
-use crate::infra::ledger::{KIND_QUESTIONNAIRE, mark_dirty};
+use crate::infra::ledger::{KIND_CONTACTS, KIND_QUESTIONNAIRE, mark_dirty};
 use crate::infra::page::{Page, PageParams};
 use crate::infra::queue::RecomputeJob;
 use crate::research::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
 
 mod copy;
+pub mod emails;
 use copy::{COPY_FROM_ROWS, first_of_its_external_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +120,9 @@ impl Services {
         let (q, questions) = self.ingest_target(ctx, questionnaire_id).await?;
         let parsed =
             parse_one(&AnswerSchema::new(&questions), input).map_err(AppError::Validation)?;
-        self.store_responses(ctx.agency_id, &q, vec![parsed]).await
+        let feeds = feeds_contacts(&questions);
+        self.store_responses(ctx.agency_id, &q, feeds, vec![parsed])
+            .await
     }
 
     /// [`Services::submit_response`] under an `Idempotency-Key` (REST
@@ -168,7 +171,8 @@ impl Services {
                 .await?;
             return Ok(Keyed::New(result));
         }
-        let wake = mark_written(&txn, ctx.agency_id, &q, version).await?;
+        let wake =
+            mark_written(&txn, ctx.agency_id, &q, version, feeds_contacts(&questions)).await?;
         idempotency::finish(&txn, ctx.agency_id, &key, 201, body).await?;
         txn.commit().await?;
         self.wake_after_ingest(ctx.agency_id, &q, wake).await;
@@ -189,6 +193,7 @@ impl Services {
             .split(|b| *b == b'\n')
             .nth(COPY_FROM_ROWS - 1)
             .is_some();
+        let feeds = feeds_contacts(&questions);
         if self.db.get_database_backend() == DbBackend::Postgres && bulk {
             return self
                 .import_streaming(ctx.agency_id, &q, questions, format, body)
@@ -208,7 +213,7 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        self.store_responses(ctx.agency_id, &q, rows).await
+        self.store_responses(ctx.agency_id, &q, feeds, rows).await
     }
 
     /// Stores validated rows — a single response or a small import, fewer
@@ -217,6 +222,7 @@ impl Services {
         &self,
         agency_id: Uuid,
         q: &questionnaire::Model,
+        feeds_contacts: bool,
         rows: Vec<ParsedResponse>,
     ) -> AppResult<IngestResult> {
         let received = rows.len() as u64;
@@ -234,7 +240,7 @@ impl Services {
             txn.rollback().await?;
             return Ok(IngestResult::duplicates_only(received, version));
         }
-        let wake = mark_written(&txn, agency_id, q, version).await?;
+        let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
         txn.commit().await?;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
@@ -246,35 +252,24 @@ impl Services {
     }
 
     /// Pushes the recomputes a committed ingest made pending (see
-    /// [`mark_written`]): the questionnaire's, and the client's hypotheses
-    /// and UX map when they read it.
-    async fn wake_after_ingest(
-        &self,
-        agency_id: Uuid,
-        q: &questionnaire::Model,
-        (wake, wake_hypotheses, wake_ux): (bool, bool, bool),
-    ) {
-        if wake_hypotheses {
+    /// [`mark_written`]): the questionnaire's, and the client's hypotheses,
+    /// UX map and contacts when they read it.
+    async fn wake_after_ingest(&self, agency_id: Uuid, q: &questionnaire::Model, wake: Wakes) {
+        let jobs = [
+            (
+                wake.hypotheses,
+                crate::research::hypotheses::KIND_HYPOTHESES,
+                q.client_id,
+            ),
+            (wake.ux, crate::research::ux::KIND_UX, q.client_id),
+            (wake.questionnaire, KIND_QUESTIONNAIRE, q.id),
+            (wake.contacts, KIND_CONTACTS, q.client_id),
+        ];
+        for (_, kind, target_id) in jobs.into_iter().filter(|j| j.0) {
             self.enqueue_recompute(RecomputeJob {
                 agency_id,
-                kind: crate::research::hypotheses::KIND_HYPOTHESES.into(),
-                target_id: q.client_id,
-            })
-            .await;
-        }
-        if wake_ux {
-            self.enqueue_recompute(RecomputeJob {
-                agency_id,
-                kind: crate::research::ux::KIND_UX.into(),
-                target_id: q.client_id,
-            })
-            .await;
-        }
-        if wake {
-            self.enqueue_recompute(RecomputeJob {
-                agency_id,
-                kind: KIND_QUESTIONNAIRE.into(),
-                target_id: q.id,
+                kind: kind.into(),
+                target_id,
             })
             .await;
         }
@@ -354,15 +349,33 @@ async fn next_version<C: ConnectionTrait>(db: &C, agency_id: Uuid, id: Uuid) -> 
         .ok_or(AppError::NotFound)
 }
 
+/// Which recomputes a committed ingest must push (each true only for the
+/// writer that made its target pending).
+#[derive(Debug, Clone, Copy)]
+struct Wakes {
+    questionnaire: bool,
+    hypotheses: bool,
+    ux: bool,
+    contacts: bool,
+}
+
+/// Whether responses to these questions can make contacts (they have an
+/// `email` question): the client's contacts job links them.
+fn feeds_contacts(questions: &[Question]) -> bool {
+    questions.iter().any(|q| q.qtype == QuestionType::Email)
+}
+
 /// Marks what new rows make stale, in the writer's transaction: the
-/// questionnaire's summary, the client's hypotheses and (audits) UX alerts.
+/// questionnaire's summary, the client's hypotheses, (audits) UX alerts
+/// and (`feeds_contacts`: responses that may carry an e-mail) contacts.
 /// Returns which of them need a wake-up job after commit.
 async fn mark_written<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
     q: &questionnaire::Model,
     version: i64,
-) -> AppResult<(bool, bool, bool)> {
+    feeds_contacts: bool,
+) -> AppResult<Wakes> {
     let wake = mark_dirty(db, agency_id, KIND_QUESTIONNAIRE, q.id, version).await?;
     let wake_hypotheses = crate::infra::ledger::bump_target(
         db,
@@ -377,7 +390,17 @@ async fn mark_written<C: ConnectionTrait>(
     } else {
         false
     };
-    Ok((wake, wake_hypotheses, wake_ux))
+    let wake_contacts = if feeds_contacts {
+        crate::infra::ledger::bump_target(db, agency_id, KIND_CONTACTS, q.client_id).await?
+    } else {
+        false
+    };
+    Ok(Wakes {
+        questionnaire: wake,
+        hypotheses: wake_hypotheses,
+        ux: wake_ux,
+        contacts: wake_contacts,
+    })
 }
 
 /// Multi-row INSERTs through sea-orm (SQLite, and small PostgreSQL batches).
