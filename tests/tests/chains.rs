@@ -75,6 +75,37 @@ fn paths(html: &str, kind: char) -> Vec<String> {
         .collect()
 }
 
+/// A client with a saved segment of its hot contacts: (client, segment).
+async fn shop_with_hot_segment(app: &TestApp, token: &str) -> (String, String) {
+    let c = app
+        .create("/api/v1/clients", token, json!({"name": "Shop"}))
+        .await;
+    let seg = app
+        .create(
+            &format!("/api/v1/clients/{c}/segments"),
+            token,
+            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
+        )
+        .await;
+    (c, seg)
+}
+
+/// A contact of `client` that a 100-point rule on `vip` makes hot.
+async fn hot_contact(app: &TestApp, token: &str, client: &str, email: &str) {
+    let r = app.call(Method::PUT, &format!("/api/v1/clients/{client}/scoring"), Some(token),
+        Some(json!({"rules": [{"name": "All", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{client}/contacts"),
+            token,
+            json!({"email": email, "attributes": {"vip": "yes"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
 async fn chain_deliveries(app: &TestApp, token: &str) -> usize {
     let r = app.get("/api/v1/deliveries?limit=200", token).await;
     r.body["items"]
@@ -370,16 +401,7 @@ async fn a_hot_visitor_goes_through_the_chain_once_and_a_purchase_starts_the_rev
 async fn chains_validate_and_pause(mode: Mode) {
     let app = tests::spawn_app(mode).await;
     let t = app.signup("Acme").await;
-    let c = app
-        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
-        .await;
-    let seg = app
-        .create(
-            &format!("/api/v1/clients/{c}/segments"),
-            &t.token,
-            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
-        )
-        .await;
+    let (c, seg) = shop_with_hot_segment(&app, &t.token).await;
     // Due in 10 hours: the worker's own tick (real time) leaves it alone.
     let ok_step = json!({"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": 600});
     for (body, field) in [
@@ -459,15 +481,7 @@ async fn chains_validate_and_pause(mode: Mode) {
         )
         .await;
     // A hot contact is enrolled; paused, its due step is not sent.
-    app.call(Method::PUT, &format!("/api/v1/clients/{c}/scoring"), Some(&t.token),
-        Some(json!({"rules": [{"name": "All", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})))
-        .await;
-    app.post(
-        &format!("/api/v1/clients/{c}/contacts"),
-        &t.token,
-        json!({"email": "a@x.io", "attributes": {"vip": "yes"}}),
-    )
-    .await;
+    hot_contact(&app, &t.token, &c, "a@x.io").await;
     let e = enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
     let due = at(&e[0]["next_at"]);
     let r = app
@@ -843,16 +857,7 @@ async fn a_refused_chain_email_bounces_the_contact_and_ends_its_enrolment(mode: 
     let sink = SmtpSink::start(&["--reject", "^gone@"]);
     let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
     let t = app.signup("Acme").await;
-    let c = app
-        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
-        .await;
-    let seg = app
-        .create(
-            &format!("/api/v1/clients/{c}/segments"),
-            &t.token,
-            json!({"name": "Hot", "filter": {"conditions": [{"question": "tier", "values": ["hot"]}]}}),
-        )
-        .await;
+    let (c, seg) = shop_with_hot_segment(&app, &t.token).await;
     let step = |delay: i64| json!({"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi", "delay_minutes": delay});
     let chain = app
         .create(
@@ -861,17 +866,7 @@ async fn a_refused_chain_email_bounces_the_contact_and_ends_its_enrolment(mode: 
             json!({"name": "Warm-up", "kind": "segment", "segment_id": seg, "steps": [step(600), step(6000)]}),
         )
         .await;
-    app.call(Method::PUT, &format!("/api/v1/clients/{c}/scoring"), Some(&t.token),
-        Some(json!({"rules": [{"name": "All", "points": 100, "when": {"kind": "attr_equals", "key": "vip", "value": "yes"}}]})))
-        .await;
-    let r = app
-        .post(
-            &format!("/api/v1/clients/{c}/contacts"),
-            &t.token,
-            json!({"email": "gone@x.io", "attributes": {"vip": "yes"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    hot_contact(&app, &t.token, &c, "gone@x.io").await;
     let e = enrolments_until(&app, &t.token, &chain, |e| e.len() == 1).await;
     let due = at(&e[0]["next_at"]);
     assert_eq!(app.services.chain_tick(due).await.unwrap(), 1);

@@ -694,7 +694,11 @@ async fn a_tick_sends_only_the_due_digests_of_many_clients(mode: Mode) {
         })
         .map(|c| c.id.as_str())
         .collect();
-    assert!(due.len() > 50 && due.len() < 150, "{} due", due.len());
+    // Usually about half of the 152 live weekly clients; all of them when
+    // the test runs on a Monday before most zones' 09:00, as their first
+    // slot is then that same day. Never the off, archived or (but near the
+    // 1st) monthly ones.
+    assert!(due.len() > 50 && due.len() < 180, "{} due", due.len());
     assert!(
         due.contains(clients[to_tokyo].id.as_str()),
         "moved to Tokyo: due"
