@@ -522,6 +522,20 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+
+    /// Waits until the worker has finished the `kind` recompute of `target`
+    /// as of every write so far (the ledger's wanted version).
+    pub async fn wait_settled(&self, t: &Tenant, kind: &str, target: &str) {
+        let v = service::infra::ledger::wanted_version(
+            &self.services.db,
+            uuid::Uuid::parse_str(&t.agency_id).unwrap(),
+            kind,
+            uuid::Uuid::parse_str(target).unwrap(),
+        )
+        .await
+        .unwrap();
+        self.wait_for_job(&t.token, kind, target, v).await;
+    }
 }
 
 /// An agency whose list has confirmed subscribers (imported, addresses

@@ -51,21 +51,6 @@ async fn contacts_until(
     }
 }
 
-/// Waits until the worker has rescored the client's contacts as of every
-/// write so far.
-async fn settled(app: &TestApp, t: &tests::Tenant, client: &str) {
-    let v = service::infra::ledger::wanted_version(
-        &app.services.db,
-        uuid::Uuid::parse_str(&t.agency_id).unwrap(),
-        service::infra::ledger::KIND_CONTACTS,
-        uuid::Uuid::parse_str(client).unwrap(),
-    )
-    .await
-    .unwrap();
-    app.wait_for_job(&t.token, "client_contacts", client, v)
-        .await;
-}
-
 fn by_email<'a>(items: &'a [Value], email: &str) -> &'a Value {
     items
         .iter()
@@ -141,7 +126,7 @@ async fn upserts_and_imports_change_nothing_when_resent(mode: Mode) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     // Once the worker has scored what was stored, refused writes change
     // nothing.
-    settled(&app, &t, &c).await;
+    app.wait_settled(&t, "client_contacts", &c).await;
     let all = app.get(&format!("{path}?limit=200"), &t.token).await;
     assert_eq!(
         all.body["items"].as_array().unwrap().len(),
@@ -883,7 +868,7 @@ async fn scores_are_kept_in_one_set_per_client(mode: Mode) {
 
     // The split migration, down and up: every score and tier as before
     // (once the worker has rescored after the erasure).
-    settled(&app, &t, &c).await;
+    app.wait_settled(&t, "client_contacts", &c).await;
     let before = app
         .get(&format!("/api/v1/clients/{c}/contacts?limit=200"), &t.token)
         .await;

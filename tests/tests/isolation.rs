@@ -203,8 +203,7 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    app.wait_for_job(&b.token, "client_contacts", &p.client, 4)
-        .await;
+    app.wait_settled(b, "client_contacts", &p.client).await;
     // A paused chain (so nothing of B's moves while A tries).
     let chain = app
         .create(
@@ -221,8 +220,7 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    app.wait_for_job(&b.token, "client_contacts", &p.client, 5)
-        .await;
+    app.wait_settled(b, "client_contacts", &p.client).await;
     // A questionnaire response that gave the contact's e-mail, linked to it
     // as the contacts job links them (the response marked the job again).
     let brief = app
@@ -242,30 +240,19 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let linked = service::contacts::responses::link_responses(
-        &app.services.db,
-        b.agency_id.parse().unwrap(),
-        p.client.parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(linked, 1);
     // Every write above that scores read bumped the contacts target (the
-    // panel's responses too: it has an e-mail question); wait for the last.
-    let wanted = {
-        use entity::recompute_target as rt;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        rt::Entity::find()
-            .filter(rt::Column::Kind.eq("client_contacts"))
-            .filter(rt::Column::TargetId.eq(p.client.parse::<uuid::Uuid>().unwrap()))
-            .one(&app.services.db)
-            .await
-            .unwrap()
-            .unwrap()
-            .wanted_version
-    };
-    app.wait_for_job(&b.token, "client_contacts", &p.client, wanted)
+    // panel's responses too: it has an e-mail question); once the worker
+    // is done, the response is linked to the contact.
+    app.wait_settled(b, "client_contacts", &p.client).await;
+    let r = app
+        .get(&format!("/api/v1/contacts/{contact}/responses"), &b.token)
         .await;
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
     let mut ids = HashMap::new();
     ids.insert("chain", chain);
     ids.insert("contact", contact);

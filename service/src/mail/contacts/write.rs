@@ -538,7 +538,7 @@ impl Services {
             .exec(&txn)
             .await?;
         // Its score in the client's sets (by the key: set, contact).
-        txn.execute_raw(super::link::stmt(
+        txn.execute_raw(crate::infra::db::stmt(
             &txn,
             "DELETE FROM contact_scores WHERE agency_id = $1 AND contact_id = $2 \
              AND set_id IN (SELECT set_id FROM contact_score_sets \

@@ -176,7 +176,7 @@ impl Services {
               AND EXISTS (SELECT 1 FROM purchases p WHERE p.agency_id = contacts.agency_id \
                 AND p.client_id = contacts.client_id AND p.customer_ref = contacts.customer_ref)";
         self.db
-            .execute_raw(crate::mail::contacts::link::stmt(
+            .execute_raw(crate::infra::db::stmt(
                 &self.db,
                 SQL,
                 vec![agency_id.into(), client_id.into(), now().into()],
