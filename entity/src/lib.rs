@@ -15,6 +15,7 @@ pub mod cjm_stage;
 pub mod client;
 pub mod contact;
 pub mod contact_score;
+pub mod contact_score_purge;
 pub mod contact_score_set;
 pub mod digest_run;
 pub mod email_delivery;

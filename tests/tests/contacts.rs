@@ -742,27 +742,40 @@ async fn existing_subscribers_survive_the_migration_to_contacts(mode: Mode) {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 3, "{}", r.text);
 }
 
-/// Rows of the client's scores, and how many sets it has.
+/// Rows of the client's scores, and how many sets it has — once the
+/// worker's sweeper has purged the sets that fresh ones replaced (a
+/// rescoring only queues them).
 async fn score_rows(app: &TestApp) -> (i64, i64) {
     use sea_orm::{ConnectionTrait, Statement};
     let db = &app.services.db;
-    let mut out = [0i64; 2];
-    for (i, table) in ["contact_scores", "contact_score_sets"].iter().enumerate() {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        out[i] = row.try_get::<i64>("", "n").unwrap();
+    let count = |table: &str| {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        async move {
+            db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count("contact_score_purges").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replaced score sets not purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    (out[0], out[1])
+    (
+        count("contact_scores").await,
+        count("contact_score_sets").await,
+    )
 }
 
 /// Scores live in one set per client: a rescoring that changes most of
-/// them writes a fresh set and drops the old one, one that changes a few
+/// them writes a fresh set and queues the old one for the sweeper to
+/// purge, one that changes a few
 /// updates in place, an erased contact's score goes, and the migration
 /// that split scores from contacts runs down and up without loss.
 async fn scores_are_kept_in_one_set_per_client(mode: Mode) {

@@ -206,6 +206,10 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
             if let Err(e) = services.flush_job_alerts(chrono::Utc::now()).await {
                 tracing::warn!(error = %format!("{e:#}"), "failed-job alerts failed");
             }
+            // Score sets replaced by fresh ones (a rescoring only queues them).
+            if let Err(e) = services.purge_score_sets(4).await {
+                tracing::warn!(error = %format!("{e:#}"), "purging score sets failed");
+            }
             // Deferred emails whose time has come, and any whose wake-up
             // call was lost.
             if let Err(e) = services.deliver_due(&sweeper_id).await {

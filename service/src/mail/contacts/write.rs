@@ -537,12 +537,14 @@ impl Services {
             .filter(contact::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        // Its score in the client's sets (by the key: set, contact).
+        // Its score in the client's current set and in any set queued for
+        // purging (by the key: set, contact).
         txn.execute_raw(crate::infra::db::stmt(
             &txn,
             "DELETE FROM contact_scores WHERE agency_id = $1 AND contact_id = $2 \
-             AND set_id IN (SELECT set_id FROM contact_score_sets \
-               WHERE agency_id = $1 AND client_id = $3)",
+             AND (set_id IN (SELECT set_id FROM contact_score_sets \
+               WHERE agency_id = $1 AND client_id = $3) \
+               OR set_id IN (SELECT id FROM contact_score_purges WHERE agency_id = $1))",
             vec![ctx.agency_id.into(), id.into(), c.client_id.into()],
         ))
         .await?;

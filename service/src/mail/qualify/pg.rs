@@ -1,14 +1,15 @@
 //! The rescoring's bulk paths on PostgreSQL.
 //!
-//! - Read: one binary `COPY … TO STDOUT` of the client's contacts in id
-//!   order, joined to their current scores. PostgreSQL sends while blocking
-//!   threads decode: the fold hands raw rows to decoders, one per core
-//!   (attributes are `json`, so PostgreSQL sends their text as stored and
-//!   the decode goes straight into attribute maps).
+//! - Read: two binary `COPY … TO STDOUT`s at once, the client's contacts
+//!   and their current scores, sorted and merged by id here. PostgreSQL
+//!   sends while blocking threads decode: the fold hands raw rows to
+//!   decoders, one per core (attributes are `json`, so PostgreSQL sends
+//!   their text as stored and the decode goes straight into attribute
+//!   maps).
 //! - Write: the scores in COPY's binary format, either every contact into
-//!   a fresh set (then the set switched and the old one dropped), or the
-//!   changed ones into a temporary table and upserted into the current set
-//!   — in one transaction either way.
+//!   a fresh set (then the set switched and the old one queued for the
+//!   sweeper to purge), or the changed ones into a temporary table and
+//!   upserted into the current set — in one transaction either way.
 use std::collections::BTreeMap;
 
 use analytics::funnel::{AttrValue, Tier};
@@ -139,18 +140,10 @@ impl<'de> serde::Deserialize<'de> for JsonObject {
 }
 
 /// The columns of the read, in order.
-const COLUMNS: usize = 9;
+const COLUMNS: usize = 6;
 
-/// One contact row of the COPY.
+/// One contact row of the COPY (its stored scores come from their own).
 fn decode(f: &[Option<&[u8]>]) -> Result<Row, String> {
-    let stored = match f[6] {
-        None => None,
-        Some(_) => Some(Stored {
-            score: float8(f[6])?,
-            probability: f[7].map(|_| float8(f[7])).transpose()?,
-            tier: text(f[8])?.and_then(Tier::parse).unwrap_or(Tier::Cold),
-        }),
-    };
     Ok(Row {
         id: uuid(f[0])?,
         attributes: attributes(json(f[1])?)?,
@@ -158,8 +151,20 @@ fn decode(f: &[Option<&[u8]>]) -> Result<Row, String> {
         customer_ref: text(f[3])?.map(str::to_owned),
         confirmed_at: f[4].map(|_| timestamptz(f[4])).transpose()?,
         email: text(f[5])?.unwrap_or_default().to_owned(),
-        stored,
+        stored: None,
     })
+}
+
+/// Each row's stored scores, from the set's (both in id order).
+fn with_scores(mut rows: Vec<Row>, scores: Vec<(Uuid, Stored)>) -> Vec<Row> {
+    let mut scores = scores.into_iter().peekable();
+    for r in &mut rows {
+        while scores.next_if(|(id, _)| *id < r.id).is_some() {}
+        if let Some((_, s)) = scores.next_if(|(id, _)| *id == r.id) {
+            r.stored = Some(s);
+        }
+    }
+    rows
 }
 
 /// Rows travel from the COPY's fold to the decoders in batches of this
@@ -243,7 +248,7 @@ impl ScoresOut {
 impl Services {
     /// Every contact into a fresh set, scored (two batches at a time, on
     /// two cores) while PostgreSQL stores the batches before; then the set
-    /// switched and the old one dropped, in one transaction. `sample`: the
+    /// switched and the old one queued for purging, in one transaction. `sample`: the
     /// first `k` rows, already scored. Returns how many scores changed.
     pub(super) async fn write_fresh_pg(
         &self,
@@ -299,16 +304,59 @@ impl Services {
         client_id: Uuid,
         set: Option<Uuid>,
     ) -> AppResult<Vec<Row>> {
-        // Only uuids are formatted into the statement (COPY takes no
-        // parameters). In id order, like the SQLite path: the fit sums the
-        // labelled rows in that order, so the same data gives bit-identical
-        // weights and no contact looks changed when nothing changed.
-        let set = set.unwrap_or(Uuid::nil());
+        // Two COPYs at once, on two connections: the contacts, and the
+        // current set's scores. Neither is ordered nor joined by
+        // PostgreSQL (a join of a million rows cost a sort that spilled to
+        // disk whenever the set's statistics were stale); both are sorted
+        // by id here and merged. Id order is what the fit sums the labelled
+        // rows in, so the same data gives bit-identical weights and no
+        // contact looks changed when nothing changed.
+        let (rows, scores) = tokio::try_join!(
+            self.contact_rows_pg(agency_id, client_id),
+            self.stored_scores_pg(set)
+        )?;
+        Ok(tokio::task::block_in_place(|| with_scores(rows, scores)))
+    }
+
+    /// The current set's scores, by contact id.
+    async fn stored_scores_pg(&self, set: Option<Uuid>) -> AppResult<Vec<(Uuid, Stored)>> {
+        let Some(set) = set else {
+            return Ok(Vec::new());
+        };
+        // Only a uuid is formatted into the statement (COPY takes no
+        // parameters).
         let sql = format!(
-            "COPY (SELECT c.id, c.attributes, c.converted, c.customer_ref, c.confirmed_at, \
-             c.email, s.score, s.probability, s.tier FROM contacts c \
-             LEFT JOIN contact_scores s ON s.set_id = '{set}' AND s.contact_id = c.id \
-             WHERE c.agency_id = '{agency_id}' AND c.client_id = '{client_id}' ORDER BY c.id) \
+            "COPY (SELECT contact_id, score, probability, tier FROM contact_scores \
+             WHERE set_id = '{set}') TO STDOUT (FORMAT binary)"
+        );
+        let mut scores = copy_out(
+            self.db.get_postgres_connection_pool(),
+            sql,
+            4,
+            Vec::new(),
+            |v: &mut Vec<(Uuid, Stored)>, f| {
+                v.push((
+                    uuid(f[0])?,
+                    Stored {
+                        score: float8(f[1])?,
+                        probability: f[2].map(|_| float8(f[2])).transpose()?,
+                        tier: text(f[3])?.and_then(Tier::parse).unwrap_or(Tier::Cold),
+                    },
+                ));
+                Ok(())
+            },
+        )
+        .await?;
+        tokio::task::block_in_place(|| scores.sort_unstable_by_key(|(id, _)| *id));
+        Ok(scores)
+    }
+
+    /// The client's contacts, decoded on every core, in id order.
+    async fn contact_rows_pg(&self, agency_id: Uuid, client_id: Uuid) -> AppResult<Vec<Row>> {
+        // Only uuids are formatted into the statement.
+        let sql = format!(
+            "COPY (SELECT id, attributes, converted, customer_ref, confirmed_at, email \
+             FROM contacts WHERE agency_id = '{agency_id}' AND client_id = '{client_id}') \
              TO STDOUT (FORMAT binary)"
         );
         let threads = std::thread::available_parallelism()
@@ -391,6 +439,9 @@ impl Services {
         for (_, part) in parts {
             rows.extend(part);
         }
+        // Contacts mostly lie in id order already (ids are UUID v7, time
+        // first): the stable sort finds the runs and is near linear then.
+        tokio::task::block_in_place(|| rows.sort_by_key(|r| r.id));
         Ok(rows)
     }
 

@@ -384,19 +384,48 @@ async fn switch_set<C: ConnectionTrait>(db: &C, w: &Written, set: Uuid) -> AppRe
 }
 
 /// Makes `set` the client's current set (scored at `w.t`) and, when it
-/// replaces another, deletes the other's rows — in the caller's
-/// transaction, so no set is ever orphaned.
+/// replaces another, queues the other for the sweeper to purge — in the
+/// caller's transaction, so no set is ever orphaned. Deleting a million
+/// rows here would hold up every rescoring that writes a fresh set.
 pub(super) async fn use_set<C: ConnectionTrait>(db: &C, w: &Written, set: Uuid) -> AppResult<()> {
-    use entity::contact_score::{Column as S, Entity};
+    use entity::contact_score_purge::{ActiveModel, Entity};
     switch_set(db, w, set).await?;
     if let Some(old) = w.set.filter(|o| *o != set) {
-        Entity::delete_many()
-            .filter(S::SetId.eq(old))
-            .filter(S::AgencyId.eq(w.agency_id))
-            .exec(db)
-            .await?;
+        Entity::insert(ActiveModel {
+            id: sea_orm::Set(old),
+            agency_id: sea_orm::Set(w.agency_id),
+            created_at: sea_orm::Set(w.t),
+        })
+        .exec_without_returning(db)
+        .await?;
     }
     Ok(())
+}
+
+impl Services {
+    /// Sweeper: deletes the rows of score sets replaced by fresh ones, the
+    /// oldest `limit` sets at a time, each with its queue entry in one
+    /// transaction; returns how many sets were purged.
+    pub async fn purge_score_sets(&self, limit: u64) -> AppResult<usize> {
+        use entity::contact_score::{Column as S, Entity as Scores};
+        use entity::contact_score_purge::{Column as P, Entity as Purges};
+        let queued = Purges::find()
+            .order_by_asc(P::CreatedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        for p in &queued {
+            let txn = crate::infra::db::begin_write(&self.db).await?;
+            Scores::delete_many()
+                .filter(S::SetId.eq(p.id))
+                .filter(S::AgencyId.eq(p.agency_id))
+                .exec(&txn)
+                .await?;
+            Purges::delete_by_id(p.id).exec(&txn).await?;
+            txn.commit().await?;
+        }
+        Ok(queued.len())
+    }
 }
 
 /// The SQLite path of the write: multi-row upserts of 500, in one
