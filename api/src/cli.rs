@@ -90,7 +90,7 @@ pub async fn run() -> anyhow::Result<()> {
             };
             tracing::info!(%base, %mode, worker = settings.run_worker, "growthpoint is up");
             eprintln!(
-                "Growthpoint is running ({mode}{}).\n  REST API:  {base}/api/v1\n  GraphiQL:  {base}/graphql\n  OpenAPI:   {base}/api/v1/openapi.json\n  Health:    {base}/healthz",
+                "Growthpoint is running ({mode}{}).\n  REST API:  {base}/api/v1\n  API docs:  {base}/api/v1/docs\n  GraphiQL:  {base}/graphql\n  OpenAPI:   {base}/api/v1/openapi.json\n  Health:    {base}/healthz",
                 if settings.run_worker {
                     ", worker in-process"
                 } else {
@@ -130,7 +130,7 @@ pub async fn run() -> anyhow::Result<()> {
             }
             let base = format!("http://{}", display_addr(&settings.bind, app.port()));
             eprintln!(
-                "Sign in: curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n  REST API:  {base}/api/v1\n  GraphiQL:  {base}/graphql",
+                "Sign in: curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n  REST API:  {base}/api/v1\n  API docs:  {base}/api/v1/docs\n  GraphiQL:  {base}/graphql",
                 crate::demo::DEMO_EMAIL,
                 crate::demo::DEMO_PASSWORD
             );

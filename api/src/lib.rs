@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod configuration;
 pub mod demo;
+pub mod devpages;
 pub mod error;
 pub mod extract;
 pub mod graphql;

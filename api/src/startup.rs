@@ -10,13 +10,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use async_graphql::http::GraphiQLSource;
 use service::queue::JobQueue;
 use service::{AppError, ServiceConfig, Services};
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
 use utoipa_actix_web::AppExt;
 
 use crate::configuration::Settings;
+use crate::devpages;
 use crate::error::{ApiError, problem_response};
 use crate::extract::{AppState, State, bearer, read_body, resolve};
 use crate::graphql::{GpSchema, build_schema};
@@ -197,8 +197,13 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|_, _| ApiError(AppError::NotFound).into()),
                 )
-                // Before the /api/v1 scope, which would answer 404 for it.
+                // Before the /api/v1 scope, which would answer 404 for them.
                 .route("/api/v1/openapi.json", web::get().to(openapi_json))
+                .route(devpages::DOCS_PATH, web::get().to(devpages::docs))
+                .route(
+                    "/api/v1/docs/assets/{name}",
+                    web::get().to(devpages::docs_asset),
+                )
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError(AppError::field(
                         "query",
@@ -210,7 +215,11 @@ impl Application {
             crate::openapi::routes(app)
                 .into_app()
                 .route("/graphql", web::post().to(graphql))
-                .route("/graphql", web::get().to(graphiql))
+                .route("/graphql", web::get().to(devpages::graphiql))
+                .route(
+                    "/graphql/assets/{name}",
+                    web::get().to(devpages::graphiql_asset),
+                )
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
@@ -279,7 +288,7 @@ where
         >,
 {
     let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/api/v1/openapi.json")
-        || (req.path() == "/graphql" && req.method() == actix_web::http::Method::GET);
+        || devpages::is_static(req.method(), req.path());
     // An error, not a response: building one would need a second handle on
     // the request, which actix must own alone while the handler runs.
     let unavailable = || {
@@ -309,12 +318,6 @@ async fn openapi_json(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .body(state.openapi_json.clone())
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 async fn graphql(
