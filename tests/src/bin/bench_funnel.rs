@@ -173,6 +173,13 @@ async fn rescoring(app: &TestApp, n: usize) {
             ms(t0.elapsed())
         );
     }
+    // Each fresh set queued the one it replaced: the sweeper's purge.
+    let t0 = Instant::now();
+    let purged = app.services.purge_score_sets(10).await.unwrap();
+    println!(
+        "sweeper purging {purged} replaced score sets of {n} rows each: {:.0} ms",
+        ms(t0.elapsed())
+    );
     let m = app
         .get(&format!("/api/v1/clients/{client}/scoring/model"), &t.token)
         .await;

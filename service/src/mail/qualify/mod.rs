@@ -15,6 +15,7 @@ use crate::infra::error::{AppError, AppResult};
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services};
 
+mod attrs;
 mod explain;
 mod pg;
 mod rescore;

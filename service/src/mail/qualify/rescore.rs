@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::attrs::Attrs;
 use super::score::{Row, ScoreCtx, Scored, Stored};
 use super::{KIND_MODEL, StoredModel, model_of, settings_of};
 use crate::infra::error::{AppError, AppResult};
@@ -204,7 +205,7 @@ impl Services {
             after = rows.last().map(|r| r.id);
             out.extend(rows.into_iter().map(|m| Row {
                 id: m.id,
-                attributes: attr_values(&m.attributes),
+                attributes: Attrs::Map(attr_values(&m.attributes)),
                 converted: m.converted,
                 customer_ref: m.customer_ref,
                 confirmed_at: m.confirmed_at,
@@ -244,11 +245,15 @@ impl Services {
         lambda: f64,
         version: i64,
     ) -> AppResult<Option<Model>> {
-        let labelled: Vec<(&BTreeMap<String, AttrValue>, bool)> = rows
-            .iter()
-            .filter_map(|r| Some((&r.attributes, r.converted?)))
-            .collect();
-        let fitted = tokio::task::block_in_place(|| fit(&labelled, lambda));
+        let fitted = tokio::task::block_in_place(|| {
+            let labelled: Vec<(BTreeMap<String, AttrValue>, bool)> = rows
+                .iter()
+                .filter_map(|r| r.converted.map(|y| (r.attributes.to_map(), y)))
+                .collect();
+            let labelled: Vec<(&BTreeMap<String, AttrValue>, bool)> =
+                labelled.iter().map(|(a, y)| (a, *y)).collect();
+            fit(&labelled, lambda)
+        });
         let (payload, model) = match fitted {
             Ok(m) => {
                 let stored = StoredModel {

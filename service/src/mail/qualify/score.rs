@@ -9,6 +9,8 @@ use analytics::funnel::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::attrs::Attrs;
+
 /// A contact's qualification as stored in its client's current set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Stored {
@@ -20,7 +22,7 @@ pub(crate) struct Stored {
 /// What the rescoring reads of one contact.
 pub(super) struct Row {
     pub(super) id: Uuid,
-    pub(super) attributes: BTreeMap<String, AttrValue>,
+    pub(super) attributes: Attrs,
     pub(super) converted: Option<bool>,
     pub(super) customer_ref: Option<String>,
     pub(super) confirmed_at: Option<DateTime<Utc>>,
@@ -78,7 +80,7 @@ impl ScoreCtx {
         rows.iter_mut()
             .map(|r| {
                 let facts = facts(
-                    std::mem::take(&mut r.attributes),
+                    r.attributes.take_map(),
                     r.confirmed_at,
                     self.events.get(&r.email),
                     r.customer_ref
