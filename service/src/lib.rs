@@ -35,7 +35,8 @@ pub mod subscribers {
 pub use platform::{agency, api_keys, auth, clients, digest_schedule, libraries, members};
 pub use research::panel::rows as panel_rows;
 pub use research::{
-    factors, hypotheses, panel, qfd, questionnaires, responses, segments, summary, ux,
+    factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses, segments,
+    summary, ux,
 };
 
 use std::sync::Arc;

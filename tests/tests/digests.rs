@@ -1,8 +1,8 @@
 //! Client digests through a real SMTP server: send now with the panel
 //! headline and an inline chart, "nothing new" when nothing changed, the
-//! UX map's flags both ways, and the weekly schedule in the client's time
-//! zone across a DST change and over many clients (the scheduler is called
-//! with a fixed clock).
+//! UX map's flags both ways, and the weekly and daily schedules in the
+//! client's time zone across a DST change and over many clients (the
+//! scheduler is called with a fixed clock).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::{Method, StatusCode};
@@ -543,6 +543,174 @@ async fn digests_show_positive_flags_beside_negative_ones(mode: Mode) {
     );
 }
 
+/// The first 09:00 in Berlin after `after`, by chrono-tz alone.
+fn next_berlin_nine(after: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let berlin = chrono_tz::Europe::Berlin;
+    let today = after.with_timezone(&berlin).date_naive();
+    (0..3)
+        .map(|k| today + chrono::Days::new(k))
+        .map(|d| {
+            berlin
+                .from_local_datetime(&d.and_hms_opt(9, 0, 0).unwrap())
+                .single()
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        })
+        .find(|t| *t > after)
+        .unwrap()
+}
+
+/// A daily client in Berlin, switched from weekly over GraphQL, gets one
+/// digest per local day at 09:00: a fixed clock ticking every 30 minutes
+/// across the change to summer time sends each day's at 09:00 local (08:00
+/// UTC in winter, 07:00 UTC from Sunday on), a missed stretch only the
+/// newest, and each day's funnel is the whole day before, compared with
+/// the day before that.
+async fn a_daily_client_gets_one_digest_per_local_day(mode: Mode) {
+    let sink = SmtpSink::start(&[]);
+    let app = spawn_with(mode, |s| s.smtp_url = Some(sink.url())).await;
+    let t = app.signup("Acme").await;
+    let client = app
+        .create(
+            "/api/v1/clients",
+            &t.token,
+            json!({"name": "Bakery", "timezone": "Europe/Berlin", "locale": "en",
+                   "digest_schedule": "weekly", "report_recipients": ["owner@bakery.example.com"]}),
+        )
+        .await;
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($c: ID!) { updateDigestSettings(clientId: $c, input: {schedule: \"daily\"}) { schedule nextAt } }",
+            json!({"c": client}),
+        )
+        .await;
+    let s = &r.body["data"]["updateDigestSettings"];
+    assert_eq!(s["schedule"], "daily", "{}", r.text);
+    let next_at: chrono::DateTime<chrono::Utc> = s["nextAt"].as_str().unwrap().parse().unwrap();
+    let asked = chrono::Utc::now();
+    assert!(
+        next_at == next_berlin_nine(asked)
+            || next_at == next_berlin_nine(asked - chrono::Duration::seconds(5)),
+        "the next 09:00 in Berlin: {next_at}"
+    );
+    let r = app
+        .get(&format!("/api/v1/clients/{client}"), &t.token)
+        .await;
+    assert_eq!(r.body["digest_schedule"], "daily", "{}", r.text);
+    // Spend and leads on two days of the stretch below.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{client}/channel-figures"),
+            &t.token,
+            json!({"rows": [
+                {"day": "2027-03-27", "channel": "rtb", "funnel": "reach", "spend": 100, "leads": 4},
+                {"day": "2027-03-28", "channel": "rtb", "funnel": "reach", "spend": 60, "leads": 2}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // The clock jumps months ahead to Friday 2027-03-26, 12:00 UTC: of all
+    // the days missed, only that day's digest goes out.
+    let mut clock = utc("2027-03-26T12:00:00Z");
+    assert_eq!(app.services.run_due_digests(clock).await.unwrap(), 1);
+    let mut sent_at = vec![];
+    // Then every 30 minutes until Tuesday 2027-03-30, 12:00 UTC.
+    while clock < utc("2027-03-30T12:00:00Z") {
+        clock += chrono::Duration::minutes(30);
+        let n = app.services.run_due_digests(clock).await.unwrap();
+        assert!(n <= 1, "{n} at {clock}");
+        if n == 1 {
+            sent_at.push(clock);
+        }
+        // The same tick again sends nothing.
+        assert_eq!(app.services.run_due_digests(clock).await.unwrap(), 0);
+    }
+    assert_eq!(
+        sent_at,
+        [
+            utc("2027-03-27T08:00:00Z"),
+            utc("2027-03-28T07:00:00Z"),
+            utc("2027-03-29T07:00:00Z"),
+            utc("2027-03-30T07:00:00Z"),
+        ],
+        "09:00 Berlin time each day, CET then CEST"
+    );
+    let mail: Vec<Mail> = sink
+        .wait_for(5)
+        .await
+        .iter()
+        .map(|m| parse_mail(m))
+        .collect();
+    let day_of = |day: &str| {
+        let found: Vec<&Mail> = mail.iter().filter(|m| m.subject.contains(day)).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one digest for {day}: {:?}",
+            mail.iter().map(|m| &m.subject).collect::<Vec<_>>()
+        );
+        found[0].clone()
+    };
+    for m in &mail {
+        assert_eq!(m.to, "owner@bakery.example.com");
+    }
+    // Friday's is the first; Saturday's has nothing new (no data, no funnel
+    // on Friday); Sunday's funnel is Saturday's whole day.
+    assert!(day_of("2027-03-26").subject.contains("report"));
+    assert!(day_of("2027-03-27").subject.contains("nothing new"));
+    let sunday = day_of("2027-03-28");
+    assert!(sunday.subject.contains("report"), "{}", sunday.subject);
+    assert!(
+        sunday.text.contains("Funnel of 2027-03-27:"),
+        "{}",
+        sunday.text
+    );
+    assert!(
+        sunday.text.contains("- CPA: 25.00") && !sunday.text.contains("since the last report"),
+        "the first funnel shown: no change: {}",
+        sunday.text
+    );
+    // Monday's: Sunday's day against Saturday's (the last digest's), not
+    // against a rolling month.
+    let monday = day_of("2027-03-29");
+    assert!(
+        monday.text.contains("Funnel of 2027-03-28:"),
+        "{}",
+        monday.text
+    );
+    assert!(
+        monday
+            .text
+            .contains("- CPA: 30.00 (+5.00 since the last report)"),
+        "{}",
+        monday.text
+    );
+    assert!(!monday.text.contains("last 4 weeks"), "{}", monday.text);
+    // Tuesday's: Monday had no figures; nothing new.
+    assert!(day_of("2027-03-30").subject.contains("nothing new"));
+
+    // Next: Wednesday's 09:00 CEST.
+    let r = app
+        .get(
+            &format!("/api/v1/clients/{client}/digest-settings"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(
+        r.body["next_at"]
+            .as_str()
+            .map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+        Some(utc("2027-03-31T07:00:00Z")),
+        "{}",
+        r.text
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 5, "one digest per local day");
+}
+
 /// Zones without daylight saving and their offsets from UTC in minutes:
 /// the test's own reckoning of "09:00 local", independent of the service's.
 const ZONES: [(&str, i64); 6] = [
@@ -770,8 +938,13 @@ async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mod
     let db = &app.services.db;
     let now = chrono::Utc::now();
     let moscow: chrono_tz::Tz = "Europe/Moscow".parse().unwrap();
-    let last_monday =
-        service::digest::due_slot("weekly", moscow, now - chrono::Duration::days(8), now).unwrap();
+    let last_monday = service::digest::due_slot(
+        service::digest::DigestSchedule::Weekly,
+        moscow,
+        now - chrono::Duration::days(8),
+        now,
+    )
+    .unwrap();
     // "Missed" was created three weeks ago and never got one; "Sent" got
     // last Monday's.
     entity::client::Entity::update_many()
@@ -839,6 +1012,7 @@ async fn clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick(mod
 
 both_modes!(
     digests_are_sent_now_and_on_schedule,
+    a_daily_client_gets_one_digest_per_local_day,
     clients_from_before_the_stored_slot_are_scheduled_by_the_first_tick,
     a_tick_sends_only_the_due_digests_of_many_clients,
     digests_show_positive_flags_beside_negative_ones,

@@ -290,6 +290,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         "/api/v1/touchpoint-libraries".to_owned(),
         format!("/api/v1/clients/{}/questionnaires", id("client")),
         format!("/api/v1/questionnaires/{}", id("questionnaire")),
+        format!("/api/v1/questionnaires/{}/export", id("questionnaire")),
         format!("/api/v1/questionnaires/{}/responses", id("questionnaire")),
         format!("/api/v1/questionnaires/{}/summary", id("questionnaire")),
         format!("/api/v1/clients/{}/segments", id("client")),
@@ -420,6 +421,7 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
             json!({"title": "x", "kind": "brief", "questions": [{"key": "a", "type": "text"}]}),
         ),
         ("patch", "/api/v1/questionnaires/{id}") => json(json!({"title": "Hacked"})),
+        ("post", "/api/v1/clients/{id}/questionnaires/import") => json(questionnaire_document()),
         ("post", "/api/v1/questionnaires/{id}/responses") => {
             json(json!({"answers": {"city": "msk"}}))
         }
@@ -504,6 +506,12 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         }
         _ => None,
     }
+}
+
+/// A questionnaire document any client can take (no links).
+fn questionnaire_document() -> Value {
+    json!({"format": "growthpoint.questionnaire", "version": 1, "title": "x", "kind": "brief",
+           "questions": [{"key": "a", "type": "text"}]})
 }
 
 fn chain_body(segment: &str) -> Value {
@@ -681,6 +689,32 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
             "questions[1].touchpoint_id"
         ]
     );
+    // B's questionnaire, exported by B, goes into A's own client only by
+    // A's own factors and library: B's are never found by name.
+    let doc = app
+        .get(
+            &format!("/api/v1/questionnaires/{}/export", w.ids["questionnaire"]),
+            &b.token,
+        )
+        .await
+        .body;
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{a_client}/questionnaires/import"),
+            &a.token,
+            doc,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.error_fields(),
+        [
+            "questions[2].choice_factor",
+            "questions[3].choice_factor",
+            "questions[9].touchpoint"
+        ]
+    );
+    assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
 }
 
 async fn every_graphql_field_hides_other_agencies(mode: Mode) {
@@ -884,6 +918,18 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "mutation($id: ID!) { createQuestionnaire(clientId: $id, input: {title: \"x\", kind: \"brief\", questions: [{key: \"a\", type: TEXT}]}) { id } }",
             json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { exportQuestionnaire(id: $id) }",
+            json!({"id": id("questionnaire")}),
+        ),
+        (
+            "mutation($id: ID!, $d: JSON!) { importQuestionnaire(clientId: $id, input: $d) { id } }",
+            json!({"id": id("client"), "d": questionnaire_document()}),
+        ),
+        (
+            "mutation($id: ID!, $d: JSON!) { importQuestionnaire(clientId: $id, input: $d, createMissingFactors: true) { id } }",
+            json!({"id": id("client"), "d": questionnaire_document()}),
         ),
         (
             "mutation($id: ID!) { updateQuestionnaire(id: $id, input: {title: \"H\"}) { id } }",

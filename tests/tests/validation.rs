@@ -463,6 +463,201 @@ async fn resource_inputs_are_validated(mode: Mode) {
     assert_eq!(r.error_fields(), ["Content-Type"]);
 }
 
+/// Questionnaire documents, table-driven: each bad one a 422 naming the
+/// document's own field (links by name, not id), every problem at once,
+/// and the client's questionnaires and factors unchanged.
+async fn questionnaire_documents_are_validated_like_new_questionnaires(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let p = panel(&app, &t).await;
+    let doc = app
+        .get(
+            &format!("/api/v1/questionnaires/{}/export", p.questionnaire),
+            &t.token,
+        )
+        .await
+        .body;
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        edit(&mut d);
+        d
+    };
+    let cases: Vec<(Value, &str, Vec<&str>)> = vec![
+        (
+            with(&|d| d["format"] = json!("typeform")),
+            "",
+            vec!["format"],
+        ),
+        (with(&|d| d["version"] = json!(2)), "", vec!["version"]),
+        (with(&|d| d["version"] = json!(-1)), "", vec!["version"]),
+        (with(&|d| d["extra"] = json!(1)), "", vec!["extra"]),
+        (
+            with(&|d| {
+                d.as_object_mut().unwrap().remove("questions");
+            }),
+            "",
+            vec!["body"],
+        ),
+        (
+            with(&|d| d["questions"][0]["colour"] = json!("red")),
+            "",
+            vec!["questions[0].colour"],
+        ),
+        (
+            with(&|d| d["questions"][0]["type"] = json!("yes_no")),
+            "",
+            vec!["questions[0].type"],
+        ),
+        (
+            with(&|d| d["questions"][9]["touchpoint"]["id"] = json!(p.touchpoint)),
+            "",
+            vec!["questions[9].touchpoint.id"],
+        ),
+        (
+            with(&|d| d["questions"][2]["choice_factor_id"] = json!(p.factors[0])),
+            "",
+            vec!["questions[2].choice_factor_id"],
+        ),
+        // Links that do not resolve here.
+        (
+            with(&|d| d["questions"][2]["choice_factor"] = json!("Speed")),
+            "",
+            vec!["questions[2].choice_factor"],
+        ),
+        (
+            with(&|d| d["questions"][2]["choice_factor"] = json!("price")),
+            "",
+            vec!["questions[2].choice_factor"],
+        ),
+        (
+            with(&|d| d["questions"][9]["touchpoint"]["key"] = json!("teleport")),
+            "",
+            vec!["questions[9].touchpoint"],
+        ),
+        (
+            with(&|d| d["questions"][9]["touchpoint"]["stage"] = json!("loyalty")),
+            "",
+            vec!["questions[9].touchpoint"],
+        ),
+        (
+            with(&|d| d["questions"][2]["choice_factor"] = json!(" ")),
+            "?create_missing_factors=true",
+            vec!["questions[2].choice_factor"],
+        ),
+        // Links where the question's role has none, or none where it needs one.
+        (
+            with(&|d| {
+                d["questions"][2]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("choice_factor");
+            }),
+            "",
+            vec!["questions[2].choice_factor"],
+        ),
+        (
+            with(&|d| d["questions"][0]["choice_factor"] = json!("Price")),
+            "",
+            vec!["questions[0].choice_factor"],
+        ),
+        (
+            with(&|d| d["questions"][1]["touchpoint"] = doc["questions"][9]["touchpoint"].clone()),
+            "",
+            vec!["questions[1].touchpoint"],
+        ),
+        // As creating a questionnaire checks it, everything at once; links
+        // that do not resolve first.
+        (
+            with(&|d| {
+                d["title"] = json!("");
+                d["kind"] = json!("poll");
+                d["questions"][1]["key"] = json!("city");
+                d["questions"][0]["options"] = json!(["msk", "msk"]);
+                d["questions"][3]["choice_factor"] = json!("Speed");
+            }),
+            "",
+            vec![
+                "questions[3].choice_factor",
+                "title",
+                "kind",
+                "questions[0].options[1]",
+                "questions[1].key",
+            ],
+        ),
+        (with(&|d| d["questions"] = json!([])), "", vec!["questions"]),
+        (json!("a document"), "", vec!["body"]),
+        (doc.clone(), "?create_missing_factors=maybe", vec!["query"]),
+    ];
+    let before = (
+        app.get(
+            &format!("/api/v1/clients/{}/questionnaires", p.client),
+            &t.token,
+        )
+        .await
+        .body,
+        app.get(
+            &format!("/api/v1/clients/{}/choice-factors", p.client),
+            &t.token,
+        )
+        .await
+        .body,
+    );
+    for (body, query, fields) in &cases {
+        let r = app
+            .post(
+                &format!("/api/v1/clients/{}/questionnaires/import{query}", p.client),
+                &t.token,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+        assert_eq!(r.body["code"], "validation_failed");
+        assert_eq!(&r.error_fields(), fields, "{body}{query}: {}", r.text);
+    }
+    // GraphQL names the fields of its `input` as it parses them.
+    let r = app
+        .graphql(
+            Some(&t.token),
+            "mutation($c: ID!, $d: JSON!) { importQuestionnaire(clientId: $c, input: $d) { id } }",
+            json!({"c": p.client, "d": with(&|d| d["extra"] = json!(1))}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["fields"][0]["field"], "input.extra",
+        "{}",
+        r.text
+    );
+    let after = (
+        app.get(
+            &format!("/api/v1/clients/{}/questionnaires", p.client),
+            &t.token,
+        )
+        .await
+        .body,
+        app.get(
+            &format!("/api/v1/clients/{}/choice-factors", p.client),
+            &t.token,
+        )
+        .await
+        .body,
+    );
+    assert_eq!(after, before, "nothing stored");
+    // The unchanged document goes in.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{}/questionnaires/import", p.client),
+            &t.token,
+            doc,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
 async fn huge_bodies_get_413(mode: Mode) {
     let app = spawn_with(mode, |s| {
         s.body_limit_bytes = 64 * 1024;
@@ -492,6 +687,16 @@ async fn huge_bodies_get_413(mode: Mode) {
         )
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A questionnaire document is a JSON body like any other.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{}/questionnaires/import", p.client),
+            &t.token,
+            json!({"format": "growthpoint.questionnaire", "version": 1, "title": "Big", "kind": "brief",
+                   "questions": [{"key": "a", "type": "text", "label": big_name}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
     let r = app
         .graphql(
             Some(&t.token),
@@ -554,5 +759,6 @@ both_modes!(
     each_question_type_rejects_bad_answers,
     bad_imports_store_nothing,
     resource_inputs_are_validated,
+    questionnaire_documents_are_validated_like_new_questionnaires,
     huge_bodies_get_413,
 );

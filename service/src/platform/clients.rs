@@ -13,6 +13,7 @@ use crate::domain::locale::Locale;
 use crate::infra::cache::Invalidation;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
+use crate::platform::digest_schedule::DigestSchedule;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
 /// Every client of an agency, per process ([`crate::infra::cache`]).
@@ -30,7 +31,9 @@ pub struct ClientView {
     /// `ru` or `en`.
     pub locale: String,
     pub report_recipients: Vec<String>,
-    /// `weekly`, `monthly` or `off`.
+    /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
+    /// in the client's time zone.
+    #[schema(value_type = DigestSchedule)]
     pub digest_schedule: String,
     pub touchpoint_library_id: Option<Uuid>,
     /// Minimum segment size before a hypothesis can be judged.
@@ -78,7 +81,10 @@ pub struct CreateClient {
     pub locale: Option<String>,
     #[serde(default)]
     pub report_recipients: Option<Vec<String>>,
+    /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
+    /// in the client's time zone (default `weekly`).
     #[serde(default)]
+    #[schema(value_type = Option<DigestSchedule>)]
     pub digest_schedule: Option<String>,
     #[serde(default)]
     pub touchpoint_library_id: Option<Uuid>,
@@ -106,7 +112,10 @@ pub struct UpdateClient {
     pub locale: Option<String>,
     #[serde(default)]
     pub report_recipients: Option<Vec<String>>,
+    /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
+    /// in the client's time zone.
     #[serde(default)]
+    #[schema(value_type = Option<DigestSchedule>)]
     pub digest_schedule: Option<String>,
     #[serde(default)]
     pub touchpoint_library_id: Option<Uuid>,
@@ -171,12 +180,9 @@ fn check_fields(u: &UpdateClient, errs: &mut Vec<FieldError>) {
         }
     }
     if let Some(s) = &u.digest_schedule
-        && !["weekly", "monthly", "off"].contains(&s.as_str())
+        && DigestSchedule::parse(s).is_none()
     {
-        errs.push(FieldError::new(
-            "digest_schedule",
-            "must be weekly, monthly or off",
-        ));
+        errs.push(FieldError::new("digest_schedule", DigestSchedule::EXPECTED));
     }
     if let Some(n) = u.min_segment_n
         && !(1..=100_000).contains(&n)
@@ -243,9 +249,14 @@ impl Services {
             .await?;
         let t = now();
         let timezone = input.timezone.unwrap_or_else(|| "Europe/Moscow".into());
-        let schedule = input.digest_schedule.unwrap_or_else(|| "weekly".into());
+        // Checked above: an unknown name never gets here.
+        let schedule = input
+            .digest_schedule
+            .as_deref()
+            .and_then(DigestSchedule::parse)
+            .unwrap_or(DigestSchedule::Weekly);
         let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
-        let next_digest_at = crate::platform::digest_schedule::next_slot_after(&schedule, tz, t);
+        let next_digest_at = crate::platform::digest_schedule::next_slot_after(schedule, tz, t);
         let m = client::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
@@ -257,7 +268,7 @@ impl Services {
             report_recipients: Set(serde_json::json!(
                 input.report_recipients.unwrap_or_default()
             )),
-            digest_schedule: Set(schedule),
+            digest_schedule: Set(schedule.as_str().to_owned()),
             next_digest_at: Set(next_digest_at),
             touchpoint_library_id: Set(input.touchpoint_library_id),
             min_segment_n: Set(input.min_segment_n.unwrap_or(30)),
@@ -349,7 +360,7 @@ impl Services {
                 crate::platform::digest_schedule::last_scheduled_slot(&self.db, ctx.agency_id, id)
                     .await?;
             Some(crate::platform::digest_schedule::next_slot_on_change(
-                schedule,
+                DigestSchedule::parse(schedule).unwrap_or(DigestSchedule::Off),
                 tz,
                 now(),
                 last,

@@ -79,6 +79,43 @@ pub async fn factor_exists<C: ConnectionTrait>(
         .is_some())
 }
 
+/// A client's choice factors, in their order.
+pub(crate) async fn client_factors<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+) -> AppResult<Vec<choice_factor::Model>> {
+    Ok(choice_factor::Entity::find()
+        .filter(choice_factor::Column::AgencyId.eq(agency_id))
+        .filter(choice_factor::Column::ClientId.eq(client_id))
+        .order_by_asc(choice_factor::Column::Position)
+        .order_by_asc(choice_factor::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Stores a checked factor of `client_id` (on `db`, so a transaction can
+/// create factors together with what uses them).
+pub(crate) async fn insert_factor<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    input: FactorInput,
+) -> AppResult<choice_factor::Model> {
+    check(&input)?;
+    Ok(choice_factor::ActiveModel {
+        id: Set(new_id()),
+        agency_id: Set(agency_id),
+        client_id: Set(client_id),
+        name: Set(input.name.trim().to_owned()),
+        description: Set(input.description),
+        position: Set(input.position.unwrap_or(0)),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?)
+}
+
 impl Services {
     pub async fn list_factors(
         &self,
@@ -87,12 +124,7 @@ impl Services {
     ) -> AppResult<Vec<FactorView>> {
         ctx.require(Perm::Read)?;
         find_client(&self.db, ctx.agency_id, client_id).await?;
-        Ok(choice_factor::Entity::find()
-            .filter(choice_factor::Column::AgencyId.eq(ctx.agency_id))
-            .filter(choice_factor::Column::ClientId.eq(client_id))
-            .order_by_asc(choice_factor::Column::Position)
-            .order_by_asc(choice_factor::Column::Id)
-            .all(&self.db)
+        Ok(client_factors(&self.db, ctx.agency_id, client_id)
             .await?
             .into_iter()
             .map(FactorView::from)
@@ -108,18 +140,9 @@ impl Services {
         ctx.require(Perm::WriteResearch)?;
         check(&input)?;
         find_client(&self.db, ctx.agency_id, client_id).await?;
-        Ok(choice_factor::ActiveModel {
-            id: Set(new_id()),
-            agency_id: Set(ctx.agency_id),
-            client_id: Set(client_id),
-            name: Set(input.name.trim().to_owned()),
-            description: Set(input.description),
-            position: Set(input.position.unwrap_or(0)),
-            created_at: Set(now()),
-        }
-        .insert(&self.db)
-        .await?
-        .into())
+        Ok(insert_factor(&self.db, ctx.agency_id, client_id, input)
+            .await?
+            .into())
     }
 
     async fn find_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<choice_factor::Model> {

@@ -1,10 +1,12 @@
-//! Customer research: choice factors, questionnaires, responses and their
-//! ingest, saved segments, and what is computed from them — the summary,
-//! the customer panel, segment hypotheses, QFD and the UX dynamic map.
+//! Customer research: choice factors, questionnaires (and their export and
+//! import as documents), responses and their ingest, saved segments, and
+//! what is computed from them — the summary, the customer panel, segment
+//! hypotheses, QFD and the UX dynamic map.
 pub mod factors;
 pub mod hypotheses;
 pub mod panel;
 pub mod qfd;
+pub mod questionnaire_transfer;
 pub mod questionnaires;
 pub mod responses;
 pub mod segments;

@@ -150,43 +150,106 @@ fn check_title(title: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
-impl Services {
-    /// Parses questions and checks that linked factors and touchpoints are the client's.
-    async fn checked_questions(
-        &self,
-        agency_id: Uuid,
-        client_id: Uuid,
-        inputs: Vec<QuestionInput>,
-        errs: &mut Vec<FieldError>,
-    ) -> AppResult<Vec<Question>> {
-        let questions = match parse_questions(inputs) {
-            Ok(q) => q,
-            Err(e) => {
-                errs.extend(e);
-                return Ok(vec![]);
-            }
-        };
-        for (i, q) in questions.iter().enumerate() {
-            if let Some(f) = q.choice_factor_id
-                && !factor_exists(&self.db, agency_id, client_id, f).await?
-            {
-                errs.push(FieldError::new(
-                    format!("questions[{i}].choice_factor_id"),
-                    "no such choice factor for this client",
-                ));
-            }
-            if let Some(t) = q.touchpoint_id
-                && !touchpoint_exists(&self.db, agency_id, t).await?
-            {
-                errs.push(FieldError::new(
-                    format!("questions[{i}].touchpoint_id"),
-                    "no such touchpoint in this agency's libraries",
-                ));
-            }
+/// Parses questions and checks that linked factors and touchpoints are the
+/// client's (on `db`: a transaction sees the factors it created).
+async fn checked_questions<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    inputs: Vec<QuestionInput>,
+    errs: &mut Vec<FieldError>,
+) -> AppResult<Vec<Question>> {
+    let questions = match parse_questions(inputs) {
+        Ok(q) => q,
+        Err(e) => {
+            errs.extend(e);
+            return Ok(vec![]);
         }
-        Ok(questions)
+    };
+    for (i, q) in questions.iter().enumerate() {
+        if let Some(f) = q.choice_factor_id
+            && !factor_exists(db, agency_id, client_id, f).await?
+        {
+            errs.push(FieldError::new(
+                format!("questions[{i}].choice_factor_id"),
+                "no such choice factor for this client",
+            ));
+        }
+        if let Some(t) = q.touchpoint_id
+            && !touchpoint_exists(db, agency_id, t).await?
+        {
+            errs.push(FieldError::new(
+                format!("questions[{i}].touchpoint_id"),
+                "no such touchpoint in this agency's libraries",
+            ));
+        }
     }
+    Ok(questions)
+}
 
+/// A new questionnaire as creating one checks it: title, kind and
+/// questions, with the links the client's. Every error at once.
+pub(crate) async fn check_new_questionnaire<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    input: CreateQuestionnaire,
+) -> Result<NewQuestionnaire, AppError> {
+    let mut errs = Vec::new();
+    check_title(&input.title, &mut errs);
+    if !KINDS.contains(&input.kind.as_str()) {
+        errs.push(FieldError::new(
+            "kind",
+            format!("must be one of {}", KINDS.join(", ")),
+        ));
+    }
+    let questions = checked_questions(db, agency_id, client_id, input.questions, &mut errs).await?;
+    if !errs.is_empty() {
+        return Err(AppError::Validation(errs));
+    }
+    Ok(NewQuestionnaire {
+        title: input.title.trim().to_owned(),
+        kind: input.kind,
+        questions,
+    })
+}
+
+/// A checked new questionnaire, ready to store.
+pub(crate) struct NewQuestionnaire {
+    title: String,
+    kind: String,
+    questions: Vec<Question>,
+}
+
+/// Stores a checked questionnaire (version 1) of `client_id`; its id.
+pub(crate) async fn insert_new_questionnaire<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    new: NewQuestionnaire,
+) -> AppResult<Uuid> {
+    let id = new_id();
+    let t = now();
+    questionnaire::ActiveModel {
+        id: Set(id),
+        agency_id: Set(agency_id),
+        client_id: Set(client_id),
+        title: Set(new.title),
+        kind: Set(new.kind),
+        version: Set(1),
+        data_version: Set(0),
+        archived_at: Set(None),
+        created_at: Set(t),
+        updated_at: Set(t),
+    }
+    .insert(db)
+    .await?;
+    insert_questions(db, agency_id, id, 1, &new.questions).await?;
+    ensure_target(db, agency_id, KIND_QUESTIONNAIRE, id).await?;
+    Ok(id)
+}
+
+impl Services {
     pub async fn create_questionnaire(
         &self,
         ctx: &RequestCtx,
@@ -195,39 +258,9 @@ impl Services {
     ) -> AppResult<QuestionnaireView> {
         ctx.require(Perm::WriteResearch)?;
         find_client(&self.db, ctx.agency_id, client_id).await?;
-        let mut errs = Vec::new();
-        check_title(&input.title, &mut errs);
-        if !KINDS.contains(&input.kind.as_str()) {
-            errs.push(FieldError::new(
-                "kind",
-                format!("must be one of {}", KINDS.join(", ")),
-            ));
-        }
-        let questions = self
-            .checked_questions(ctx.agency_id, client_id, input.questions, &mut errs)
-            .await?;
-        if !errs.is_empty() {
-            return Err(AppError::Validation(errs));
-        }
-        let id = new_id();
-        let t = now();
+        let new = check_new_questionnaire(&self.db, ctx.agency_id, client_id, input).await?;
         let txn = db::begin_write(&self.db).await?;
-        questionnaire::ActiveModel {
-            id: Set(id),
-            agency_id: Set(ctx.agency_id),
-            client_id: Set(client_id),
-            title: Set(input.title.trim().to_owned()),
-            kind: Set(input.kind),
-            version: Set(1),
-            data_version: Set(0),
-            archived_at: Set(None),
-            created_at: Set(t),
-            updated_at: Set(t),
-        }
-        .insert(&txn)
-        .await?;
-        insert_questions(&txn, ctx.agency_id, id, 1, &questions).await?;
-        ensure_target(&txn, ctx.agency_id, KIND_QUESTIONNAIRE, id).await?;
+        let id = insert_new_questionnaire(&txn, ctx.agency_id, client_id, new).await?;
         txn.commit().await?;
         self.get_questionnaire(ctx, id).await
     }
@@ -299,7 +332,7 @@ impl Services {
         }
         let new_questions = match input.questions {
             Some(qs) => Some(
-                self.checked_questions(ctx.agency_id, existing.client_id, qs, &mut errs)
+                checked_questions(&self.db, ctx.agency_id, existing.client_id, qs, &mut errs)
                     .await?,
             ),
             None => None,

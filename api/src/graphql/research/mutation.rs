@@ -109,6 +109,35 @@ impl ResearchMutation {
             .gql()
     }
 
+    /// A new questionnaire of the client from a document of
+    /// `exportQuestionnaire` (`input`, JSON), as REST `POST
+    /// /clients/{id}/questionnaires/import`: factors found by exact name
+    /// (or created, with `createMissingFactors`), touchpoints by stage and
+    /// key in the client's library (without one: the agency's, if only one
+    /// touchpoint matches); a link not found is a validation error
+    /// naming it (`questions[3].choice_factor`); nothing is stored unless
+    /// all is well.
+    async fn import_questionnaire(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        input: Json<serde_json::Value>,
+        #[graphql(default)] create_missing_factors: bool,
+    ) -> Result<QuestionnaireView> {
+        let doc = parse_input(input.0)?;
+        services(ctx)
+            .import_questionnaire(
+                caller(ctx)?,
+                parse_id(&client_id, "clientId")?,
+                doc,
+                service::questionnaire_transfer::ImportOptions {
+                    create_missing_factors,
+                },
+            )
+            .await
+            .gql()
+    }
+
     async fn update_questionnaire(
         &self,
         ctx: &Context<'_>,

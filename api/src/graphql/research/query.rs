@@ -1,6 +1,6 @@
 //! GraphQL queries of factors, questionnaires, responses, segments, panel,
 //! hypotheses, QFD and the UX map.
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, Json, Object, Result};
 
 use service::factors::FactorView;
 use service::questionnaires::QuestionnaireView;
@@ -128,6 +128,22 @@ impl ResearchQuery {
         services(ctx)
             .get_questionnaire(caller(ctx)?, parse_id(&id, "id")?)
             .await
+            .gql()
+    }
+
+    /// The questionnaire's current version as a self-contained JSON
+    /// document (`format: "growthpoint.questionnaire"`, version 1), as REST
+    /// `GET /questionnaires/{id}/export`: choice factors by name,
+    /// touchpoints by stage and key, no ids. `importQuestionnaire` takes it.
+    async fn export_questionnaire(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Json<service::questionnaire_transfer::QuestionnaireDocument>> {
+        services(ctx)
+            .export_questionnaire(caller(ctx)?, parse_id(&id, "id")?)
+            .await
+            .map(Json)
             .gql()
     }
 

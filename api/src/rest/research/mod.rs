@@ -3,6 +3,7 @@
 pub mod hypotheses;
 pub mod panel;
 pub mod qfd;
+pub mod questionnaire_transfer;
 pub mod questionnaires;
 pub mod responses;
 pub mod ux;

@@ -166,7 +166,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "cash_base": "последний период с фактом против базового сценария",
             "figure": "Показатель", "plan": "План", "actual": "Факт", "variance": "Отклонение",
             "cash_biggest": "Наибольшие отклонения",
-            "funnel": "Воронка за 4 недели", "funnel_value": "Значение",
+            "funnel": "Воронка за 4 недели", "funnel_day": "Воронка за", "funnel_value": "Значение",
         }),
         ("digest", false) => json!({
             "subject": "{{ client }}: {% if nothing_new %}nothing new{% else %}report{% endif %} for {{ period }}",
@@ -184,7 +184,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "cash_base": "the latest period with actuals against the base scenario",
             "figure": "Figure", "plan": "Plan", "actual": "Actual", "variance": "Variance",
             "cash_biggest": "Biggest variances",
-            "funnel": "Funnel, last 4 weeks", "funnel_value": "Value",
+            "funnel": "Funnel, last 4 weeks", "funnel_day": "Funnel of", "funnel_value": "Value",
         }),
         ("job_failed", true) => json!({
             "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].label }}{% endif %}",
@@ -313,6 +313,18 @@ mod tests {
             d.text
         );
         assert!(d.text.contains("week to 2026-11-23"), "{}", d.text);
+        assert!(d.text.contains("Funnel, last 4 weeks:"), "{}", d.text);
+        // A daily digest's funnel names its one day.
+        let mut daily = sample("digest");
+        daily["funnel"]["day"] = json!("2026-11-22");
+        for (locale, title) in [
+            ("en", "Funnel of 2026-11-22"),
+            ("ru", "Воронка за 2026-11-22"),
+        ] {
+            let d = render("digest", locale, &Brand::of("A"), daily.clone()).unwrap();
+            assert!(d.text.contains(&format!("{title}:")), "{}", d.text);
+            assert!(d.html.contains(title), "{}", d.html);
+        }
         assert!(
             d.html.contains("Reception &lt;desk&gt;") && d.html.contains("#0e7c3a"),
             "{}",

@@ -1,11 +1,19 @@
-//! Client digests: weekly (Monday 09:00) or monthly (the 1st, 09:00) in the
-//! client's time zone, to its report recipients, with what changed since the
-//! last one — panel headline and NPS change, top choice factors (with a bar
-//! chart as an inline PNG), hypotheses that changed verdict, the touchpoints
-//! flagged negative and positive on the UX map as of the digest's day
-//! (analytics.md §4), and each Cash Journey model's latest actuals against
-//! its base scenario. A digest with nothing new (no data change and no flag
-//! the last one did not show) says so in two lines.
+//! Client digests: daily (09:00), weekly (Monday 09:00) or monthly (the 1st,
+//! 09:00) in the client's time zone, to its report recipients, with what
+//! changed since the last one — panel headline and NPS change, top choice
+//! factors (with a bar chart as an inline PNG), hypotheses that changed
+//! verdict, the touchpoints flagged negative and positive on the UX map as
+//! of the digest's day (analytics.md §4), each Cash Journey model's latest
+//! actuals against its base scenario, and the funnel. A digest with nothing
+//! new (no data change and no flag the last one did not show) says so in
+//! two lines.
+//!
+//! "Changed" is always against the figures the previous digest showed
+//! (its `digest_runs` row), whatever the schedule. The one windowed
+//! section, the funnel, follows the schedule: a daily digest shows the
+//! previous local day (complete, so every contact is counted in exactly
+//! one daily digest and the change is day over day); weekly and monthly
+//! ones the 4 weeks to the digest's day.
 mod format;
 mod send;
 mod settings;
@@ -45,7 +53,7 @@ pub struct DigestFigures {
     pub funnel: Option<FunnelFigures>,
 }
 
-/// The funnel of the 4 weeks to a digest's day (all funnel types).
+/// The funnel of a digest's window (all funnel types): see [`FunnelWindow`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct FunnelFigures {
     pub contacts: u64,
@@ -53,6 +61,40 @@ pub struct FunnelFigures {
     pub converted: u64,
     /// Spend / leads of the channel figures; None without leads.
     pub cpa: Option<f64>,
+}
+
+/// The local days a digest's funnel counts, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunnelWindow {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// A single day (daily digests), named in the section's title.
+    pub one_day: bool,
+}
+
+impl FunnelWindow {
+    /// The window of a digest of `schedule` on the local day `as_of`: the
+    /// day before for a daily digest (a whole day, not the hours up to
+    /// 09:00), else the 4 weeks to `as_of`. Against the previous digest a
+    /// daily window is the day before's, not a rolling 4 weeks that moved
+    /// by a day.
+    pub fn of(schedule: DigestSchedule, as_of: NaiveDate) -> Self {
+        match schedule {
+            DigestSchedule::Daily => {
+                let day = as_of.pred_opt().unwrap_or(as_of);
+                Self {
+                    from: day,
+                    to: day,
+                    one_day: true,
+                }
+            }
+            _ => Self {
+                from: as_of - chrono::Duration::days(27),
+                to: as_of,
+                one_day: false,
+            },
+        }
+    }
 }
 
 /// A rendered digest and the figures it showed.
@@ -201,12 +243,17 @@ impl Services {
             c.id,
         )
         .await?;
-        // The map moves with the calendar as well as with data: a flag raised
-        // since the last digest is news even when no data arrived.
+        // The map and the funnel's window move with the calendar as well as
+        // with data: a flag raised since the last digest, or funnel figures
+        // other than it showed (a daily digest's new day), are news even
+        // when no data arrived.
+        let funnel_moved =
+            figures.funnel.is_some() && last.as_ref().is_some_and(|l| l.funnel != figures.funnel);
         let nothing_new = last
             .as_ref()
             .is_some_and(|l| l.fingerprint == figures.fingerprint)
-            && ux.newly_raised == 0;
+            && ux.newly_raised == 0
+            && !funnel_moved;
         let brand = crate::platform::agency::brand_of(&self.db, c.agency_id).await?;
         let mut inline = Vec::new();
         let mut chart_height = 0;
@@ -279,8 +326,8 @@ impl Services {
 }
 
 impl Services {
-    /// The digest's funnel section (Null when the 4 weeks to `as_of` had
-    /// neither contacts nor spend) and its figures.
+    /// The digest's funnel section (Null when its window had neither
+    /// contacts nor spend) and its figures.
     async fn digest_funnel(
         &self,
         c: &client::Model,
@@ -288,10 +335,11 @@ impl Services {
         ru: bool,
         last: Option<&DigestFigures>,
     ) -> AppResult<(serde_json::Value, Option<FunnelFigures>)> {
-        let from = as_of - chrono::Duration::days(27);
-        let rows = self.funnel_rows(c.agency_id, c, from, as_of).await?;
-        let days = self.channel_days(c.agency_id, c.id, from, as_of).await?;
-        let total = analytics::funnel::channel_report(&days, from, as_of).total;
+        let window = FunnelWindow::of(DigestSchedule::of(c), as_of);
+        let (from, to) = (window.from, window.to);
+        let rows = self.funnel_rows(c.agency_id, c, from, to).await?;
+        let days = self.channel_days(c.agency_id, c.id, from, to).await?;
+        let total = analytics::funnel::channel_report(&days, from, to).total;
         let f = FunnelFigures {
             contacts: rows.iter().map(|r| r.contacts).sum(),
             qualified: rows.iter().map(|r| r.qualified).sum(),
@@ -301,9 +349,46 @@ impl Services {
         if f.contacts == 0 && total.spend == 0.0 {
             return Ok((serde_json::Value::Null, None));
         }
-        Ok((
-            funnel_section(&f, last.and_then(|l| l.funnel.as_ref()), ru),
-            Some(f),
-        ))
+        let mut section = funnel_section(&f, last.and_then(|l| l.funnel.as_ref()), ru);
+        if window.one_day {
+            section["day"] = serde_json::json!(from.to_string());
+        }
+        Ok((section, Some(f)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_daily_digest_counts_the_whole_day_before_and_others_four_weeks() {
+        // Daily: consecutive digests' windows tile the calendar, one day each.
+        let mon = FunnelWindow::of(DigestSchedule::Daily, day("2027-03-29"));
+        let tue = FunnelWindow::of(DigestSchedule::Daily, day("2027-03-30"));
+        assert_eq!(
+            (mon.from, mon.to, mon.one_day),
+            (day("2027-03-28"), day("2027-03-28"), true)
+        );
+        assert_eq!(tue.from, mon.to.succ_opt().unwrap());
+        assert_eq!(
+            FunnelWindow::of(DigestSchedule::Daily, day("2027-03-01")).from,
+            day("2027-02-28")
+        );
+        for s in [
+            DigestSchedule::Weekly,
+            DigestSchedule::Monthly,
+            DigestSchedule::Off,
+        ] {
+            let w = FunnelWindow::of(s, day("2027-03-29"));
+            assert_eq!(
+                (w.from, w.to, w.one_day),
+                (day("2027-03-02"), day("2027-03-29"), false)
+            );
+        }
     }
 }

@@ -180,13 +180,14 @@ impl Services {
             return Ok(false);
         };
         let tz = tz_of(c);
-        let Some(slot) = latest_slot_from(&c.digest_schedule, tz, from, now) else {
+        let schedule = DigestSchedule::of(c);
+        let Some(slot) = latest_slot_from(schedule, tz, from, now) else {
             // A lower bound (a row older than the column) whose slot is ahead.
-            let next = first_slot_from(&c.digest_schedule, tz, from);
+            let next = first_slot_from(schedule, tz, from);
             advance(&self.db, c, Advance { from, next }).await?;
             return Ok(false);
         };
-        let next = next_slot_after(&c.digest_schedule, tz, slot);
+        let next = next_slot_after(schedule, tz, slot);
         let queued = self
             .send_digest(c, slot, Some(Advance { from, next }))
             .await

@@ -14,8 +14,9 @@ use super::*;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct DigestSettingsView {
     pub client_id: Uuid,
-    /// `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00 in the
-    /// client's time zone.
+    /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
+    /// in the client's time zone.
+    #[schema(value_type = DigestSchedule)]
     pub schedule: String,
     pub timezone: String,
     pub report_recipients: Vec<String>,
@@ -29,8 +30,10 @@ pub struct DigestSettingsView {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct DigestSettingsInput {
-    /// `weekly`, `monthly` or `off`.
+    /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
+    /// in the client's time zone.
     #[serde(default)]
+    #[schema(value_type = Option<DigestSchedule>)]
     pub schedule: Option<String>,
     /// At most 50 addresses.
     #[serde(default)]
@@ -48,9 +51,10 @@ impl Services {
         let tz = tz_of(&c);
         let last_sent = last_run(&self.db, c.agency_id, c.id, None).await?;
         // A stored slot already past is the one the next tick sends.
+        let schedule = DigestSchedule::of(&c);
         let next_at = c.next_digest_at.and_then(|from| {
-            latest_slot_from(&c.digest_schedule, tz, from, now())
-                .or_else(|| first_slot_from(&c.digest_schedule, tz, from))
+            latest_slot_from(schedule, tz, from, now())
+                .or_else(|| first_slot_from(schedule, tz, from))
         });
         Ok(DigestSettingsView {
             client_id: c.id,

@@ -1,0 +1,102 @@
+//! Touchpoints named by the key of their CJM stage and their own key: how
+//! a questionnaire document refers to them across clients and agencies,
+//! where ids mean nothing. Keys are unique within a library (names are
+//! for people, and translated).
+use std::collections::{BTreeSet, HashMap};
+
+use entity::{cjm_stage, touchpoint};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::infra::error::AppResult;
+
+/// A touchpoint as another library can find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchpointRef {
+    /// The key of its CJM stage.
+    pub stage: String,
+    pub key: String,
+    pub name_en: String,
+    pub name_ru: String,
+}
+
+/// The stage keys of stages of the agency, by id.
+async fn stage_keys<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    ids: BTreeSet<Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(cjm_stage::Entity::find()
+        .filter(cjm_stage::Column::AgencyId.eq(agency_id))
+        .filter(cjm_stage::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.key))
+        .collect())
+}
+
+/// The references of the agency's touchpoints among `ids` (others are
+/// left out).
+pub async fn refs_by_id<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    ids: BTreeSet<Uuid>,
+) -> AppResult<HashMap<Uuid, TouchpointRef>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let tps = touchpoint::Entity::find()
+        .filter(touchpoint::Column::AgencyId.eq(agency_id))
+        .filter(touchpoint::Column::Id.is_in(ids))
+        .all(db)
+        .await?;
+    let stages = stage_keys(db, agency_id, tps.iter().map(|t| t.stage_id).collect()).await?;
+    Ok(tps
+        .into_iter()
+        .filter_map(|t| {
+            let stage = stages.get(&t.stage_id)?.clone();
+            Some((
+                t.id,
+                TouchpointRef {
+                    stage,
+                    key: t.key,
+                    name_en: t.name_en,
+                    name_ru: t.name_ru,
+                },
+            ))
+        })
+        .collect())
+}
+
+/// The touchpoints of one of the agency's libraries (or, without one, of
+/// all its libraries) by (stage key, key); within one library each pair
+/// names one touchpoint, across clones of a library several.
+pub async fn ids_by_ref<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    library_id: Option<Uuid>,
+) -> AppResult<HashMap<(String, String), Vec<Uuid>>> {
+    let mut stages = cjm_stage::Entity::find().filter(cjm_stage::Column::AgencyId.eq(agency_id));
+    let mut tps = touchpoint::Entity::find().filter(touchpoint::Column::AgencyId.eq(agency_id));
+    if let Some(lib) = library_id {
+        stages = stages.filter(cjm_stage::Column::LibraryId.eq(lib));
+        tps = tps.filter(touchpoint::Column::LibraryId.eq(lib));
+    }
+    let stages: HashMap<Uuid, String> = stages
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.key))
+        .collect();
+    let mut out: HashMap<(String, String), Vec<Uuid>> = HashMap::new();
+    for t in tps.all(db).await? {
+        if let Some(stage) = stages.get(&t.stage_id) {
+            out.entry((stage.clone(), t.key)).or_default().push(t.id);
+        }
+    }
+    Ok(out)
+}
