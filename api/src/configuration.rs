@@ -44,6 +44,10 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// HS256 key; required with PostgreSQL, generated once in `data_dir` otherwise.
     pub jwt_secret: Option<Secret>,
+    /// Seals secrets kept at rest (clients' SMTP URLs), at least 32 bytes;
+    /// generated once in `data_dir` with SQLite. Without it (PostgreSQL)
+    /// no client can have its own SMTP server.
+    pub secret_key: Option<Secret>,
     pub jwt_ttl_secs: i64,
     /// Queue name (Redis key prefix / SQLite queue); tests isolate with it.
     pub queue_name: String,
@@ -113,6 +117,7 @@ impl Default for Settings {
             redis_url: None,
             smtp_url: None,
             jwt_secret: None,
+            secret_key: None,
             jwt_ttl_secs: 3600,
             queue_name: "growthpoint-recompute".into(),
             auth_rate_per_minute: 20,
@@ -209,7 +214,28 @@ impl Settings {
         if self.is_postgres() {
             anyhow::bail!("JWT_SECRET is required with PostgreSQL (shared by every replica)");
         }
-        let path = self.data_dir.join("jwt.key");
+        self.key_file("jwt.key")
+    }
+
+    /// The key that seals secrets at rest: configured, or (SQLite)
+    /// generated once and kept in `data_dir`; None with PostgreSQL unless
+    /// configured (every replica must share it).
+    pub fn secret_key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(s) = &self.secret_key {
+            if s.expose().len() < 32 {
+                anyhow::bail!("SECRET_KEY must be at least 32 bytes");
+            }
+            return Ok(Some(s.expose().as_bytes().to_vec()));
+        }
+        if self.is_postgres() {
+            return Ok(None);
+        }
+        self.key_file("secret.key").map(Some)
+    }
+
+    /// A random key kept in `data_dir/name`, made the first time.
+    fn key_file(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.data_dir.join(name);
         if let Ok(existing) = std::fs::read_to_string(&path) {
             let key = existing.trim();
             if key.len() >= 64 {

@@ -66,6 +66,11 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             retry_base_ms: settings.retry_base_ms,
             recompute_debounce_ms: settings.recompute_debounce_ms,
             alert_window_ms: settings.alert_window_ms,
+            sealer: settings
+                .secret_key()?
+                .map(|k| service::secrets::Sealer::new(&k).map(Arc::new))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("SECRET_KEY: {e}"))?,
             ..ServiceConfig::default()
         }),
         panels: Default::default(),

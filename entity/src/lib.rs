@@ -13,6 +13,7 @@ pub mod channel_day;
 pub mod choice_factor;
 pub mod cjm_stage;
 pub mod client;
+pub mod client_sender;
 pub mod contact;
 pub mod contact_score;
 pub mod contact_score_purge;

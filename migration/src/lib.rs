@@ -27,6 +27,7 @@ mod m20261206_000021_add_inputs_to_cash_actuals;
 mod m20261206_000022_split_contact_scores;
 mod m20261206_000023_link_responses_to_contacts;
 mod m20261207_000024_queue_score_set_purges;
+mod m20261207_000025_create_client_senders;
 
 pub struct Migrator;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_split_contact_scores::Migration),
             Box::new(m20261206_000023_link_responses_to_contacts::Migration),
             Box::new(m20261207_000024_queue_score_set_purges::Migration),
+            Box::new(m20261207_000025_create_client_senders::Migration),
         ]
     }
 }

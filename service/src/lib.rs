@@ -23,9 +23,10 @@ pub mod purchases {
 }
 pub use infra::{
     cache, ctx, db, db_health, email, error, idempotency, ledger, page, pgcopy, pgtx, queue,
+    secrets,
 };
 pub use mail::digest;
-pub use mail::{chains, contacts, funnel, qualify};
+pub use mail::{chains, contacts, funnel, qualify, sender};
 /// Lists, subscribers and campaigns, under the path transports have used.
 pub mod subscribers {
     pub use crate::mail::campaigns::*;
@@ -62,6 +63,9 @@ pub struct ServiceConfig {
     /// Failed-job alerts wait until none came for this long, so the ones
     /// given up together go out as one email per admin.
     pub alert_window_ms: i64,
+    /// Seals secrets kept at rest (a client's SMTP URL); None: no secret
+    /// key configured, so none can be kept.
+    pub sealer: Option<Arc<infra::secrets::Sealer>>,
 }
 
 impl Default for ServiceConfig {
@@ -75,6 +79,7 @@ impl Default for ServiceConfig {
             retry_base_ms: 1_000,
             recompute_debounce_ms: 250,
             alert_window_ms: 5_000,
+            sealer: None,
         }
     }
 }

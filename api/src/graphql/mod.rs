@@ -19,6 +19,7 @@ pub struct Query(
     mail::MailQuery,
     mail::ContactsQuery,
     mail::ChainsQuery,
+    mail::SenderQuery,
 );
 
 // Every mutation, one object per area (no doc comment: it would change the schema).
@@ -30,6 +31,7 @@ pub struct Mutation(
     mail::MailMutation,
     mail::ContactsMutation,
     mail::ChainsMutation,
+    mail::SenderMutation,
 );
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -13,3 +13,4 @@ pub mod page;
 pub mod pgcopy;
 pub mod pgtx;
 pub mod queue;
+pub mod secrets;

@@ -10,6 +10,7 @@ pub mod funnel;
 pub mod lists;
 pub mod previews;
 pub mod qualify;
+pub mod sender;
 pub mod subscriber_import;
 pub mod subscribers;
 pub mod tracking;

@@ -17,10 +17,12 @@ mod chains;
 mod contacts;
 mod mutation;
 mod query;
+mod sender;
 pub use chains::{ChainsMutation, ChainsQuery};
 pub use contacts::{ContactsMutation, ContactsQuery};
 pub use mutation::MailMutation;
 pub use query::MailQuery;
+pub use sender::{SenderMutation, SenderQuery};
 
 /// A newsletter campaign with its list, segment and progress.
 #[derive(SimpleObject)]

@@ -4,5 +4,6 @@
 pub mod chains;
 pub mod contacts;
 pub mod email;
+pub mod sender;
 pub mod subscribers;
 pub mod tracking;

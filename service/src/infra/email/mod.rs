@@ -36,6 +36,7 @@ pub mod links;
 pub mod mailer;
 pub mod render;
 mod send;
+pub mod sender;
 
 use chrono::Utc;
 use entity::{email_delivery, membership, user};

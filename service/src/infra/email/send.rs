@@ -1,6 +1,7 @@
 //! Sending: a worker claims due deliveries under a short lease it keeps
 //! renewing, sends each through the mailer at the configured rate, and
 //! records the outcome (sent, retried with backoff, or failed).
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub struct EmailSettings {
     /// free again after this).
     pub lease_ms: i64,
     limiter: governor::DefaultKeyedRateLimiter<Uuid>,
+    /// Clients' own SMTP transports, with the sealed URL each was made of.
+    pub(super) client_mailers: std::sync::Mutex<HashMap<Uuid, (String, Arc<Mailer>)>>,
 }
 
 impl EmailSettings {
@@ -56,6 +59,7 @@ impl EmailSettings {
             retry_base_ms,
             lease_ms: DEFAULT_LEASE_MS,
             limiter: governor::RateLimiter::keyed(governor::Quota::per_second(rate)),
+            client_mailers: Default::default(),
         }
     }
 }
@@ -122,11 +126,18 @@ fn backoff_ms(base: i64, attempts: i32) -> i64 {
         .min(3_600_000)
 }
 
-fn build_message(from: &Mailbox, d: &email_delivery::Model) -> Result<lettre::Message, String> {
+fn build_message(
+    from: &Mailbox,
+    reply_to: Option<&Mailbox>,
+    d: &email_delivery::Model,
+) -> Result<lettre::Message, String> {
     let body: StoredBody = serde_json::from_value(d.body.clone()).map_err(|e| e.to_string())?;
     let to: Mailbox = d.recipient.parse().map_err(|e| format!("recipient: {e}"))?;
-    let mut b = lettre::Message::builder()
-        .from(from.clone())
+    let mut b = lettre::Message::builder().from(from.clone());
+    if let Some(r) = reply_to {
+        b = b.reply_to(r.clone());
+    }
+    let mut b = b
         .to(to)
         .subject(d.subject.clone())
         .message_id(Some(d.message_id.clone()));
@@ -181,7 +192,7 @@ impl Lease {
 }
 
 impl Services {
-    fn email(&self) -> AppResult<&Arc<EmailSettings>> {
+    pub(super) fn email(&self) -> AppResult<&Arc<EmailSettings>> {
         self.email
             .as_ref()
             .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no mail transport configured")))
@@ -198,15 +209,20 @@ impl Services {
                 return Ok(sent);
             };
             let settings = self.email()?.clone();
+            let senders = self.senders_of(&settings, &claimed).await?;
             let lease = Arc::new(lease);
             let sending = futures::stream::iter(claimed)
                 .map(|d| {
                     let (this, settings, lease) = (self.clone(), settings.clone(), lease.clone());
+                    let sender = d
+                        .client_id
+                        .filter(|_| sender::CLIENT_KINDS.contains(&d.kind.as_str()))
+                        .and_then(|c| senders.get(&(d.agency_id, c)).cloned());
                     // A task of its own: if this call is cancelled (its job
                     // aborted, the consumer restarted), a message already
                     // handed to the server still gets its outcome recorded
                     // instead of staying leased and going out again.
-                    tokio::spawn(async move { this.send_one(&settings, &lease, d).await })
+                    tokio::spawn(async move { this.send_one(&settings, &lease, d, sender).await })
                 })
                 .buffer_unordered(settings.concurrency)
                 .map(|sent| sent.unwrap_or(false))
@@ -306,6 +322,7 @@ impl Services {
         settings: &EmailSettings,
         lease: &Lease,
         d: email_delivery::Model,
+        sender: Option<Arc<sender::ClientSender>>,
     ) -> bool {
         settings.limiter.until_key_ready(&d.agency_id).await;
         let Ok(_in_flight) = settings.in_flight.acquire().await else {
@@ -317,8 +334,11 @@ impl Services {
             tracing::warn!(delivery = %d.id, "email lease about to lapse; not sending");
             return false;
         }
-        let outcome = match build_message(&settings.from, &d) {
-            Ok(msg) => settings.mailer.send(msg, &d.id.to_string()).await,
+        let sender = sender.unwrap_or_default();
+        let from = sender.from.as_ref().unwrap_or(&settings.from);
+        let mailer = sender.mailer.as_deref().unwrap_or(&settings.mailer);
+        let outcome = match build_message(from, sender.reply_to.as_ref(), &d) {
+            Ok(msg) => mailer.send(msg, &d.id.to_string()).await,
             Err(e) => Err(SendError::Permanent(format!(
                 "cannot build the message: {e}"
             ))),
