@@ -77,6 +77,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         email: Some(Arc::new(email_settings(settings)?)),
         links: Arc::new(links),
         db_health: Default::default(),
+        metrics: Arc::new(service::metrics::Metrics::new(
+            &service::jobs::RECOMPUTE_KINDS,
+        )),
     };
     service::db_health::spawn_probe(settings.database_url(), services.db_health.clone());
     if settings.is_postgres() {
@@ -143,6 +146,8 @@ pub struct Application {
     server: Server,
     services: Services,
     worker: Option<worker::WorkerHandle>,
+    /// The port of `metrics_addr`'s listener and its server's handle.
+    metrics: Option<(u16, actix_web::dev::ServerHandle)>,
 }
 
 impl Application {
@@ -153,16 +158,34 @@ impl Application {
             .with_context(|| format!("while binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         settings.public_url = Some(settings.public_base(Some(port)));
+        let metrics_listener = crate::metrics::bind(settings.metrics_addr.as_deref())?;
         let services = connect(&settings).await?;
-        Self::serve_on(listener, settings, services)
+        Self::serve_on(listener, metrics_listener, settings, services)
     }
 
     fn serve_on(
         listener: TcpListener,
+        metrics_listener: Option<TcpListener>,
         settings: Settings,
         services: Services,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let metrics_token = settings
+            .metrics_token
+            .as_ref()
+            .map(crate::metrics::MetricsToken::new)
+            .transpose()?
+            .map(web::Data::new);
+        let metrics = match metrics_listener {
+            Some(l) => {
+                let port = l.local_addr()?.port();
+                let server = crate::metrics::server(l, services.clone())?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((port, handle))
+            }
+            None => None,
+        };
         let worker = settings
             .run_worker
             .then(|| start_worker(services.clone(), &settings));
@@ -173,8 +196,10 @@ impl Application {
         ));
         let schema = web::Data::new(build_schema(services.clone()));
         let health = services.db_health.clone();
+        let counters = services.metrics.clone();
         let server = HttpServer::new(move || {
             let health = health.clone();
+            let counters = counters.clone();
             let app = App::new()
                 .wrap_fn(move |req, srv| outage_guard(health.clone(), req, srv))
                 .wrap_fn(|req, srv| {
@@ -191,6 +216,8 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::<RootSpan>::new())
+                // Outermost: it sees every answer, the outage guard's too.
+                .wrap_fn(move |req, srv| crate::metrics::track(counters.clone(), req, srv))
                 .app_data(state.clone())
                 .app_data(schema.clone())
                 .app_data(
@@ -212,9 +239,15 @@ impl Application {
                     .into()
                 }))
                 .into_utoipa_app();
-            crate::openapi::routes(app)
-                .into_app()
-                .route("/graphql", web::post().to(graphql))
+            let app = crate::openapi::routes(app).into_app();
+            let app = match &metrics_token {
+                Some(token) => app.app_data(token.clone()).route(
+                    crate::metrics::PATH,
+                    web::get().to(crate::metrics::scrape_with_token),
+                ),
+                None => app,
+            };
+            app.route("/graphql", web::post().to(graphql))
                 .route("/graphql", web::get().to(devpages::graphiql))
                 .route(
                     "/graphql/assets/{name}",
@@ -230,11 +263,17 @@ impl Application {
             server,
             services,
             worker,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `metrics_addr` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn services(&self) -> &Services {
@@ -244,6 +283,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         drop(self.worker);
+        if let Some((_, metrics)) = self.metrics {
+            metrics.stop(true).await;
+        }
         result
     }
 }
@@ -287,8 +329,11 @@ where
             Error = actix_web::Error,
         >,
 {
-    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/api/v1/openapi.json")
-        || devpages::is_static(req.method(), req.path());
+    // `/metrics` reads the database itself, with a timeout, and says so.
+    let exempt = matches!(
+        req.path(),
+        "/healthz" | "/readyz" | "/api/v1/openapi.json" | crate::metrics::PATH
+    ) || devpages::is_static(req.method(), req.path());
     // An error, not a response: building one would need a second handle on
     // the request, which actix must own alone while the handler runs.
     let unavailable = || {
