@@ -17,9 +17,10 @@ use utoipa_actix_web::AppExt;
 
 use crate::configuration::Settings;
 use crate::devpages;
-use crate::error::{ApiError, problem_response};
+use crate::error::ApiError;
 use crate::extract::{AppState, State, bearer, read_body, resolve};
 use crate::graphql::{GpSchema, build_schema};
+use crate::methods::AllowedMethods;
 
 /// Connects to the database and the queue named by the settings.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
@@ -189,19 +190,20 @@ impl Application {
         let worker = settings
             .run_worker
             .then(|| start_worker(services.clone(), &settings));
-        let state = web::Data::new(AppState::new(
-            services.clone(),
-            &settings,
-            crate::openapi::document_json(),
-        ));
+        let openapi = crate::openapi::document_json();
+        let allowed = web::Data::new(allowed_methods(&openapi, metrics_token.is_some())?);
+        let state = web::Data::new(AppState::new(services.clone(), &settings, openapi));
         let schema = web::Data::new(build_schema(services.clone()));
         let health = services.db_health.clone();
         let counters = services.metrics.clone();
         let server = HttpServer::new(move || {
             let health = health.clone();
             let counters = counters.clone();
+            let methods = allowed.clone();
             let app = App::new()
                 .wrap_fn(move |req, srv| outage_guard(health.clone(), req, srv))
+                // A 405 needs no database: outside the outage guard.
+                .wrap_fn(move |req, srv| crate::methods::guard(&methods, req, srv))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
                     let id = req.extensions().get::<RequestId>().map(|r| r.to_string());
@@ -220,17 +222,15 @@ impl Application {
                 .wrap_fn(move |req, srv| crate::metrics::track(counters.clone(), req, srv))
                 .app_data(state.clone())
                 .app_data(schema.clone())
+                .app_data(allowed.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| ApiError(AppError::NotFound).into()),
                 )
                 // Before the /api/v1 scope, which would answer 404 for them.
-                .route("/api/v1/openapi.json", web::get().to(openapi_json))
+                .route(OPENAPI_PATH, web::get().to(openapi_json))
                 .route(devpages::DOCS_PATH, web::get().to(devpages::docs))
-                .route(
-                    "/api/v1/docs/assets/{name}",
-                    web::get().to(devpages::docs_asset),
-                )
+                .route(DOCS_ASSET_ROUTE, web::get().to(devpages::docs_asset))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError(AppError::field(
                         "query",
@@ -247,13 +247,13 @@ impl Application {
                 ),
                 None => app,
             };
-            app.route("/graphql", web::post().to(graphql))
-                .route("/graphql", web::get().to(devpages::graphiql))
+            app.route(GRAPHQL_PATH, web::post().to(graphql))
+                .route(GRAPHQL_PATH, web::get().to(devpages::graphiql))
                 .route(
-                    "/graphql/assets/{name}",
+                    GRAPHIQL_ASSET_ROUTE,
                     web::get().to(devpages::graphiql_asset),
                 )
-                .default_service(web::to(not_found))
+                .default_service(web::to(refuse))
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -355,8 +355,32 @@ where
     }
 }
 
-async fn not_found() -> HttpResponse {
-    problem_response(&AppError::NotFound)
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const DOCS_ASSET_ROUTE: &str = "/api/v1/docs/assets/{name}";
+const GRAPHQL_PATH: &str = "/graphql";
+const GRAPHIQL_ASSET_ROUTE: &str = "/graphql/assets/{name}";
+
+/// The methods of every path: the OpenAPI document's, and those of the
+/// routes registered above outside it.
+fn allowed_methods(openapi: &str, metrics: bool) -> anyhow::Result<AllowedMethods> {
+    let document = serde_json::from_str(openapi).context("while reading the OpenAPI document")?;
+    let mut extra: Vec<(&str, &[&'static str])> = vec![
+        (OPENAPI_PATH, &["GET"]),
+        (devpages::DOCS_PATH, &["GET"]),
+        (DOCS_ASSET_ROUTE, &["GET"]),
+        (GRAPHQL_PATH, &["GET", "POST"]),
+        (GRAPHIQL_ASSET_ROUTE, &["GET"]),
+    ];
+    if metrics {
+        extra.push((crate::metrics::PATH, &["GET"]));
+    }
+    Ok(AllowedMethods::new(&document, &extra))
+}
+
+/// A request no route took: 405 with `Allow` for an undeclared method of
+/// a known path, 404 otherwise.
+async fn refuse(req: HttpRequest, allowed: web::Data<AllowedMethods>) -> HttpResponse {
+    allowed.refuse(&req)
 }
 
 async fn openapi_json(state: State) -> HttpResponse {
