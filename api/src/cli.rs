@@ -90,18 +90,25 @@ pub async fn run() -> anyhow::Result<()> {
             };
             tracing::info!(%base, %mode, worker = settings.run_worker, "growthpoint is up");
             eprintln!(
-                "Growthpoint is running ({mode}{}).\n  REST API:  {base}/api/v1\n  API docs:  {base}/api/v1/docs\n  GraphiQL:  {base}/graphql\n  OpenAPI:   {base}/api/v1/openapi.json\n  Health:    {base}/healthz",
+                "Growthpoint is running ({mode}{}).\n  REST API:  {base}/api/v1\n  API docs:  {base}/api/v1/docs\n  GraphiQL:  {base}/graphql\n  OpenAPI:   {base}/api/v1/openapi.json\n  Health:    {base}/healthz{}",
                 if settings.run_worker {
                     ", worker in-process"
                 } else {
                     ", no worker"
-                }
+                },
+                metrics_banner(&settings, &base, app.metrics_port()),
             );
             app.run_until_stopped().await?;
         }
         Command::Worker { data_dir } => {
             apply(&mut settings, data_dir);
+            let metrics_listener = crate::metrics::bind(settings.metrics_addr.as_deref())?;
             let services = connect(&settings).await?;
+            // A worker has no API port: its counters are only on its own
+            // metrics listener.
+            if let Some(listener) = metrics_listener {
+                tokio::spawn(crate::metrics::server(listener, services.clone())?);
+            }
             let handle = start_worker(services, &settings);
             tokio::select! {
                 _ = handle.join() => {}
@@ -141,6 +148,25 @@ pub async fn run() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where `/metrics` answers, if anywhere.
+fn metrics_banner(settings: &Settings, base: &str, metrics_port: Option<u16>) -> String {
+    let mut lines = String::new();
+    if let (Some(addr), Some(port)) = (&settings.metrics_addr, metrics_port) {
+        lines += &format!(
+            "\n  Metrics:   http://{}{}",
+            display_addr(addr, port),
+            crate::metrics::PATH
+        );
+    }
+    if settings.metrics_token.is_some() {
+        lines += &format!(
+            "\n  Metrics:   {base}{} (bearer token)",
+            crate::metrics::PATH
+        );
+    }
+    lines
 }
 
 fn display_addr(bind: &str, port: u16) -> String {

@@ -106,6 +106,14 @@ pub struct Settings {
     /// (`bind`, with the port it got). Set it behind a proxy or load
     /// balancer, and for `worker` processes, whose own `bind` is unused.
     pub public_url: Option<String>,
+    /// A listener of its own for `GET /metrics` (Prometheus text format,
+    /// no credentials: bind it where only the Prometheus server reaches),
+    /// in `serve` and `worker` alike, e.g. `127.0.0.1:9464`. Unset: none.
+    pub metrics_addr: Option<String>,
+    /// With this set (at least 16 characters), the API's own port also
+    /// answers `GET /metrics` to `Authorization: Bearer <token>` (401 for
+    /// any other); unset, it has no `/metrics` (404).
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -142,6 +150,8 @@ impl Default for Settings {
             email_retry_base_ms: 30_000,
             email_lease_ms: service::email::DEFAULT_LEASE_MS,
             public_url: None,
+            metrics_addr: None,
+            metrics_token: None,
         }
     }
 }

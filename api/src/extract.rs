@@ -143,7 +143,9 @@ where
     Ok(buf.freeze())
 }
 
-/// Parses JSON, naming the offending field on error.
+/// Parses JSON, naming the offending field on error. A struct is read only
+/// from an object ([`service::domain::strict`]): an array where the schema says
+/// object is a 422 like any other wrong type.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     use service::domain::nesting;
     if nesting::json_exceeds(body, nesting::MAX_NESTING) {
@@ -156,7 +158,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         return Err(AppError::field(field, service::domain::nul::MESSAGE));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: T = service::domain::strict::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();

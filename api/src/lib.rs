@@ -7,6 +7,8 @@ pub mod devpages;
 pub mod error;
 pub mod extract;
 pub mod graphql;
+pub mod methods;
+pub mod metrics;
 pub mod openapi;
 pub mod rest;
 pub mod startup;

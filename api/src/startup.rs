@@ -17,9 +17,10 @@ use utoipa_actix_web::AppExt;
 
 use crate::configuration::Settings;
 use crate::devpages;
-use crate::error::{ApiError, problem_response};
+use crate::error::ApiError;
 use crate::extract::{AppState, State, bearer, read_body, resolve};
 use crate::graphql::{GpSchema, build_schema};
+use crate::methods::AllowedMethods;
 
 /// Connects to the database and the queue named by the settings.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
@@ -82,6 +83,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
         email: Some(Arc::new(email_settings(settings)?)),
         links: Arc::new(links),
         db_health: Default::default(),
+        metrics: Arc::new(service::metrics::Metrics::new(
+            &service::jobs::RECOMPUTE_KINDS,
+        )),
     };
     service::db_health::spawn_probe(settings.database_url(), services.db_health.clone());
     if settings.is_postgres() {
@@ -148,6 +152,8 @@ pub struct Application {
     server: Server,
     services: Services,
     worker: Option<worker::WorkerHandle>,
+    /// The port of `metrics_addr`'s listener and its server's handle.
+    metrics: Option<(u16, actix_web::dev::ServerHandle)>,
 }
 
 impl Application {
@@ -158,30 +164,51 @@ impl Application {
             .with_context(|| format!("while binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         settings.public_url = Some(settings.public_base(Some(port)));
+        let metrics_listener = crate::metrics::bind(settings.metrics_addr.as_deref())?;
         let services = connect(&settings).await?;
-        Self::serve_on(listener, settings, services)
+        Self::serve_on(listener, metrics_listener, settings, services)
     }
 
     fn serve_on(
         listener: TcpListener,
+        metrics_listener: Option<TcpListener>,
         settings: Settings,
         services: Services,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let metrics_token = settings
+            .metrics_token
+            .as_ref()
+            .map(crate::metrics::MetricsToken::new)
+            .transpose()?
+            .map(web::Data::new);
+        let metrics = match metrics_listener {
+            Some(l) => {
+                let port = l.local_addr()?.port();
+                let server = crate::metrics::server(l, services.clone())?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((port, handle))
+            }
+            None => None,
+        };
         let worker = settings
             .run_worker
             .then(|| start_worker(services.clone(), &settings));
-        let state = web::Data::new(AppState::new(
-            services.clone(),
-            &settings,
-            crate::openapi::document_json(),
-        ));
+        let openapi = crate::openapi::document_json();
+        let allowed = web::Data::new(allowed_methods(&openapi, metrics_token.is_some())?);
+        let state = web::Data::new(AppState::new(services.clone(), &settings, openapi));
         let schema = web::Data::new(build_schema(services.clone()));
         let health = services.db_health.clone();
+        let counters = services.metrics.clone();
         let server = HttpServer::new(move || {
             let health = health.clone();
+            let counters = counters.clone();
+            let methods = allowed.clone();
             let app = App::new()
                 .wrap_fn(move |req, srv| outage_guard(health.clone(), req, srv))
+                // A 405 needs no database: outside the outage guard.
+                .wrap_fn(move |req, srv| crate::methods::guard(&methods, req, srv))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
                     let id = req.extensions().get::<RequestId>().map(|r| r.to_string());
@@ -196,19 +223,19 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::<RootSpan>::new())
+                // Outermost: it sees every answer, the outage guard's too.
+                .wrap_fn(move |req, srv| crate::metrics::track(counters.clone(), req, srv))
                 .app_data(state.clone())
                 .app_data(schema.clone())
+                .app_data(allowed.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| ApiError(AppError::NotFound).into()),
                 )
                 // Before the /api/v1 scope, which would answer 404 for them.
-                .route("/api/v1/openapi.json", web::get().to(openapi_json))
+                .route(OPENAPI_PATH, web::get().to(openapi_json))
                 .route(devpages::DOCS_PATH, web::get().to(devpages::docs))
-                .route(
-                    "/api/v1/docs/assets/{name}",
-                    web::get().to(devpages::docs_asset),
-                )
+                .route(DOCS_ASSET_ROUTE, web::get().to(devpages::docs_asset))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError(AppError::field(
                         "query",
@@ -217,15 +244,21 @@ impl Application {
                     .into()
                 }))
                 .into_utoipa_app();
-            crate::openapi::routes(app)
-                .into_app()
-                .route("/graphql", web::post().to(graphql))
-                .route("/graphql", web::get().to(devpages::graphiql))
+            let app = crate::openapi::routes(app).into_app();
+            let app = match &metrics_token {
+                Some(token) => app.app_data(token.clone()).route(
+                    crate::metrics::PATH,
+                    web::get().to(crate::metrics::scrape_with_token),
+                ),
+                None => app,
+            };
+            app.route(GRAPHQL_PATH, web::post().to(graphql))
+                .route(GRAPHQL_PATH, web::get().to(devpages::graphiql))
                 .route(
-                    "/graphql/assets/{name}",
+                    GRAPHIQL_ASSET_ROUTE,
                     web::get().to(devpages::graphiql_asset),
                 )
-                .default_service(web::to(not_found))
+                .default_service(web::to(refuse))
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -235,11 +268,17 @@ impl Application {
             server,
             services,
             worker,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `metrics_addr` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn services(&self) -> &Services {
@@ -249,6 +288,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         drop(self.worker);
+        if let Some((_, metrics)) = self.metrics {
+            metrics.stop(true).await;
+        }
         result
     }
 }
@@ -292,8 +334,11 @@ where
             Error = actix_web::Error,
         >,
 {
-    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/api/v1/openapi.json")
-        || devpages::is_static(req.method(), req.path());
+    // `/metrics` reads the database itself, with a timeout, and says so.
+    let exempt = matches!(
+        req.path(),
+        "/healthz" | "/readyz" | "/api/v1/openapi.json" | crate::metrics::PATH
+    ) || devpages::is_static(req.method(), req.path());
     // An error, not a response: building one would need a second handle on
     // the request, which actix must own alone while the handler runs.
     let unavailable = || {
@@ -315,8 +360,32 @@ where
     }
 }
 
-async fn not_found() -> HttpResponse {
-    problem_response(&AppError::NotFound)
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const DOCS_ASSET_ROUTE: &str = "/api/v1/docs/assets/{name}";
+const GRAPHQL_PATH: &str = "/graphql";
+const GRAPHIQL_ASSET_ROUTE: &str = "/graphql/assets/{name}";
+
+/// The methods of every path: the OpenAPI document's, and those of the
+/// routes registered above outside it.
+fn allowed_methods(openapi: &str, metrics: bool) -> anyhow::Result<AllowedMethods> {
+    let document = serde_json::from_str(openapi).context("while reading the OpenAPI document")?;
+    let mut extra: Vec<(&str, &[&'static str])> = vec![
+        (OPENAPI_PATH, &["GET"]),
+        (devpages::DOCS_PATH, &["GET"]),
+        (DOCS_ASSET_ROUTE, &["GET"]),
+        (GRAPHQL_PATH, &["GET", "POST"]),
+        (GRAPHIQL_ASSET_ROUTE, &["GET"]),
+    ];
+    if metrics {
+        extra.push((crate::metrics::PATH, &["GET"]));
+    }
+    Ok(AllowedMethods::new(&document, &extra))
+}
+
+/// A request no route took: 405 with `Allow` for an undeclared method of
+/// a known path, 404 otherwise.
+async fn refuse(req: HttpRequest, allowed: web::Data<AllowedMethods>) -> HttpResponse {
+    allowed.refuse(&req)
 }
 
 async fn openapi_json(state: State) -> HttpResponse {

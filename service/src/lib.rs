@@ -22,8 +22,8 @@ pub mod purchases {
     pub use crate::commerce::purchases::*;
 }
 pub use infra::{
-    cache, ctx, db, db_health, email, error, idempotency, ledger, page, pgcopy, pgtx, queue,
-    secrets,
+    cache, ctx, db, db_health, email, error, idempotency, ledger, metrics, page, pgcopy, pgtx,
+    queue, secrets,
 };
 pub use mail::digest;
 pub use mail::{chains, contacts, funnel, qualify, sender};
@@ -105,6 +105,8 @@ pub struct Services {
     pub links: Arc<email::links::LinkSigner>,
     /// Whether the database answers at all ([`db_health`]).
     pub db_health: Arc<db_health::DbHealth>,
+    /// This process's counters, shown at `/metrics` ([`metrics`]).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Services {

@@ -61,6 +61,8 @@ pub struct TestApp {
     pub mode: Mode,
     pub services: Services,
     pub settings: Settings,
+    /// The port of the `metrics_addr` listener, when the settings ask for one.
+    pub metrics_port: Option<u16>,
     _dir: Option<TempDir>,
 }
 
@@ -136,6 +138,7 @@ async fn start(mode: Mode, settings: Settings, dir: Option<TempDir>) -> TestApp 
         .await
         .expect("the application starts");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -147,6 +150,7 @@ async fn start(mode: Mode, settings: Settings, dir: Option<TempDir>) -> TestApp 
         mode,
         services,
         settings,
+        metrics_port,
         _dir: dir,
     }
 }

@@ -51,16 +51,49 @@ async fn recompute(
     services: Data<Services>,
     worker: Data<WorkerId>,
 ) -> Result<(), BoxDynError> {
+    let started = std::time::Instant::now();
+    let kind = kind_label(&job.kind);
+    let result = run(&job, &services, &worker.0.0).await;
+    let outcome = match &result {
+        Err(_) => "error",
+        Ok(None) => "done",
+        Ok(Some(RunOutcome::Computed(_))) => "computed",
+        Ok(Some(RunOutcome::Fresh)) => "fresh",
+        Ok(Some(RunOutcome::Busy)) => "busy",
+        Ok(Some(RunOutcome::Failed(_))) => "failed",
+    };
+    services
+        .metrics
+        .job_finished(kind, outcome, started.elapsed().as_secs_f64());
+    result.map(|_| ())
+}
+
+/// The metrics label of a job kind: the code's constants, never a string
+/// that came from elsewhere (the label set stays small).
+fn kind_label(kind: &str) -> &'static str {
+    service::jobs::RECOMPUTE_KINDS
+        .into_iter()
+        .chain([service::email::KIND_WAKE])
+        .find(|k| *k == kind)
+        .unwrap_or("other")
+}
+
+/// Runs one job: an email wake-up (None) or a recompute (its outcome).
+async fn run(
+    job: &RecomputeJob,
+    services: &Services,
+    worker_id: &str,
+) -> Result<Option<RunOutcome>, BoxDynError> {
     if job.kind == service::email::KIND_WAKE {
         let sent = services
-            .deliver_due(&worker.0.0)
+            .deliver_due(worker_id)
             .await
             .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
         tracing::debug!(sent, "emails delivered");
-        return Ok(());
+        return Ok(None);
     }
     let outcome = services
-        .run_recompute(&job, &worker.0.0)
+        .run_recompute(job, worker_id)
         .await
         .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
     match &outcome {
@@ -74,7 +107,7 @@ async fn recompute(
             tracing::debug!(target_id = %job.target_id, ?outcome, "nothing to do")
         }
     }
-    Ok(())
+    Ok(Some(outcome))
 }
 
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! GraphQL at `/graphql`: a thin adapter over the same service calls as REST.
 //! Depth and complexity are limited; lists are paginated like REST.
+pub mod codes;
 mod commerce;
 mod loaders;
 mod mail;
@@ -48,6 +49,7 @@ pub fn build_schema(services: Services) -> GpSchema {
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(codes::ErrorCodes)
         .finish()
 }
 

@@ -223,7 +223,7 @@ fn parse_lines(
     for (i, line) in lines.iter().enumerate() {
         let row = before + i + 1;
         let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed: Result<ResponseInput, _> = serde_path_to_error::deserialize(&mut de);
+        let parsed: Result<ResponseInput, _> = crate::domain::strict::deserialize(&mut de);
         match parsed {
             Ok(input) => match parse_one(schema, input) {
                 Ok(r) => out.push(r),
@@ -508,7 +508,7 @@ pub(crate) fn ndjson_rows<T: serde::de::DeserializeOwned, P>(
             break;
         }
         let mut de = serde_json::Deserializer::from_slice(line);
-        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        match crate::domain::strict::deserialize::<_, T>(&mut de) {
             Ok(input) => match check(input) {
                 Ok(p) => out.push(p),
                 Err(errs) => sink.extend(row, errs),

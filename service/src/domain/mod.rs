@@ -8,3 +8,4 @@ pub mod nesting;
 pub mod nul;
 pub mod questions;
 pub mod segment_filter;
+pub mod strict;

@@ -1,6 +1,7 @@
 //! What every area uses and none owns: errors and the request context,
-//! connections, transactions, COPY, pages, the job queue, idempotency keys
-//! and the email pipeline (outbox, rendering, signed links, SMTP).
+//! connections, transactions, COPY, pages, the job queue, idempotency keys,
+//! the email pipeline (outbox, rendering, signed links, SMTP) and the
+//! process's metrics.
 pub mod cache;
 pub mod ctx;
 pub mod db;
@@ -9,6 +10,7 @@ pub mod email;
 pub mod error;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
 pub mod page;
 pub mod pgcopy;
 pub mod pgtx;

@@ -24,6 +24,14 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 
 pub use crate::infra::ledger::{KIND_QUESTIONNAIRE, LEASE_MS, MAX_ATTEMPTS};
 
+/// Every kind of target a recompute job computes ([`Services::run_recompute`]).
+pub const RECOMPUTE_KINDS: [&str; 4] = [
+    KIND_QUESTIONNAIRE,
+    crate::research::hypotheses::KIND_HYPOTHESES,
+    crate::research::ux::KIND_UX,
+    crate::infra::ledger::KIND_CONTACTS,
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     /// Computed these data versions.

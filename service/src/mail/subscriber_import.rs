@@ -185,6 +185,8 @@ impl Services {
         txn.commit().await?;
         self.sync_contacts(ctx.agency_id, list.client_id, None, false)
             .await?;
+        self.metrics
+            .rows_imported(crate::infra::metrics::ImportKind::Subscribers, received);
         Ok(crate::research::responses::IngestResult {
             received,
             inserted,

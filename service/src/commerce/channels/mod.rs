@@ -295,8 +295,14 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        self.store_channel_days(ctx.agency_id, client_id, rows)
-            .await
+        let res = self
+            .store_channel_days(ctx.agency_id, client_id, rows)
+            .await?;
+        self.metrics.rows_imported(
+            crate::infra::metrics::ImportKind::ChannelFigures,
+            res.received,
+        );
+        Ok(res)
     }
 
     /// Upserts in one transaction, in key order (so racing imports take the

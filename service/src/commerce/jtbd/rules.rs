@@ -88,7 +88,7 @@ pub fn parse_rules(raw: Vec<serde_json::Value>) -> AppResult<LabelRules> {
                 }
             }
         }
-        match serde_path_to_error::deserialize::<_, LabelRule>(v) {
+        match crate::domain::strict::deserialize::<_, LabelRule>(v) {
             Ok(rule) => {
                 let label = rule.label.trim();
                 if label.len() > MAX_LABEL {

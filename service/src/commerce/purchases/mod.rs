@@ -178,7 +178,10 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        self.store_purchases(ctx.agency_id, client_id, rows).await
+        let res = self.store_purchases(ctx.agency_id, client_id, rows).await?;
+        self.metrics
+            .rows_imported(crate::infra::metrics::ImportKind::Purchases, res.received);
+        Ok(res)
     }
 
     /// Stores validated rows in one transaction. Rows with an external id

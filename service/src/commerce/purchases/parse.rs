@@ -84,7 +84,7 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<ParsedPurchase>, ErrorSink> {
 
 /// One purchase from a JSON document (the single-purchase endpoint).
 pub fn purchase_from_json(v: serde_json::Value) -> AppResult<PurchaseInput> {
-    serde_path_to_error::deserialize(v)
+    crate::domain::strict::deserialize(v)
         .map_err(|e| AppError::Validation(vec![serde_error(e, "body")]))
 }
 

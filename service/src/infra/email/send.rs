@@ -398,8 +398,11 @@ impl Services {
             .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()))
             .exec(&self.db)
             .await;
-        if let Err(e) = recorded {
-            tracing::error!(delivery = %d.id, error = %e, "could not record an email outcome");
+        match recorded {
+            Ok(_) => self.metrics.email_recorded(status),
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "could not record an email outcome")
+            }
         }
         outcome.is_ok()
     }

@@ -18,6 +18,7 @@ use crate::domain::questions::{Question, QuestionType};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::idempotency::{self, IdempotencyKey, Keyed, request_hash};
 use crate::infra::ledger::{KIND_CONTACTS, KIND_QUESTIONNAIRE, mark_dirty};
+use crate::infra::metrics::ImportKind;
 use crate::infra::page::{Page, PageParams};
 use crate::infra::queue::RecomputeJob;
 use crate::research::questionnaires::{find_questionnaire, load_questions};
@@ -180,6 +181,21 @@ impl Services {
     }
 
     pub async fn import_responses(
+        &self,
+        ctx: &RequestCtx,
+        questionnaire_id: Uuid,
+        format: ImportFormat,
+        body: bytes::Bytes,
+    ) -> AppResult<IngestResult> {
+        let res = self
+            .import_responses_of(ctx, questionnaire_id, format, body)
+            .await?;
+        self.metrics
+            .rows_imported(ImportKind::Responses, res.received);
+        Ok(res)
+    }
+
+    async fn import_responses_of(
         &self,
         ctx: &RequestCtx,
         questionnaire_id: Uuid,
