@@ -5,6 +5,7 @@ reads exactly what arrived. Faults on demand:
   --data-replies 421,451  answer the first DATA commands with these codes
                           (in order), then accept
   --reject REGEX          answer RCPT TO for matching addresses with 550
+  --auth USER:PASSWORD    require AUTH (PLAIN or LOGIN) with these
 The chosen port is printed as "PORT <n>"; the server stops when its stdin
 closes (the test process went away) or on SIGTERM.
 """
@@ -64,6 +65,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--data-replies", default="")
     p.add_argument("--reject", default="")
+    p.add_argument("--auth", default="")
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     port = a.port
@@ -73,11 +75,27 @@ def main():
         port = s.getsockname()[1]
         s.close()
     replies = [int(x) for x in a.data_replies.split(",") if x.strip()]
+    auth = {}
+    if a.auth:
+        user, password = a.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, data):
+            from aiosmtpd.smtp import AuthResult, LoginPassword
+
+            ok = (
+                isinstance(data, LoginPassword)
+                and data.login.decode() == user
+                and data.password.decode() == password
+            )
+            return AuthResult(success=ok)
+
+        auth = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     ctl = Controller(
         Sink(a.dir, replies, a.reject),
         hostname="127.0.0.1",
         port=port,
         data_size_limit=50 * 1024 * 1024,
+        **auth,
     )
     ctl.start()
     print(f"PORT {port}", flush=True)

@@ -86,6 +86,8 @@ pub async fn test_settings(mode: Mode) -> Settled {
     let mut s = Settings {
         bind: "127.0.0.1:0".into(),
         jwt_secret: Some(Secret::new(JWT_SECRET)),
+        // Seals clients' SMTP URLs; a fresh one per world.
+        secret_key: Some(Secret::new(format!("sealing-key-{id}"))),
         auth_rate_per_minute: 100_000,
         api_key_rate_per_second: 100_000,
         sweep_interval_ms: 200,
@@ -417,6 +419,29 @@ impl TestApp {
         let r = self.post(path, token, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "POST {path}: {}", r.text);
         r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A member of `owner`'s agency with `role`, invited and accepted;
+    /// their token.
+    pub async fn member(&self, owner: &Tenant, role: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/members",
+                &owner.token,
+                json!({"email": format!("{role}-{}@acme.example.com", Uuid::new_v4().simple()), "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let invite = r.body["invitation_token"].as_str().unwrap().to_owned();
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/accept-invitation",
+                None,
+                Some(json!({"token": invite, "name": role, "password": "a long enough password"})),
+            )
+            .await;
+        r.body["token"].as_str().unwrap().to_owned()
     }
 
     pub async fn api_key(&self, token: &str, scopes: &[&str]) -> String {

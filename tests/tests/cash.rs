@@ -550,24 +550,7 @@ async fn bad_input_is_422_naming_the_field_and_stores_nothing(mode: Mode) {
 }
 
 async fn accept(app: &TestApp, owner: &Tenant, role: &str) -> String {
-    let r = app
-        .post(
-            "/api/v1/members",
-            &owner.token,
-            json!({"email": format!("{role}-{}@acme.example.com", uuid::Uuid::new_v4().simple()), "role": role}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let invite = r.body["invitation_token"].as_str().unwrap().to_owned();
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/accept-invitation",
-            None,
-            Some(json!({"token": invite, "name": role, "password": "a long enough password"})),
-        )
-        .await;
-    r.body["token"].as_str().unwrap().to_owned()
+    app.member(owner, role).await
 }
 
 async fn viewers_read_analysts_write_and_ingest_keys_push_actuals(mode: Mode) {

@@ -182,6 +182,19 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // B's own sender, with its own SMTP server.
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{}/sender", p.client),
+            Some(&b.token),
+            Some(
+                json!({"from_name": "B Shop", "from_address": "news@b.example.com",
+                "reply_to": "help@b.example.com", "smtp_url": "smtp://b:secret@127.0.0.1:1"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // A contact with rules, rescored by the worker before A tries: the
     // client's contacts target was bumped by the purchase, the subscriber
     // import, the contact and the rules.
@@ -326,6 +339,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/campaigns/{}", id("campaign")),
         format!("/api/v1/campaigns/{}/stats", id("campaign")),
         format!("/api/v1/clients/{}/digest-settings", id("client")),
+        format!("/api/v1/clients/{}/sender", id("client")),
         "/api/v1/agency".to_owned(),
         format!("/api/v1/clients/{}/contacts", id("client")),
         format!("/api/v1/contacts/{}", id("contact")),
@@ -487,6 +501,10 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
         ("patch", "/api/v1/clients/{id}/digest-settings") => {
             json(json!({"schedule": "off", "report_recipients": ["a@a.example.com"]}))
         }
+        ("put", "/api/v1/clients/{id}/sender") => json(json!({
+            "from_address": "hacker@a.example.com", "smtp_url": "smtp://a:a@127.0.0.1:2"
+        })),
+        ("post", "/api/v1/clients/{id}/sender/test") => json(json!({"to": "a@a.example.com"})),
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),
         ("post", "/api/v1/clients/{id}/contacts") => {
@@ -1086,6 +1104,22 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "mutation($id: ID!) { updateDigestSettings(clientId: $id, input: {schedule: \"off\"}) { schedule } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { clientSender(clientId: $id) { fromAddress } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { setClientSender(clientId: $id, input: {fromAddress: \"hacker@a.example.com\", clearSmtpUrl: true}) { fromAddress } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteClientSender(clientId: $id) }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { testClientSender(clientId: $id, input: {to: \"a@a.example.com\"}) { delivered } }",
             json!({"id": id("client")}),
         ),
         (
