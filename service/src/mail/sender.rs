@@ -121,7 +121,7 @@ fn smtp_host(url: &str) -> Result<String, String> {
         .filter(|h| !h.is_empty())
         .ok_or("must name a host")?
         .to_owned();
-    crate::infra::email::Mailer::smtp(url, 1).map_err(|e| e.to_string())?;
+    crate::infra::email::Mailer::check_url(url)?;
     Ok(host)
 }
 

@@ -31,6 +31,14 @@ impl Mailer {
         Ok(Mailer::Smtp(transport, pool_size))
     }
 
+    /// Whether `url` is an SMTP URL the transport takes (nothing is
+    /// connected or spawned, so this runs anywhere).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     pub fn outbox(dir: PathBuf) -> Self {
         Mailer::Outbox(dir)
     }
