@@ -38,11 +38,22 @@ impl EventKind {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleCondition {
     /// The attribute's text equals `value` exactly.
-    AttrEquals { key: String, value: String },
+    AttrEquals {
+        #[cfg_attr(feature = "schema", schema(pattern = "^[a-z][a-z0-9_]{0,63}$"))]
+        key: String,
+        #[cfg_attr(feature = "schema", schema(min_length = 1, max_length = 500))]
+        value: String,
+    },
     /// The attribute's text contains `value`, ignoring case.
-    AttrContains { key: String, value: String },
+    AttrContains {
+        #[cfg_attr(feature = "schema", schema(pattern = "^[a-z][a-z0-9_]{0,63}$"))]
+        key: String,
+        #[cfg_attr(feature = "schema", schema(min_length = 1, max_length = 500))]
+        value: String,
+    },
     /// The attribute is a number within `[min, max]` (either bound optional).
     AttrWithin {
+        #[cfg_attr(feature = "schema", schema(pattern = "^[a-z][a-z0-9_]{0,63}$"))]
         key: String,
         min: Option<f64>,
         max: Option<f64>,
@@ -54,11 +65,25 @@ pub enum RuleCondition {
     /// option is `value`), for a number or scale its shortest form (`4`,
     /// `5.5`), for text, date (`YYYY-MM-DD`) and e-mail the answer as
     /// stored.
-    Answer { question_key: String, value: String },
+    Answer {
+        #[cfg_attr(feature = "schema", schema(pattern = "^[a-z][a-z0-9_]{0,63}$"))]
+        question_key: String,
+        #[cfg_attr(feature = "schema", schema(min_length = 1, max_length = 500))]
+        value: String,
+    },
     /// The contact had this email event within the last `within_days` days.
-    Event { event: EventKind, within_days: u32 },
+    Event {
+        event: EventKind,
+        /// 1 to 3650.
+        #[cfg_attr(feature = "schema", schema(minimum = 1, maximum = 3650))]
+        within_days: u32,
+    },
     /// The linked customer bought within the last `within_days` days.
-    Purchase { within_days: u32 },
+    Purchase {
+        /// 1 to 3650.
+        #[cfg_attr(feature = "schema", schema(minimum = 1, maximum = 3650))]
+        within_days: u32,
+    },
 }
 
 /// A client's point rule.
@@ -66,7 +91,18 @@ pub enum RuleCondition {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRule {
+    /// 1 to 200 characters, not blank.
+    #[cfg_attr(
+        feature = "schema",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+        )
+    )]
     pub name: String,
+    /// From -1e6 to 1e6.
+    #[cfg_attr(feature = "schema", schema(minimum = -1e6, maximum = 1e6))]
     pub points: f64,
     pub when: RuleCondition,
 }

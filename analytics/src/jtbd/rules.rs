@@ -10,6 +10,7 @@ use super::*;
 
 /// Closed range; a missing bound is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CountRange {
     #[serde(default)]
     pub min: Option<u32>,
@@ -23,8 +24,13 @@ impl CountRange {
     }
 }
 
+/// The largest amount bound a rule may give: purchases' amounts are at
+/// most 1e12.
+pub const MAX_AMOUNT_BOUND: f64 = 1e12;
+
 /// Closed range of money; a missing bound is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AmountRange {
     #[serde(default)]
     pub min: Option<f64>,
@@ -41,6 +47,7 @@ impl AmountRange {
 /// Hours `from..=to` (0–23) of the purchase's local time; wraps past
 /// midnight when `from > to` (22..=2 is 22, 23, 0, 1, 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HourRange {
     pub from: u32,
     pub to: u32,
@@ -196,10 +203,13 @@ impl LabelRules {
                 }
             }
             let amount = rule.amount.unwrap_or_default();
-            if amount.min.is_some_and(|x| !x.is_finite())
-                || amount.max.is_some_and(|x| !x.is_finite())
+            // Purchases' amounts are 0 to 1e12; wider bounds are no rule
+            // (and a bound near f64::MAX would not survive PostgreSQL's
+            // jsonb, which keeps it as an exact decimal).
+            let in_range = |x: f64| (0.0..=MAX_AMOUNT_BOUND).contains(&x);
+            if amount.min.is_some_and(|x| !in_range(x)) || amount.max.is_some_and(|x| !in_range(x))
             {
-                return Err(fail("amount bounds must be finite"));
+                return Err(fail("amount bounds must be from 0 to 1e12"));
             }
             if let (Some(lo), Some(hi)) = (amount.min, amount.max)
                 && lo > hi

@@ -235,7 +235,7 @@ pub fn valid_email(s: &str) -> bool {
         return false;
     };
     !local.is_empty()
-        && s.len() <= 254
+        && s.chars().count() <= 254
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')

@@ -76,11 +76,11 @@ fn check_ids(
         ("respondent_ref", respondent_ref),
     ] {
         if let Some(v) = v
-            && (v.is_empty() || v.len() > MAX_EXTERNAL_ID)
+            && (v.is_empty() || super::text::longer_than(v, MAX_EXTERNAL_ID))
         {
             errs.push(FieldError::new(
                 name,
-                format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
+                format!("must be 1 to {MAX_EXTERNAL_ID} characters"),
             ));
         }
         if let Some(v) = v

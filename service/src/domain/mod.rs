@@ -9,3 +9,4 @@ pub mod nul;
 pub mod questions;
 pub mod segment_filter;
 pub mod strict;
+pub mod text;

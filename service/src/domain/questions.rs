@@ -166,6 +166,7 @@ impl QuestionRole {
 )]
 #[serde(deny_unknown_fields)]
 pub struct QuestionInput {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$")]
     pub key: String,
     #[serde(default)]
     pub label: Option<String>,

@@ -11,6 +11,7 @@ use crate::infra::error::FieldError;
 #[serde(deny_unknown_fields)]
 #[graphql(name = "SegmentFilterInput")]
 pub struct SegmentFilter {
+    #[schema(min_items = 1, max_items = 50)]
     pub conditions: Vec<Condition>,
 }
 
@@ -20,6 +21,7 @@ pub struct SegmentFilter {
 #[serde(deny_unknown_fields)]
 #[graphql(name = "ConditionInput")]
 pub struct Condition {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$")]
     pub question: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,

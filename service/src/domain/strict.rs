@@ -9,6 +9,12 @@
 //! struct variants included) refuses a sequence with serde's usual
 //! "invalid type" error, naming the offending field's path like any other.
 //!
+//! JSON Schema counts `3.0` as an integer, as the OpenAPI document's
+//! `integer` does; serde_json gives it to an integer field as a float,
+//! which the field refuses. Under [`Strict`] a float with no fractional
+//! part read where an integer is expected is passed on as that integer
+//! (still checked against the field's range); any other float is refused.
+//!
 //! Values buffered by serde itself (inside `#[serde(flatten)]` or untagged
 //! enums) are read by serde's private deserializer, outside this wrapper.
 //!
@@ -35,10 +41,12 @@ where
     serde_path_to_error::deserialize(Strict(d))
 }
 
-/// A visitor that refuses sequences when it reads a struct.
+/// A visitor that refuses sequences when it reads a struct and takes a
+/// whole float where it reads an integer.
 struct Wrap<V> {
     inner: V,
     object_only: bool,
+    integer: bool,
 }
 
 impl<V> Wrap<V> {
@@ -46,6 +54,7 @@ impl<V> Wrap<V> {
         Self {
             inner,
             object_only: false,
+            integer: false,
         }
     }
 
@@ -53,8 +62,31 @@ impl<V> Wrap<V> {
         Self {
             inner,
             object_only: true,
+            integer: false,
         }
     }
+
+    fn integer(inner: V) -> Self {
+        Self {
+            inner,
+            object_only: false,
+            integer: true,
+        }
+    }
+}
+
+/// 2^63 and 2^64 as floats: the bounds of a whole float that fits i64 / u64.
+const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+const U64_BOUND: f64 = 18_446_744_073_709_551_616.0;
+
+macro_rules! forward_integer {
+    ($($method:ident),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+                self.0.$method(Wrap::integer(visitor))
+            }
+        )*
+    };
 }
 
 macro_rules! forward_deserialize {
@@ -70,9 +102,7 @@ macro_rules! forward_deserialize {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
     type Error = D::Error;
 
-    forward_deserialize!(
-        deserialize_any,
-        deserialize_bool,
+    forward_integer!(
         deserialize_i8,
         deserialize_i16,
         deserialize_i32,
@@ -83,6 +113,11 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         deserialize_u32,
         deserialize_u64,
         deserialize_u128,
+    );
+
+    forward_deserialize!(
+        deserialize_any,
+        deserialize_bool,
         deserialize_f32,
         deserialize_f64,
         deserialize_char,
@@ -185,8 +220,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_u32(u32),
         visit_u64(u64),
         visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
         visit_char(char),
         visit_str(&str),
         visit_borrowed_str(&'de str),
@@ -195,6 +228,22 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_borrowed_bytes(&'de [u8]),
         visit_byte_buf(Vec<u8>),
     );
+
+    fn visit_f32<E: de::Error>(self, v: f32) -> Result<V::Value, E> {
+        self.visit_f64(f64::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<V::Value, E> {
+        if self.integer && v.fract() == 0.0 {
+            if (-I64_BOUND..I64_BOUND).contains(&v) {
+                return self.inner.visit_i64(v as i64);
+            }
+            if (0.0..U64_BOUND).contains(&v) {
+                return self.inner.visit_u64(v as u64);
+            }
+        }
+        self.inner.visit_f64(v)
+    }
 
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.inner.visit_none()
@@ -391,5 +440,33 @@ mod tests {
         assert!(unknown.contains("unknown field `nmae`"), "{unknown}");
         let scalar = strict("1").unwrap_err();
         assert!(scalar.contains("invalid type: integer `1`"), "{scalar}");
+    }
+
+    #[test]
+    fn a_whole_float_is_an_integer_and_nothing_else_is() {
+        #[derive(Debug, Deserialize)]
+        struct Ints {
+            small: Option<i32>,
+            big: Option<u64>,
+            real: Option<f64>,
+        }
+        let read = |json: &str| {
+            let mut de = serde_json::Deserializer::from_str(json);
+            deserialize::<_, Ints>(&mut de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+        };
+        let ok = read(r#"{"small": -299.0, "big": 1e19, "real": 2.0}"#).unwrap();
+        assert_eq!(ok.small, Some(-299));
+        assert_eq!(ok.big, Some(10_000_000_000_000_000_000));
+        assert_eq!(ok.real, Some(2.0));
+        let fraction = read(r#"{"small": 1.5}"#).unwrap_err();
+        assert!(
+            fraction.starts_with("small: invalid type: floating point"),
+            "{fraction}"
+        );
+        let range = read(r#"{"small": 3e9}"#).unwrap_err();
+        assert!(
+            range.starts_with("small: invalid value: integer"),
+            "{range}"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod ctx;
 pub mod db;
 pub mod db_health;
+pub mod docs;
 pub mod email;
 pub mod error;
 pub mod idempotency;

@@ -16,8 +16,12 @@ pub const MAX_LIMIT: u64 = 200;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub after: Option<String>,
 }
 
@@ -33,8 +37,8 @@ impl PageParams {
         let after = match &self.after {
             None => None,
             Some(s) => Some(
-                Uuid::parse_str(s)
-                    .map_err(|_| AppError::field("after", "is not a cursor from this API"))?,
+                parse_hyphenated(s)
+                    .ok_or_else(|| AppError::field("after", "is not a cursor from this API"))?,
             ),
         };
         Ok(PageRequest { limit, after })
@@ -50,6 +54,16 @@ impl PageParams {
             ));
         }
         Ok(limit)
+    }
+}
+
+/// A UUID in its hyphenated form only, as ids are written (the document's
+/// pattern); `Uuid::parse_str` also takes the simple, braced and URN forms.
+pub fn parse_hyphenated(s: &str) -> Option<Uuid> {
+    if s.len() == 36 {
+        Uuid::try_parse(s).ok()
+    } else {
+        None
     }
 }
 

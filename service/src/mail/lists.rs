@@ -40,8 +40,10 @@ impl From<subscriber_list::Model> for ListView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct ListInput {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     /// What a subscriber agrees to; a changed text gets a new version.
+    #[schema(schema_with = crate::infra::docs::text_5000)]
     pub consent_text: String,
     #[serde(default)]
     #[graphql(default)]
@@ -50,12 +52,10 @@ pub struct ListInput {
 
 fn check_list(input: &ListInput) -> AppResult<()> {
     let mut errs = Vec::new();
-    let n = input.name.trim().chars().count();
-    if n == 0 || n > 200 {
+    if !crate::domain::text::fits(&input.name, 200) {
         errs.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
-    let c = input.consent_text.trim().chars().count();
-    if c == 0 || c > 5_000 {
+    if !crate::domain::text::fits(&input.consent_text, 5_000) {
         errs.push(FieldError::new(
             "consent_text",
             "must be 1 to 5000 characters",

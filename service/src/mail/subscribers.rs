@@ -70,6 +70,7 @@ impl From<subscriber::Model> for SubscriberView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeInput {
+    #[schema(schema_with = crate::infra::docs::email)]
     pub email: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -77,6 +78,7 @@ pub struct SubscribeInput {
     #[serde(default)]
     pub locale: Option<String>,
     /// Must be true: the person ticked the consent box.
+    #[schema(schema_with = crate::infra::docs::must_be_true)]
     pub consent: bool,
     /// The consent text version the form showed (default: the list's current).
     #[serde(default)]
@@ -317,7 +319,7 @@ impl Services {
         let id = self
             .links
             .verify(Purpose::Confirm, token)
-            .ok_or_else(|| AppError::field("token", "is not a valid confirmation link"))?;
+            .ok_or(AppError::NotFound)?;
         let s = subscriber::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -346,7 +348,7 @@ impl Services {
         let id = self
             .links
             .verify(Purpose::Unsubscribe, token)
-            .ok_or_else(|| AppError::field("token", "is not a valid unsubscribe link"))?;
+            .ok_or(AppError::NotFound)?;
         subscriber::Entity::update_many()
             .col_expr(subscriber::Column::Status, Expr::value("unsubscribed"))
             .col_expr(subscriber::Column::UnsubscribedAt, Expr::value(now()))

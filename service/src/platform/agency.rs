@@ -45,6 +45,7 @@ impl From<agency::Model> for AgencySettingsView {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgencySettings {
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_200_or_null)]
     pub name: Option<String>,
     /// An https URL of an image; an empty string removes the logo.
     #[serde(default)]
@@ -54,6 +55,7 @@ pub struct UpdateAgencySettings {
     pub brand_colour: Option<String>,
     /// `ru` or `en`: the staff's emails, for users who chose none.
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::locale_or_null)]
     pub locale: Option<String>,
 }
 
@@ -67,12 +69,14 @@ struct ParsedSettings {
 
 fn parse(input: UpdateAgencySettings) -> AppResult<ParsedSettings> {
     let mut errs: Vec<FieldError> = Vec::new();
-    let name = input.name.map(|n| n.trim().to_owned());
-    if let Some(n) = &name
-        && (n.is_empty() || n.chars().count() > 200)
+    if input
+        .name
+        .as_deref()
+        .is_some_and(|n| !crate::domain::text::fits(n, 200))
     {
         errs.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
+    let name = input.name.map(|n| n.trim().to_owned());
     let opt = |field: &str, v: Option<String>| match v {
         None => None,
         Some(s) if s.trim().is_empty() => Some(None),

@@ -36,8 +36,10 @@ pub struct CreatedApiKey {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     /// Any of `read`, `write`, `ingest`.
+    #[schema(schema_with = crate::infra::docs::api_key_scopes)]
     pub scopes: Vec<String>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -95,7 +97,7 @@ impl Services {
         ctx.require(Perm::Admin)?;
         let mut errs = Vec::new();
         let name = input.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
+        if !crate::domain::text::fits(&input.name, 200) {
             errs.push(FieldError::new("name", "must be 1 to 200 characters"));
         }
         let mut scopes: Vec<String> = Vec::new();

@@ -70,16 +70,21 @@ impl From<client::Model> for ClientView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     #[serde(default)]
     pub industry: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::currency_or_null)]
     pub currency: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::timezone_or_null)]
     pub timezone: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::locale_or_null)]
     pub locale: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::recipients_or_null)]
     pub report_recipients: Option<Vec<String>>,
     /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
     /// in the client's time zone (default `weekly`).
@@ -89,6 +94,7 @@ pub struct CreateClient {
     #[serde(default)]
     pub touchpoint_library_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub min_segment_n: Option<i32>,
     /// Open pixel and click tracking in its campaign emails (default on).
     #[serde(default)]
@@ -100,17 +106,22 @@ pub struct CreateClient {
 #[serde(deny_unknown_fields)]
 pub struct UpdateClient {
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_200_or_null)]
     pub name: Option<String>,
     /// An empty string clears it.
     #[serde(default)]
     pub industry: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::currency_or_null)]
     pub currency: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::timezone_or_null)]
     pub timezone: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::locale_or_null)]
     pub locale: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::recipients_or_null)]
     pub report_recipients: Option<Vec<String>>,
     /// `daily`, `weekly` (Mondays), `monthly` (the 1st) or `off`; 09:00
     /// in the client's time zone.
@@ -120,6 +131,7 @@ pub struct UpdateClient {
     #[serde(default)]
     pub touchpoint_library_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub min_segment_n: Option<i32>,
     /// Open pixel and click tracking in its campaign emails (default on).
     #[serde(default)]
@@ -127,8 +139,7 @@ pub struct UpdateClient {
 }
 
 fn check_name(field: &str, v: &str, errs: &mut Vec<FieldError>) {
-    let n = v.trim().chars().count();
-    if n == 0 || n > 200 {
+    if !crate::domain::text::fits(v, 200) {
         errs.push(FieldError::new(field, "must be 1 to 200 characters"));
     }
 }

@@ -162,14 +162,18 @@ impl From<touchpoint_library::Model> for LibrarySummary {
 #[serde(deny_unknown_fields)]
 pub struct CloneLibrary {
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_200_or_null)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct StageInput {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$")]
     pub key: String,
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name_en: String,
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name_ru: String,
     #[serde(default)]
     pub position: Option<i32>,
@@ -179,9 +183,13 @@ pub struct StageInput {
 #[serde(deny_unknown_fields)]
 pub struct TouchpointInput {
     pub stage_id: Uuid,
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$")]
     pub key: String,
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name_en: String,
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name_ru: String,
+    #[schema(schema_with = crate::infra::docs::touchpoint_channel)]
     pub channel: String,
     #[serde(default)]
     pub position: Option<i32>,
@@ -195,8 +203,7 @@ fn check_names(key: &str, en: &str, ru: &str, errs: &mut Vec<FieldError>) {
         ));
     }
     for (f, v) in [("name_en", en), ("name_ru", ru)] {
-        let n = v.trim().chars().count();
-        if n == 0 || n > 200 {
+        if !crate::domain::text::fits(v, 200) {
             errs.push(FieldError::new(f, "must be 1 to 200 characters"));
         }
     }
@@ -338,13 +345,17 @@ impl Services {
     ) -> AppResult<LibraryView> {
         ctx.require(Perm::WriteResearch)?;
         let source = self.get_library(ctx, id).await?;
-        let name = input
+        if input
             .name
-            .map(|n| n.trim().to_owned())
-            .unwrap_or_else(|| format!("{} (copy)", source.name));
-        if name.is_empty() || name.chars().count() > 200 {
+            .as_deref()
+            .is_some_and(|n| !crate::domain::text::fits(n, 200))
+        {
             return Err(AppError::field("name", "must be 1 to 200 characters"));
         }
+        let name = input.name.map(|n| n.trim().to_owned()).unwrap_or_else(|| {
+            let source: String = source.name.chars().take(193).collect();
+            format!("{source} (copy)")
+        });
         let t = now();
         let lib_id = new_id();
         let txn = db::begin_write(&self.db).await?;

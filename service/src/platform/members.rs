@@ -27,6 +27,7 @@ crate::has_id!(MemberView);
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct InviteMember {
+    #[schema(schema_with = crate::infra::docs::email)]
     pub email: String,
     pub role: Role,
 }
@@ -46,7 +47,9 @@ pub struct InvitationResult {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
     pub token: String,
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 
@@ -187,7 +190,7 @@ impl Services {
     ) -> AppResult<crate::platform::auth::LoginOutput> {
         let mut errs = Vec::new();
         let name = input.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
+        if !crate::domain::text::fits(&input.name, 200) {
             errs.push(FieldError::new("name", "must be 1 to 200 characters"));
         }
         check_password(&input.password, &mut errs);
@@ -199,7 +202,9 @@ impl Services {
             .one(&self.db)
             .await?
             .filter(|i| i.accepted_at.is_none() && i.expires_at > now())
-            .ok_or_else(|| AppError::field("token", "is unknown, used or expired"))?;
+            // A token that names no open invitation (unknown, used or
+            // expired) is a missing resource, like a forged confirm link.
+            .ok_or(AppError::NotFound)?;
         let role = Role::parse(&inv.role).unwrap_or(Role::Viewer);
         let hash = hash_password(input.password).await?;
         let txn = db::begin_write(&self.db).await?;

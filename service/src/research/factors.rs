@@ -37,6 +37,7 @@ impl From<choice_factor::Model> for FactorView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct FactorInput {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -46,8 +47,7 @@ pub struct FactorInput {
 
 fn check(input: &FactorInput) -> AppResult<()> {
     let mut errs = Vec::new();
-    let n = input.name.trim().chars().count();
-    if n == 0 || n > 200 {
+    if !crate::domain::text::fits(&input.name, 200) {
         errs.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
     if input

@@ -37,12 +37,14 @@ pub enum Metric {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HypothesisInput {
+    #[schema(schema_with = crate::infra::docs::text_300)]
     pub name: String,
     pub questionnaire_id: Uuid,
     /// The segment S.
     pub segment: SegmentFilter,
     pub metric: Metric,
     /// `greater`, `less` or `different`.
+    #[schema(schema_with = crate::infra::docs::hypothesis_direction)]
     pub direction: String,
     /// `rest` (responses not in S, default) or `all`.
     #[serde(default)]
@@ -236,8 +238,7 @@ impl Services {
         input: &HypothesisInput,
     ) -> AppResult<String> {
         let mut errs = Vec::new();
-        let n = input.name.trim().chars().count();
-        if n == 0 || n > 300 {
+        if !crate::domain::text::fits(&input.name, 300) {
             errs.push(FieldError::new("name", "must be 1 to 300 characters"));
         }
         if direction_of(&input.direction).is_none() {

@@ -27,6 +27,11 @@ pub const KINDS: [&str; 5] = [
     "brief",
 ];
 
+/// [`KINDS`], for the OpenAPI document.
+pub fn kind_schema() -> utoipa::openapi::Object {
+    crate::infra::docs::one_of(&KINDS)
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct QuestionnaireView {
     pub id: Uuid,
@@ -48,8 +53,11 @@ crate::has_id!(QuestionnaireView);
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuestionnaire {
+    #[schema(schema_with = crate::infra::docs::text_300)]
     pub title: String,
+    #[schema(schema_with = kind_schema)]
     pub kind: String,
+    #[schema(min_items = 1)]
     pub questions: Vec<QuestionInput>,
 }
 
@@ -57,9 +65,11 @@ pub struct CreateQuestionnaire {
 #[serde(deny_unknown_fields)]
 pub struct UpdateQuestionnaire {
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_300_or_null)]
     pub title: Option<String>,
     /// The whole new question list, if it changes.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub questions: Option<Vec<QuestionInput>>,
 }
 
@@ -144,8 +154,7 @@ async fn insert_questions<C: ConnectionTrait>(
 }
 
 fn check_title(title: &str, errs: &mut Vec<FieldError>) {
-    let n = title.trim().chars().count();
-    if n == 0 || n > 300 {
+    if !crate::domain::text::fits(title, 300) {
         errs.push(FieldError::new("title", "must be 1 to 300 characters"));
     }
 }

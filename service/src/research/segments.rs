@@ -40,14 +40,14 @@ impl From<segment::Model> for SegmentView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentInput {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     pub filter: SegmentFilter,
 }
 
 fn check(input: &SegmentInput) -> AppResult<()> {
     let mut errs = Vec::new();
-    let n = input.name.trim().chars().count();
-    if n == 0 || n > 200 {
+    if !crate::domain::text::fits(&input.name, 200) {
         errs.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
     if let Err(e) = input.filter.validate("filter") {

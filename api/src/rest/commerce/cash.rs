@@ -102,7 +102,7 @@ async fn list_cash_actuals(
 
 /// Store or replace one month's actual figures; any subset of the figures
 /// (at least one). Analysts and `ingest`/`write` API keys.
-#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("period" = String, Path, description = "a month, `YYYY-MM`")), request_body = CashActualFigures, responses((status = 200, body = CashActualsView), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("period" = String, Path, description = "a month, `YYYY-MM`", pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$")), request_body = CashActualFigures, responses((status = 200, body = CashActualsView), Errors), security(("bearer" = [])))]
 #[put("/cash-models/{id}/actuals/{period}")]
 async fn put_cash_actuals(
     state: State,
@@ -137,7 +137,7 @@ async fn cash_actuals_from_channels(
         .await?))
 }
 
-#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("period" = String, Path, description = "a month, `YYYY-MM`")), responses((status = 204), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("period" = String, Path, description = "a month, `YYYY-MM`", pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$")), responses((status = 204), Errors), security(("bearer" = [])))]
 #[delete("/cash-models/{id}/actuals/{period}")]
 async fn delete_cash_actuals(
     state: State,
@@ -166,7 +166,7 @@ async fn list_cash_channels(
 /// Store or replace a channel's on/off calendar with the daily metric; the
 /// results then report the channel's effect. Analysts and `ingest`/`write`
 /// API keys.
-#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("channel" = String, Path, description = "channel key: 1 to 64 of a-z, 0-9, - and _")), request_body = CashChannelInput, responses((status = 200, body = CashChannelView), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("channel" = String, Path, description = "channel key: 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")), request_body = CashChannelInput, responses((status = 200, body = CashChannelView), Errors), security(("bearer" = [])))]
 #[put("/cash-models/{id}/channels/{channel}")]
 async fn put_cash_channel(
     state: State,
@@ -181,7 +181,7 @@ async fn put_cash_channel(
         .await?))
 }
 
-#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("channel" = String, Path, description = "channel key")), responses((status = 204), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "cash-journey", params(("id" = Uuid, Path), ("channel" = String, Path, description = "channel key", pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")), responses((status = 204), Errors), security(("bearer" = [])))]
 #[delete("/cash-models/{id}/channels/{channel}")]
 async fn delete_cash_channel(
     state: State,

@@ -19,8 +19,101 @@ pub struct JtbdRulesIn {
     /// "Tue", "Wed", "Thu", "Fri"], "hours": {"from": 12, "to": 14}}`;
     /// other predicates: `items`, `party_size`, `amount` (`{"min", "max"}`)
     /// and `channels`. Every predicate given must hold.
-    #[schema(value_type = Vec<Object>)]
-    rules: Vec<serde_json::Value>,
+    #[schema(max_items = 100)]
+    rules: Vec<JtbdRuleIn>,
+}
+
+/// Schema of one labelling rule: every predicate given must hold.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct JtbdRuleIn {
+    /// The JTBD label; not `none` (reserved for periods without purchases).
+    #[schema(schema_with = service::docs::text_64)]
+    label: String,
+    /// Days of the purchase's local date: `Mon` … `Sun` (or the full
+    /// names, in any case).
+    #[schema(schema_with = weekdays)]
+    weekdays: Option<Vec<String>>,
+    hours: Option<HourRangeIn>,
+    items: Option<CountRangeIn>,
+    party_size: Option<CountRangeIn>,
+    amount: Option<AmountRangeIn>,
+    /// The purchase's channel is one of these.
+    #[schema(schema_with = channels)]
+    channels: Option<Vec<String>>,
+}
+
+/// Hours `from..=to` of the local time; wraps past midnight when
+/// `from > to`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HourRangeIn {
+    #[schema(minimum = 0, maximum = 23)]
+    from: u32,
+    #[schema(minimum = 0, maximum = 23)]
+    to: u32,
+}
+
+/// A closed range of counts; a missing bound is open (`min` ≤ `max`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CountRangeIn {
+    #[schema(minimum = 0, maximum = 4294967295_u32)]
+    min: Option<u32>,
+    #[schema(minimum = 0, maximum = 4294967295_u32)]
+    max: Option<u32>,
+}
+
+/// A closed range of money; a missing bound is open (`min` ≤ `max`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AmountRangeIn {
+    #[schema(minimum = 0, maximum = 1e12)]
+    min: Option<f64>,
+    #[schema(minimum = 0, maximum = 1e12)]
+    max: Option<f64>,
+}
+
+/// chrono's weekday names as it reads them: the three-letter or the full
+/// English name, in any case.
+fn weekdays() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let any_case = |w: &str| -> String {
+        w.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()))
+            .collect()
+    };
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let rests = ["day", "sday", "nesday", "rsday", "day", "urday", "day"];
+    let alternatives: Vec<String> = days
+        .iter()
+        .zip(rests)
+        .map(|(d, r)| format!("{}({})?", any_case(d), any_case(r)))
+        .collect();
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^({})$", alternatives.join("|")))),
+        )
+        .min_items(Some(1))
+        .build()
+}
+
+/// 1 to 64 characters each, at least one.
+fn channels() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64)),
+        )
+        .min_items(Some(1))
+        .build()
 }
 
 /// Submit one purchase (analysts and `ingest`/`write` API keys).

@@ -22,6 +22,7 @@ use crate::rest::{Errors, no_content, ok};
 #[serde(deny_unknown_fields)]
 pub struct ContactBatch {
     /// 1 to 10,000 contacts.
+    #[schema(min_items = 1, max_items = 10000)]
     pub contacts: Vec<ContactInput>,
 }
 

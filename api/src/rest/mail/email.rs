@@ -39,6 +39,7 @@ async fn get_delivery(
 #[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     /// `html` (default) or `text`.
+    #[param(schema_with = service::docs::preview_part)]
     part: Option<String>,
 }
 
@@ -46,7 +47,7 @@ pub struct PreviewQuery {
 /// sending it: `ux_alerts` (the client's open alerts) or `digest` (as of now). HTML by default,
 /// `?part=text` for the plain-text alternative; the subject is in the
 /// `X-Email-Subject` header (percent-encoded UTF-8).
-#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id"), ("kind" = String, Path, description = "ux_alerts"), PreviewQuery), responses((status = 200, content_type = "text/html", body = String), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "email", params(("id" = Uuid, Path, description = "client id"), ("kind" = String, Path, description = "`ux_alerts` or `digest`", pattern = "^(ux_alerts|digest)$"), PreviewQuery), responses((status = 200, content((String = "text/html"), (String = "text/plain"))), Errors), security(("bearer" = [])))]
 #[get("/clients/{id}/email-previews/{kind}")]
 async fn preview_email(
     state: State,

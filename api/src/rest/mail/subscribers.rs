@@ -329,7 +329,7 @@ async fn unsubscribe_page(state: State, q: web::Query<TokenQuery>) -> ApiResult<
     .into_iter()
     .all(|p| links.verify(p, &q.token).is_none())
     {
-        return Err(service::AppError::field("token", "is not a valid unsubscribe link").into());
+        return Err(service::AppError::NotFound.into());
     }
     let token: String = q
         .token

@@ -16,13 +16,18 @@ use crate::rest::{Errors, created, no_content, ok};
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct Signup {
+    #[schema(schema_with = service::docs::text_200)]
     agency_name: String,
+    #[schema(schema_with = service::docs::text_200)]
     name: String,
+    #[schema(schema_with = service::docs::email)]
     email: String,
     /// 10 to 256 characters.
+    #[schema(min_length = 10, max_length = 256)]
     password: String,
     /// `ru` or `en` (default `en`): the language of the agency's staff
     /// emails (failed-job alerts) for users who chose none.
+    #[schema(schema_with = service::docs::locale_or_null)]
     locale: Option<String>,
 }
 
@@ -204,6 +209,7 @@ async fn revoke_api_key(
 #[into_params(parameter_in = Query)]
 pub struct JobFilter {
     /// `succeeded`, `retrying` or `failed`.
+    #[param(schema_with = service::docs::job_status)]
     status: Option<String>,
 }
 

@@ -17,10 +17,12 @@ use crate::rest::{Errors, ok};
 #[allow(dead_code)]
 pub struct ResponseIn {
     /// Your id for the response; re-sending it is a no-op (counted as duplicate).
+    #[schema(min_length = 1, max_length = 200)]
     external_id: Option<String>,
     /// When it was given (RFC 3339); default: now.
     submitted_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Links the response to a customer.
+    #[schema(min_length = 1, max_length = 200)]
     respondent_ref: Option<String>,
     /// Answers keyed by question key. Multi-choice answers are lists.
     #[schema(value_type = Object)]
@@ -31,7 +33,7 @@ pub struct ResponseIn {
 #[utoipa::path(
     tag = "responses",
     params(("id" = Uuid, Path, description = "questionnaire id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for a retried request")),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for a retried request", min_length = 1, max_length = 200)),
     request_body = ResponseIn,
     responses((status = 201, body = IngestResult), Errors),
     security(("bearer" = []))
@@ -106,7 +108,7 @@ async fn import_responses(
 
 /// A questionnaire's responses, in stored order (data version, then id):
 /// rows written later always come after the pages already read.
-#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id"), PageParams), responses((status = 200, body = Page<ResponseView>), Errors), security(("bearer" = [])))]
+#[utoipa::path(tag = "responses", params(("id" = Uuid, Path, description = "questionnaire id"), ResponsePage), responses((status = 200, body = Page<ResponseView>), Errors), security(("bearer" = [])))]
 #[get("/questionnaires/{id}/responses")]
 async fn list_responses(
     state: State,
@@ -120,6 +122,22 @@ async fn list_responses(
         .await?))
 }
 
+/// `?limit=&after=` of the responses list, whose cursor is
+/// `{data_version}:{id}` (the order it pages in).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents `PageParams` as this list reads them
+pub struct ResponsePage {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page, `{data_version}:{id}`.
+    #[param(
+        pattern = r"^-?[0-9]{1,18}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    after: Option<String>,
+}
+
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +147,7 @@ pub struct Freshness {
     min_version: Option<i64>,
     /// …for at most this long (ms, ≤ 30000, default 10000). If the time runs
     /// out the answer says `recomputing`.
+    #[param(maximum = 30000)]
     wait_ms: Option<u64>,
 }
 

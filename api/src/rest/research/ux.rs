@@ -16,6 +16,7 @@ pub struct UxQuery {
     /// As-of date D, `YYYY-MM-DD` (default: today in the client's time zone).
     /// The current window is the 7 days ending on D, the baseline the 28
     /// days before it.
+    #[param(schema_with = service::docs::date)]
     as_of: Option<String>,
 }
 

@@ -164,8 +164,10 @@ pub struct CashChannelDay {
 #[serde(deny_unknown_fields)]
 pub struct CashChannelInput {
     /// What the daily values measure, e.g. `orders` or `revenue`.
+    #[schema(schema_with = crate::infra::docs::text_100)]
     pub metric: String,
     /// 1 to 1000 days, each date once.
+    #[schema(min_items = 1, max_items = 1000)]
     pub days: Vec<CashChannelDay>,
 }
 

@@ -41,6 +41,7 @@ pub const MAX_CHANNEL_FILTER: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct CashActualsFromChannelsInput {
     /// The month, `YYYY-MM`: its days in the client's time zone are summed.
+    #[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub period: String,
     /// Only these channels, named as in the channel figures (e.g. `rtb`);
     /// 1 to 100 names. Absent: every channel.

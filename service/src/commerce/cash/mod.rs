@@ -64,26 +64,37 @@ pub const MAX_DAYS: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct CashParameters {
     /// R: people reached.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub reach: f64,
     /// ctr: share of the reached who click through.
+    #[schema(minimum = 0, maximum = 1)]
     pub ctr: f64,
     /// l: share of traffic that leaves a lead.
+    #[schema(minimum = 0, maximum = 1)]
     pub lead_rate: f64,
     /// c: share of traffic that makes a first purchase.
+    #[schema(minimum = 0, maximum = 1)]
     pub conversion: f64,
     /// q: items per order.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub items_per_order: f64,
     /// p: item price.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub item_price: f64,
     /// r: share of first sales refused.
+    #[schema(minimum = 0, maximum = 1)]
     pub refusal_rate: f64,
     /// k: repeat purchases per completed customer.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub repeat_purchases: f64,
     /// u: uplift of the repeat check over the first.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub repeat_uplift: f64,
     /// m: gross margin.
+    #[schema(minimum = 0, maximum = 1)]
     pub gross_margin: f64,
     /// C: marketing cost.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub marketing_cost: f64,
 }
 
@@ -177,6 +188,7 @@ impl CashScenarios {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CashModelInput {
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     pub scenarios: CashScenarios,
 }
@@ -198,8 +210,7 @@ crate::has_id!(CashModelView, cash_model::Model);
 pub const KIND_CASH: &str = "cash_model";
 
 fn check_name(name: &str, field: &str, max: usize, errs: &mut Vec<FieldError>) {
-    let n = name.trim().chars().count();
-    if n == 0 || n > max {
+    if !crate::domain::text::fits(name, max) {
         errs.push(FieldError::new(
             field,
             format!("must be 1 to {max} characters"),

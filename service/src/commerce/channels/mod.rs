@@ -51,33 +51,42 @@ fn last_day() -> NaiveDate {
 #[serde(deny_unknown_fields)]
 pub struct ChannelDayInput {
     /// `YYYY-MM-DD`, the client's local day.
+    #[schema(schema_with = crate::infra::docs::date_2000_2100)]
     pub day: NaiveDate,
     /// E.g. `yandex_rtb`, `bloggers`, `search`; 1 to 64 bytes.
+    #[schema(schema_with = crate::infra::docs::text_64)]
     pub channel: String,
     pub funnel: FunnelType,
     /// Money spent that day, 0 to 1e12.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub spend: f64,
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub impressions: i64,
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub clicks: i64,
     /// Contacts collected (subscriptions, sign-ups).
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub contacts: i64,
     /// Leads (the CPA's denominator).
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub leads: i64,
     /// Mentions of the brand (PR, bloggers).
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub mentions: i64,
     /// Brand searches, e.g. a Wordstat count.
     #[serde(default)]
     #[graphql(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub brand_searches: i64,
 }
 
@@ -98,6 +107,7 @@ pub struct ParsedDay {
 pub struct ChannelFiguresInput {
     /// 1 to 10,000 rows; a later row for the same day, channel and funnel
     /// type replaces an earlier one.
+    #[schema(min_items = 1, max_items = 10000)]
     pub rows: Vec<ChannelDayInput>,
 }
 
@@ -116,8 +126,10 @@ pub struct ChannelIngestResult {
 #[serde(deny_unknown_fields)]
 pub struct ChannelReportParams {
     /// First day, `YYYY-MM-DD`; default: 12 weeks before `to`.
+    #[param(schema_with = crate::infra::docs::date_2000_2100)]
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD`; default: today in the client's time zone.
+    #[param(schema_with = crate::infra::docs::date_2000_2100)]
     pub to: Option<String>,
 }
 

@@ -8,10 +8,10 @@ pub(crate) fn check_day(input: ChannelDayInput) -> Result<ParsedDay, Vec<FieldEr
     let mut errs = Vec::new();
     if crate::domain::nul::has_nul(&input.channel) {
         errs.push(FieldError::new("channel", crate::domain::nul::MESSAGE));
-    } else if input.channel.trim().is_empty() || input.channel.len() > MAX_CHANNEL {
+    } else if !crate::domain::text::fits(&input.channel, MAX_CHANNEL) {
         errs.push(FieldError::new(
             "channel",
-            format!("must be 1 to {MAX_CHANNEL} bytes"),
+            format!("must be 1 to {MAX_CHANNEL} characters"),
         ));
     }
     if !(first_day()..=last_day()).contains(&input.day) {

@@ -59,12 +59,16 @@ pub struct CustomerPurchaseView {
 #[serde(deny_unknown_fields)]
 pub struct JtbdParams {
     /// D, `YYYY-MM-DD` in the client's time zone; default: today there.
+    #[param(schema_with = crate::infra::docs::date)]
     pub as_of: Option<String>,
     /// `month` (default), `week` (ISO, Monday–Sunday) or `quarter`.
+    #[param(schema_with = crate::infra::docs::jtbd_period)]
     pub period: Option<String>,
     /// Gross margin m in [0, 1] for the LTV; default 1 (LTV in revenue).
+    #[param(minimum = 0, maximum = 1)]
     pub margin: Option<f64>,
     /// RFM rows per page, 1 to 1000 (default 100), by customer_ref.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_customer` of the previous page.
     pub after: Option<String>,
@@ -247,6 +251,13 @@ impl Services {
         let margin = params.margin.unwrap_or(1.0);
         if !(margin.is_finite() && (0.0..=1.0).contains(&margin)) {
             errs.push(FieldError::new("margin", "must be from 0 to 1"));
+        }
+        if params
+            .after
+            .as_deref()
+            .is_some_and(crate::domain::nul::has_nul)
+        {
+            errs.push(FieldError::new("after", crate::domain::nul::MESSAGE));
         }
         let limit = params.limit.unwrap_or(DEFAULT_CUSTOMERS);
         if !(1..=MAX_CUSTOMERS).contains(&limit) {

@@ -91,18 +91,20 @@ pub fn parse_rules(raw: Vec<serde_json::Value>) -> AppResult<LabelRules> {
         match crate::domain::strict::deserialize::<_, LabelRule>(v) {
             Ok(rule) => {
                 let label = rule.label.trim();
-                if label.len() > MAX_LABEL {
+                if crate::domain::text::longer_than(&rule.label, MAX_LABEL) {
                     errs.push(FieldError::new(
                         format!("rules[{i}].label"),
-                        format!("at most {MAX_LABEL} bytes"),
+                        format!("at most {MAX_LABEL} characters"),
                     ));
                 }
                 if let Some(cs) = &rule.channels
-                    && cs.iter().any(|c| !(1..=MAX_CHANNEL).contains(&c.len()))
+                    && cs
+                        .iter()
+                        .any(|c| c.is_empty() || crate::domain::text::longer_than(c, MAX_CHANNEL))
                 {
                     errs.push(FieldError::new(
                         format!("rules[{i}].channels"),
-                        format!("each channel is 1 to {MAX_CHANNEL} bytes"),
+                        format!("each channel is 1 to {MAX_CHANNEL} characters"),
                     ));
                 }
                 rules.push(LabelRule {

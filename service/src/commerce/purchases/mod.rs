@@ -58,19 +58,25 @@ pub const MAX_CHANNEL: usize = 64;
 pub struct PurchaseInput {
     /// Your id for the purchase; re-sending it is a no-op (a duplicate).
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_200_or_null)]
     pub external_id: Option<String>,
     /// The customer (card, phone hash, loyalty id…), 1 to 200 bytes.
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub customer_ref: String,
     /// When (RFC 3339 with an offset); labelled in the client's time zone.
     pub purchased_at: DateTime<Utc>,
     /// ≥ 0, at most 1e12.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub amount: f64,
     /// Items bought, an integer ≥ 0.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub items: i64,
     /// Guests, an integer ≥ 1.
+    #[schema(minimum = 1, maximum = 10000)]
     pub party_size: i64,
     /// E.g. `hall`, `delivery`; 1 to 64 bytes.
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_64_or_null)]
     pub channel: Option<String>,
 }
 

@@ -12,7 +12,7 @@ use crate::infra::error::{AppError, AppResult, FieldError};
 
 pub(crate) fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec<FieldError>> {
     let mut errs = Vec::new();
-    let text = |v: &str, max: usize| !v.trim().is_empty() && v.len() <= max;
+    let text = crate::domain::text::fits;
     for (name, v) in [
         ("external_id", input.external_id.as_deref()),
         ("customer_ref", Some(input.customer_ref.as_str())),
@@ -27,13 +27,13 @@ pub(crate) fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec
     {
         errs.push(FieldError::new(
             "external_id",
-            format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
+            format!("must be 1 to {MAX_EXTERNAL_ID} characters"),
         ));
     }
     if !text(&input.customer_ref, MAX_EXTERNAL_ID) {
         errs.push(FieldError::new(
             "customer_ref",
-            format!("must be 1 to {MAX_EXTERNAL_ID} bytes"),
+            format!("must be 1 to {MAX_EXTERNAL_ID} characters"),
         ));
     }
     if !(input.amount.is_finite() && (0.0..=MAX_AMOUNT).contains(&input.amount)) {
@@ -59,7 +59,7 @@ pub(crate) fn check_purchase(input: PurchaseInput) -> Result<ParsedPurchase, Vec
     {
         errs.push(FieldError::new(
             "channel",
-            format!("must be 1 to {MAX_CHANNEL} bytes"),
+            format!("must be 1 to {MAX_CHANNEL} characters"),
         ));
     }
     if !errs.is_empty() {

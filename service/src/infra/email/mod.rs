@@ -282,6 +282,7 @@ impl From<email_delivery::Model> for DeliveryView {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryFilter {
     /// `queued`, `sent`, `deferred` or `failed`.
+    #[param(schema_with = crate::infra::docs::delivery_status)]
     pub status: Option<String>,
     /// e.g. `ux_alerts`, `job_failed`.
     pub kind: Option<String>,
@@ -320,6 +321,12 @@ impl Services {
             q = q.filter(email_delivery::Column::Status.eq(s));
         }
         if let Some(k) = filter.kind {
+            if crate::domain::nul::has_nul(&k) {
+                return Err(AppError::field(
+                    "kind",
+                    "must not contain the NUL character (U+0000)",
+                ));
+            }
             q = q.filter(email_delivery::Column::Kind.eq(k));
         }
         page.fetch(q, email_delivery::Column::Id, &self.db, DeliveryView::from)

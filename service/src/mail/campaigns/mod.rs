@@ -104,6 +104,7 @@ pub struct CampaignStats {
 #[serde(deny_unknown_fields)]
 pub struct TestSendInput {
     /// At most 10 addresses.
+    #[schema(schema_with = crate::infra::docs::emails_1_to_10)]
     pub emails: Vec<String>,
 }
 

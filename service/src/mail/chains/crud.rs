@@ -20,6 +20,7 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 #[serde(deny_unknown_fields)]
 pub struct ChainInput {
     /// 1 to 200 characters.
+    #[schema(schema_with = crate::infra::docs::text_200)]
     pub name: String,
     pub kind: ChainKind,
     /// The saved segment of the client whose contacts a `segment` chain
@@ -32,22 +33,34 @@ pub struct ChainInput {
     pub lead_days: Option<f64>,
     /// Local send window start, `HH:MM` (default `09:00`).
     #[serde(default)]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub window_start: Option<String>,
     /// Local send window end, `HH:MM`, after the start (default `20:00`).
     #[serde(default)]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub window_end: Option<String>,
     /// 1 to 20 steps.
+    #[schema(min_items = 1, max_items = 20)]
     pub steps: Vec<ChainStep>,
 }
 
 fn minutes(field: &str, v: &Option<String>, default: i32, errs: &mut Vec<FieldError>) -> i32 {
     let Some(s) = v else { return default };
-    match NaiveTime::parse_from_str(s, "%H:%M") {
-        Ok(t) => {
+    // Exactly `HH:MM` (chrono alone would also take `9:5`).
+    let shaped = s.len() == 5
+        && s.as_bytes()[2] == b':'
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 2 || b.is_ascii_digit());
+    match NaiveTime::parse_from_str(s, "%H:%M")
+        .ok()
+        .filter(|_| shaped)
+    {
+        Some(t) => {
             use chrono::Timelike;
             i32::try_from(t.hour() * 60 + t.minute()).unwrap_or(default)
         }
-        Err(_) => {
+        None => {
             errs.push(FieldError::new(field, "expected HH:MM"));
             default
         }
@@ -57,8 +70,8 @@ fn minutes(field: &str, v: &Option<String>, default: i32, errs: &mut Vec<FieldEr
 fn check_template(field: String, src: &str, errs: &mut Vec<FieldError>) {
     if has_nul(src) {
         errs.push(FieldError::new(field, crate::domain::nul::MESSAGE));
-    } else if src.len() > 200_000 {
-        errs.push(FieldError::new(field, "at most 200,000 bytes"));
+    } else if crate::domain::text::longer_than(src, 200_000) {
+        errs.push(FieldError::new(field, "at most 200,000 characters"));
     } else if crate::domain::nesting::template_exceeds(src, crate::domain::nesting::MAX_NESTING) {
         errs.push(FieldError::new(
             field,
@@ -78,8 +91,7 @@ impl Services {
         input: &ChainInput,
     ) -> AppResult<(i32, i32)> {
         let mut errs = Vec::new();
-        let n = input.name.trim().chars().count();
-        if n == 0 || n > 200 || has_nul(&input.name) {
+        if !crate::domain::text::fits(&input.name, 200) || has_nul(&input.name) {
             errs.push(FieldError::new("name", "must be 1 to 200 characters"));
         }
         match (input.kind, input.segment_id) {
@@ -125,8 +137,7 @@ impl Services {
         }
         for (i, s) in input.steps.iter().enumerate() {
             let f = |n: &str| format!("steps[{i}].{n}");
-            let sl = s.subject.trim().chars().count();
-            if sl == 0 || sl > 500 {
+            if !crate::domain::text::fits(&s.subject, 500) {
                 errs.push(FieldError::new(f("subject"), "must be 1 to 500 characters"));
             }
             check_template(f("subject"), &s.subject, &mut errs);

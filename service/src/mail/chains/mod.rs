@@ -91,12 +91,16 @@ pub enum StepCondition {
 pub struct ChainStep {
     /// minijinja templates; `{{ contact.email }}`, `{{ contact.name }}`,
     /// `{{ contact.attributes.city }}`.
+    #[schema(schema_with = crate::infra::docs::text_500)]
     pub subject: String,
+    #[schema(max_length = 200000)]
     pub html: String,
+    #[schema(max_length = 200000)]
     pub text: String,
     /// Minutes after the previous step (the first step: after enrolment;
     /// ignored for the first step of a reverse chain, which waits the JTBD's
     /// interval), 0 to 525,600.
+    #[schema(minimum = 0, maximum = 525600)]
     pub delay_minutes: i64,
     /// On the previous step's email (not allowed on the first step).
     #[serde(default)]

@@ -186,9 +186,7 @@ impl crate::Services {
                 crate::infra::email::links::Purpose::ContactUnsubscribe,
                 token,
             )
-            .ok_or_else(|| {
-                crate::infra::error::AppError::field("token", "is not a valid unsubscribe link")
-            })?;
+            .ok_or(crate::infra::error::AppError::NotFound)?;
         let c = contact::Entity::find_by_id(id)
             .one(&self.db)
             .await?

@@ -59,6 +59,7 @@ pub struct ContactView {
     pub name: Option<String>,
     pub locale: Option<String>,
     /// `active`, `unsubscribed` or `bounced`.
+    #[schema(schema_with = crate::infra::docs::contact_status)]
     pub status: String,
     /// Where the contact came from, e.g. `yandex_rtb`.
     pub source_channel: Option<String>,
@@ -127,10 +128,13 @@ impl From<scored_contact::Model> for ContactView {
 #[graphql(name = "ContactFilterInput")]
 pub struct ContactFilter {
     /// `hot`, `warm` or `cold`.
+    #[param(schema_with = crate::infra::docs::contact_tier)]
     pub tier: Option<String>,
     /// `active`, `unsubscribed` or `bounced`.
+    #[param(schema_with = crate::infra::docs::contact_status)]
     pub status: Option<String>,
     /// `reach`, `warming` or `reverse`.
+    #[param(schema_with = crate::infra::docs::funnel_type)]
     pub funnel: Option<String>,
     pub min_score: Option<f64>,
     pub max_score: Option<f64>,
@@ -139,6 +143,7 @@ pub struct ContactFilter {
     /// `probability`, `status`, `funnel`, `source_channel`).
     pub segment_id: Option<Uuid>,
     /// Contacts whose e-mail starts with this text.
+    #[param(max_length = 254)]
     pub email: Option<String>,
 }
 
@@ -218,8 +223,12 @@ fn check_filter(f: &ContactFilter) -> AppResult<()> {
             errs.push(FieldError::new(name, "must be a finite number"));
         }
     }
-    if f.email.as_deref().is_some_and(|e| e.len() > 254) {
-        errs.push(FieldError::new("email", "at most 254 characters"));
+    if let Some(e) = f.email.as_deref() {
+        if crate::domain::nul::has_nul(e) {
+            errs.push(FieldError::new("email", crate::domain::nul::MESSAGE));
+        } else if crate::domain::text::longer_than(e, 254) {
+            errs.push(FieldError::new("email", "at most 254 characters"));
+        }
     }
     if errs.is_empty() {
         Ok(())

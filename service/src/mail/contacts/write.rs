@@ -31,6 +31,7 @@ pub const MAX_BATCH: usize = 10_000;
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
+    #[schema(schema_with = crate::infra::docs::email)]
     pub email: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -72,6 +73,7 @@ pub struct OutcomeInput {
     pub at: Option<DateTime<Utc>>,
     /// What it was worth, 0 to 1e12.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1e12)]
     pub value: Option<f64>,
 }
 
@@ -141,11 +143,11 @@ pub fn check_contact(input: ContactInput) -> Result<ParsedContact, Vec<FieldErro
     );
     if source_channel
         .as_ref()
-        .is_some_and(|s| s.len() > MAX_CHANNEL)
+        .is_some_and(|s| crate::domain::text::longer_than(s, MAX_CHANNEL))
     {
         errs.push(FieldError::new(
             "source_channel",
-            format!("at most {MAX_CHANNEL} bytes"),
+            format!("at most {MAX_CHANNEL} characters"),
         ));
     }
     let customer_ref = text(

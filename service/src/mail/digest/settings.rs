@@ -37,6 +37,7 @@ pub struct DigestSettingsInput {
     pub schedule: Option<String>,
     /// At most 50 addresses.
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::recipients_or_null)]
     pub report_recipients: Option<Vec<String>>,
 }
 

@@ -56,8 +56,7 @@ pub fn check_scoring(input: &ScoringInput) -> Vec<FieldError> {
     }
     for (i, r) in input.rules.iter().enumerate() {
         let f = |n: &str| format!("rules[{i}].{n}");
-        let n = r.name.trim().chars().count();
-        if n == 0 || n > 200 || has_nul(&r.name) {
+        if !crate::domain::text::fits(&r.name, 200) || has_nul(&r.name) {
             errs.push(FieldError::new(f("name"), "must be 1 to 200 characters"));
         }
         if !(r.points.is_finite() && r.points.abs() <= MAX_POINTS) {

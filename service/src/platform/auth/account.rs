@@ -66,6 +66,7 @@ pub struct UpdateMe {
     /// the agency's; an empty string goes back to the agency's (or, for a
     /// client's UX alerts, the client's).
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::locale_or_empty_or_null)]
     pub locale: Option<String>,
 }
 
@@ -127,13 +128,13 @@ impl Services {
         let agency_name = input.agency_name.trim().to_owned();
         let name = input.name.trim().to_owned();
         let email = input.email.trim().to_lowercase();
-        if agency_name.is_empty() || agency_name.chars().count() > 200 {
+        if !crate::domain::text::fits(&input.agency_name, 200) {
             errs.push(FieldError::new(
                 "agency_name",
                 "must be 1 to 200 characters",
             ));
         }
-        if name.is_empty() || name.chars().count() > 200 {
+        if !crate::domain::text::fits(&input.name, 200) {
             errs.push(FieldError::new("name", "must be 1 to 200 characters"));
         }
         if !valid_email(&email) {

@@ -335,9 +335,16 @@ impl Services {
 }
 
 /// A responses cursor, `{data_version}:{id}` of the last row of a page.
+/// Exactly the document's pattern: digits (an optional `-`, no `+`) and a
+/// hyphenated id.
 fn parse_cursor(s: &str) -> AppResult<(i64, Uuid)> {
+    let digits = |v: &str| {
+        let d = v.strip_prefix('-').unwrap_or(v);
+        (1..=18).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+    };
     s.split_once(':')
-        .and_then(|(v, id)| Some((v.parse().ok()?, Uuid::parse_str(id).ok()?)))
+        .filter(|(v, _)| digits(v))
+        .and_then(|(v, id)| Some((v.parse().ok()?, crate::infra::page::parse_hyphenated(id)?)))
         .ok_or_else(|| AppError::field("after", "is not a cursor from this API"))
 }
 

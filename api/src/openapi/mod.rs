@@ -6,6 +6,8 @@ use utoipa_actix_web::{AppExt, scope};
 
 use crate::rest;
 
+mod contract;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -58,7 +60,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// The document as served and as checked in: pretty JSON, newline-terminated.
 pub fn document_json() -> String {
-    let mut s = document().to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let mut doc = serde_json::to_value(document()).unwrap_or_default();
+    contract::tighten(&mut doc);
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into());
     s.push('\n');
     s
 }
