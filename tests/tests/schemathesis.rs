@@ -21,6 +21,7 @@ async fn schemathesis_reports_no_failure(mode: Mode) {
     panel(&app, &t).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis");
     let reports = std::env::temp_dir().join(format!("gp-schemathesis-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&reports).unwrap();
     let out = tokio::process::Command::new("st")
         .arg("--config-file")
         .arg(dir.join("schemathesis.toml"))
@@ -43,6 +44,8 @@ async fn schemathesis_reports_no_failure(mode: Mode) {
             "--report-dir",
         ])
         .arg(&reports)
+        // Its example cache (`.schemathesis/`) goes with the reports.
+        .current_dir(&reports)
         .stdin(Stdio::null())
         .output()
         .await
