@@ -620,7 +620,7 @@ async fn owners_and_admins_page_and_filter_the_log(mode: Mode) {
     assert_eq!(r.body["items"], json!([]), "{}", r.text);
     let r = app
         .get(
-            &format!("/api/v1/audit-log?actor=user&since=2000-01-01T00:00:00Z&limit=200"),
+            "/api/v1/audit-log?actor=user&since=2000-01-01T00:00:00Z&limit=200",
             &t.token,
         )
         .await;
