@@ -66,6 +66,9 @@ pub struct Settings {
     pub db_acquire_timeout_ms: u64,
     /// Run the worker inside `serve` (turned off by `--no-worker`).
     pub run_worker: bool,
+    /// Write the audit log (`GROWTHPOINT_AUDIT=false` turns it off: only
+    /// for measuring what it costs, never in production).
+    pub audit: bool,
     /// Jobs one worker process runs at once.
     pub worker_concurrency: usize,
     /// How often the worker looks for work whose wake-up was lost, ms.
@@ -135,6 +138,7 @@ impl Default for Settings {
             db_max_connections: 16,
             db_acquire_timeout_ms: 10_000,
             run_worker: true,
+            audit: true,
             worker_concurrency: 2,
             sweep_interval_ms: 2000,
             queue_poll_ms: 200,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::StreamExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -105,6 +105,26 @@ pub async fn resolve(state: &AppState, token: &str) -> Result<RequestCtx, AppErr
     Ok(ctx)
 }
 
+/// The request id the middleware settled on (`x-request-id`).
+#[derive(Debug, Clone)]
+pub struct ReqId(pub String);
+
+/// The request's id, as answered in `x-request-id`.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<ReqId>().map(|r| r.0.clone())
+}
+
+/// An incoming `x-request-id` worth keeping: 1 to 128 characters of
+/// letters, digits and `-_.:`.
+pub fn incoming_request_id(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| v.to_owned())
+}
+
 /// The authenticated caller.
 pub struct Auth(pub RequestCtx);
 
@@ -118,7 +138,8 @@ impl FromRequest for Auth {
             let state = state(&req)?;
             let token = bearer(&req)?
                 .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
-            let ctx = resolve(&state, &token).await?;
+            let mut ctx = resolve(&state, &token).await?;
+            ctx.request_id = request_id(&req);
             tracing::Span::current().record("agency_id", tracing::field::display(ctx.agency_id));
             Ok(Auth(ctx))
         })

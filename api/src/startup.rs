@@ -24,6 +24,7 @@ use crate::methods::AllowedMethods;
 
 /// Connects to the database and the queue named by the settings.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
+    service::audit::set_enabled(settings.audit);
     if !settings.is_postgres() || settings.redis_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("while creating {}", settings.data_dir.display()))?;
@@ -211,7 +212,14 @@ impl Application {
                 .wrap_fn(move |req, srv| crate::methods::guard(&methods, req, srv))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
-                    let id = req.extensions().get::<RequestId>().map(|r| r.to_string());
+                    // A well-formed incoming id is kept (a caller's or a
+                    // proxy's trace id), else the one the tracing layer made.
+                    let id = crate::extract::incoming_request_id(req.request())
+                        .or_else(|| req.extensions().get::<RequestId>().map(|r| r.to_string()));
+                    if let Some(id) = &id {
+                        req.extensions_mut()
+                            .insert(crate::extract::ReqId(id.clone()));
+                    }
                     let fut = srv.call(req);
                     async move {
                         let mut res = fut.await?;
@@ -409,7 +417,12 @@ async fn graphql(
     };
     // A rate-limited key, or a caller that cannot be looked up because the
     // database is down, is refused as a whole request, like REST.
-    let caller = caller.map_err(AppError::normalized);
+    let caller = caller
+        .map(|mut ctx| {
+            ctx.request_id = crate::extract::request_id(&req);
+            ctx
+        })
+        .map_err(AppError::normalized);
     if let Err(e @ (AppError::RateLimited { .. } | AppError::DatabaseUnavailable(_))) = caller {
         return Err(e.into());
     }

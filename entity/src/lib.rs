@@ -1,6 +1,7 @@
 //! sea-orm entities of Growthpoint. Every tenant table carries `agency_id`.
 pub mod agency;
 pub mod api_key;
+pub mod audit_log;
 pub mod campaign;
 pub mod cash_actual;
 pub mod cash_channel;

@@ -22,8 +22,8 @@ pub mod purchases {
     pub use crate::commerce::purchases::*;
 }
 pub use infra::{
-    cache, ctx, db, db_health, docs, email, error, idempotency, ledger, metrics, page, pgcopy,
-    pgtx, queue, secrets,
+    audit, cache, ctx, db, db_health, docs, email, error, idempotency, ledger, metrics, page,
+    pgcopy, pgtx, queue, secrets,
 };
 pub use mail::digest;
 pub use mail::{chains, contacts, funnel, qualify, sender};

@@ -56,23 +56,29 @@ pub struct Demo {
 /// Loads the demo agency, unless it exists. Returns what it made.
 pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     let existing = s
-        .login(service::auth::LoginInput {
-            email: DEMO_EMAIL.into(),
-            password: DEMO_PASSWORD.into(),
-            agency_id: None,
-        })
+        .login(
+            service::auth::LoginInput {
+                email: DEMO_EMAIL.into(),
+                password: DEMO_PASSWORD.into(),
+                agency_id: None,
+            },
+            None,
+        )
         .await;
     if existing.is_ok() {
         return Ok(None);
     }
     let signup = s
-        .signup(SignupInput {
-            agency_name: "Growthpoint demo agency".into(),
-            name: "Demo analyst".into(),
-            email: DEMO_EMAIL.into(),
-            password: DEMO_PASSWORD.into(),
-            locale: None,
-        })
+        .signup(
+            SignupInput {
+                agency_name: "Growthpoint demo agency".into(),
+                name: "Demo analyst".into(),
+                email: DEMO_EMAIL.into(),
+                password: DEMO_PASSWORD.into(),
+                locale: None,
+            },
+            None,
+        )
         .await;
     let out = match signup {
         Ok(o) => o,
@@ -84,6 +90,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
         principal: Principal::User(out.user.id),
         role: Some(Role::Owner),
         scopes: vec![],
+        request_id: None,
     };
     let e = |e: service::AppError| anyhow::anyhow!("demo: {}", e.public_detail());
     let mut rng = Lcg(20261122);

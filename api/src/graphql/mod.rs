@@ -173,6 +173,7 @@ gql_page!(
     ResponsePage => service::responses::ResponseView,
     SegmentPage => service::segments::SegmentView,
     JobRunPage => service::jobs::JobRunView,
+    AuditPage => service::platform::audit::AuditEntryView,
     CashModelPage => service::cash::CashModelView,
     PurchasePage => service::purchases::PurchaseView,
     CustomerPurchasePage => service::purchases::CustomerPurchaseView,

@@ -96,6 +96,9 @@ pub struct RequestCtx {
     pub role: Option<Role>,
     /// API key scopes; empty for users.
     pub scopes: Vec<Scope>,
+    /// The HTTP request's `x-request-id` (REST and GraphQL alike), for the
+    /// audit log; None outside a request.
+    pub request_id: Option<String>,
 }
 
 impl RequestCtx {
@@ -108,6 +111,7 @@ impl RequestCtx {
             principal: Principal::User(Uuid::nil()),
             role: Some(Role::Owner),
             scopes: Vec::new(),
+            request_id: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! connections, transactions, COPY, pages, the job queue, idempotency keys,
 //! the email pipeline (outbox, rendering, signed links, SMTP) and the
 //! process's metrics.
+pub mod audit;
 pub mod cache;
 pub mod ctx;
 pub mod db;

@@ -6,6 +6,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::platform::clients::find_client;
@@ -106,20 +108,24 @@ impl Services {
         ctx.require(Perm::ManageClients)?;
         check_list(&input)?;
         let t = now();
-        Ok(subscriber_list::ActiveModel {
-            id: Set(new_id()),
-            agency_id: Set(ctx.agency_id),
-            client_id: Set(client_id),
-            name: Set(input.name.trim().to_owned()),
-            consent_text: Set(input.consent_text.trim().to_owned()),
-            consent_version: Set(1),
-            allowed_origins: Set(serde_json::json!(input.allowed_origins)),
-            created_at: Set(t),
-            updated_at: Set(t),
-        }
-        .insert(&self.db)
-        .await?
-        .into())
+        let txn = begin_write(&self.db).await?;
+        let view = ListView::from(
+            subscriber_list::ActiveModel {
+                id: Set(new_id()),
+                agency_id: Set(ctx.agency_id),
+                client_id: Set(client_id),
+                name: Set(input.name.trim().to_owned()),
+                consent_text: Set(input.consent_text.trim().to_owned()),
+                consent_version: Set(1),
+                allowed_origins: Set(serde_json::json!(input.allowed_origins)),
+                created_at: Set(t),
+                updated_at: Set(t),
+            }
+            .insert(&txn)
+            .await?,
+        );
+        audit::commit(txn, ctx, Audit::create("list", view.id, &view)).await?;
+        Ok(view)
     }
 
     pub async fn list_lists(
@@ -160,13 +166,17 @@ impl Services {
         } else {
             l.consent_version + 1
         };
+        let before = ListView::from(l.clone());
         let mut a: subscriber_list::ActiveModel = l.into();
         a.name = Set(input.name.trim().to_owned());
         a.consent_text = Set(input.consent_text.trim().to_owned());
         a.consent_version = Set(version);
         a.allowed_origins = Set(serde_json::json!(input.allowed_origins));
         a.updated_at = Set(now());
-        Ok(a.update(&self.db).await?.into())
+        let txn = begin_write(&self.db).await?;
+        let after = ListView::from(a.update(&txn).await?);
+        audit::commit(txn, ctx, Audit::update("list", id, &before, &after)).await?;
+        Ok(after)
     }
 
     /// Lists of the caller's agency by id (the GraphQL loader's batch).

@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
 use crate::infra::email::sender::smtp_url_binding;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
@@ -186,6 +187,7 @@ impl Services {
             return Err(AppError::Validation(errs));
         }
         let existing = self.sender_row(c.agency_id, c.id).await?;
+        let before = view(c.id, existing.clone());
         let t = now();
         let (smtp_url_sealed, smtp_host) = match (sealed, &existing) {
             (Some((s, h)), _) => (Some(s), Some(h)),
@@ -202,6 +204,7 @@ impl Services {
             updated_at: Set(t),
             ..Default::default()
         };
+        let txn = crate::infra::db::begin_write(&self.db).await?;
         let saved = match existing {
             Some(e) => {
                 row.id = Set(e.id);
@@ -209,7 +212,7 @@ impl Services {
                 row.client_id = Set(e.client_id);
                 row.created_at = Set(e.created_at);
                 sea_orm::ActiveModelTrait::reset_all(row)
-                    .update(&self.db)
+                    .update(&txn)
                     .await?
             }
             None => {
@@ -217,22 +220,27 @@ impl Services {
                 row.agency_id = Set(c.agency_id);
                 row.client_id = Set(c.id);
                 row.created_at = Set(t);
-                row.insert(&self.db).await?
+                row.insert(&txn).await?
             }
         };
-        Ok(view(c.id, Some(saved)))
+        // The view carries the SMTP host only, never the URL.
+        let after = view(c.id, Some(saved));
+        let change = Audit::new("sender", "put", Some(c.id)).changed(&before, &after);
+        audit::commit(txn, ctx, change).await?;
+        Ok(after)
     }
 
     /// Back to the global sender.
     pub async fn delete_client_sender(&self, ctx: &RequestCtx, client_id: Uuid) -> AppResult<()> {
         let c = find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::ManageClients)?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
         Entity::delete_many()
             .filter(C::AgencyId.eq(c.agency_id))
             .filter(C::ClientId.eq(c.id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(())
+        audit::commit(txn, ctx, Audit::new("sender", "delete", Some(c.id))).await
     }
 
     /// Sends a short test email through the client's sender now (not
@@ -253,6 +261,13 @@ impl Services {
         let (via_client, outcome) = self
             .send_sender_test(c.agency_id, c.id, &c.name, &input.to)
             .await?;
+        let sent = serde_json::json!({"to": input.to, "delivered": outcome.is_ok()});
+        audit::alone(
+            &self.db,
+            ctx,
+            Audit::new("sender", "test", Some(c.id)).with(sent),
+        )
+        .await?;
         Ok(SenderTestView {
             delivered: outcome.is_ok(),
             via: if via_client { "client_smtp" } else { "global" }.into(),

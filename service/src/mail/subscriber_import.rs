@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::answers::valid_email;
 use crate::domain::attributes::Attributes;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -182,7 +183,9 @@ impl Services {
                 Err(e) => return Err(e.into()),
             };
         }
-        txn.commit().await?;
+        let counts = serde_json::json!({"received": received, "inserted": inserted});
+        let a = Audit::new("subscribers", "import", Some(list_id)).with(counts);
+        audit::commit(txn, ctx, a).await?;
         self.sync_contacts(ctx.agency_id, list.client_id, None, false)
             .await?;
         self.metrics

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::answers::valid_email;
 use crate::domain::attributes::Attributes;
+use crate::infra::audit::{self, Actor, Audit};
 use crate::infra::email::links::Purpose;
 use crate::infra::email::{Brand, NewDelivery, enqueue, render::render};
 use crate::infra::error::{AppError, AppResult, FieldError};
@@ -142,6 +143,7 @@ impl Services {
         list_id: Uuid,
         input: SubscribeInput,
         ip: Option<String>,
+        request_id: Option<&str>,
     ) -> AppResult<SubscribeAccepted> {
         let list = subscriber_list::Entity::find_by_id(list_id)
             .one(&self.db)
@@ -205,6 +207,7 @@ impl Services {
             .one(&self.db)
             .await?;
         let t = now();
+        let txn = crate::infra::db::begin_write(&self.db).await?;
         let sub = match existing {
             // Already confirmed: nothing to do, nothing to reveal.
             Some(s) if s.status == "active" => {
@@ -226,7 +229,7 @@ impl Services {
                     a.attributes = Set(attrs.to_value());
                 }
                 a.updated_at = Set(t);
-                a.update(&self.db).await?
+                a.update(&txn).await?
             }
             None => {
                 let inserted = subscriber::Entity::insert(subscriber::ActiveModel {
@@ -259,7 +262,7 @@ impl Services {
                     .do_nothing()
                     .to_owned(),
                 )
-                .exec_without_returning(&self.db)
+                .exec_without_returning(&txn)
                 .await;
                 match inserted {
                     Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
@@ -269,11 +272,17 @@ impl Services {
                     .filter(subscriber::Column::AgencyId.eq(list.agency_id))
                     .filter(subscriber::Column::ListId.eq(list.id))
                     .filter(subscriber::Column::Email.eq(email.clone()))
-                    .one(&self.db)
+                    .one(&txn)
                     .await?
                     .ok_or(AppError::NotFound)?
             }
         };
+        // The consent, not the address: the subscriber's id names them.
+        let consent =
+            serde_json::json!({"list_id": list.id, "consent_version": list.consent_version});
+        let a = Audit::new("subscriber", "subscribe", Some(sub.id)).with(consent);
+        audit::record_as(&txn, list.agency_id, Actor::Public, request_id, a).await?;
+        txn.commit().await?;
         self.sync_contacts(list.agency_id, list.client_id, Some(&email), true)
             .await?;
         let agency = entity::agency::Entity::find_by_id(list.agency_id)
@@ -344,18 +353,23 @@ impl Services {
     }
 
     /// Public: one-click unsubscribe. Idempotent; a forged token is refused.
-    pub async fn unsubscribe(&self, token: &str) -> AppResult<SubscriberView> {
+    pub async fn unsubscribe(
+        &self,
+        token: &str,
+        request_id: Option<&str>,
+    ) -> AppResult<SubscriberView> {
         let id = self
             .links
             .verify(Purpose::Unsubscribe, token)
             .ok_or(AppError::NotFound)?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
         subscriber::Entity::update_many()
             .col_expr(subscriber::Column::Status, Expr::value("unsubscribed"))
             .col_expr(subscriber::Column::UnsubscribedAt, Expr::value(now()))
             .col_expr(subscriber::Column::UpdatedAt, Expr::value(now()))
             .filter(subscriber::Column::Id.eq(id))
             .filter(subscriber::Column::Status.ne("unsubscribed"))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         // Newsletters not sent yet are not sent.
         email_delivery::Entity::update_many()
@@ -363,12 +377,15 @@ impl Services {
             .filter(email_delivery::Column::Kind.eq("newsletter"))
             .filter(email_delivery::Column::DedupeKey.like(format!("newsletter:%:{id}")))
             .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         let s = subscriber::Entity::find_by_id(id)
-            .one(&self.db)
+            .one(&txn)
             .await?
             .ok_or(AppError::NotFound)?;
+        let a = Audit::new("subscriber", "unsubscribe", Some(id));
+        audit::record_as(&txn, s.agency_id, Actor::Public, request_id, a).await?;
+        txn.commit().await?;
         self.sync_contacts(s.agency_id, s.client_id, Some(&s.email), false)
             .await?;
         Ok(s.into())
@@ -421,8 +438,14 @@ impl Services {
             .filter(subscriber::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        // An erasure: the log keeps the id, not the address.
+        let gone = serde_json::json!({"id": id, "list_id": s.list_id});
+        audit::commit(
+            txn,
+            ctx,
+            Audit::new("subscriber", "erase", Some(id)).with(gone),
+        )
+        .await
     }
 }
 

@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use crate::domain::brand::{BrandColour, LogoUrl};
 use crate::domain::locale::Locale;
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::email::Brand;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::{Perm, RequestCtx, Services};
@@ -132,6 +134,7 @@ impl Services {
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound)?;
+        let before = AgencySettingsView::from(a.clone());
         let mut m: agency::ActiveModel = a.into();
         if let Some(n) = p.name {
             m.name = Set(n);
@@ -145,6 +148,10 @@ impl Services {
         if let Some(l) = p.locale {
             m.locale = Set(l.as_str().to_owned());
         }
-        Ok(m.update(&self.db).await?.into())
+        let txn = begin_write(&self.db).await?;
+        let after = AgencySettingsView::from(m.update(&txn).await?);
+        let change = Audit::update("agency", ctx.agency_id, &before, &after);
+        audit::commit(txn, ctx, change).await?;
+        Ok(after)
     }
 }

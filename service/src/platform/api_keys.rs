@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
 use crate::infra::ctx::Scope;
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -134,12 +136,14 @@ impl Services {
             last_used_at: Set(None),
             created_by: Set(ctx.actor_id()),
             created_at: Set(now()),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        let txn = begin_write(&self.db).await?;
+        let view = ApiKeyView::from(m.insert(&txn).await?);
+        // The view holds no secret: only its hash is stored, and not here.
+        audit::commit(txn, ctx, Audit::create("api_key", view.id, &view)).await?;
         Ok(CreatedApiKey {
             key: format!("gp_{public_id}_{secret}"),
-            api_key: m.into(),
+            api_key: view,
         })
     }
 
@@ -168,7 +172,9 @@ impl Services {
         let public_id = existing.public_id.clone();
         let mut m: api_key::ActiveModel = existing.into();
         m.revoked_at = Set(Some(now()));
-        let m = m.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let m = m.update(&txn).await?;
+        audit::commit(txn, ctx, Audit::new("api_key", "revoke", Some(id))).await?;
         self.invalidate(crate::infra::cache::Invalidation::ApiKey(public_id))
             .await;
         Ok(m.into())

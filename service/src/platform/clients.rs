@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use crate::domain::answers::valid_email;
 use crate::domain::locale::Locale;
+use crate::infra::audit::{self, Audit};
 use crate::infra::cache::Invalidation;
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::platform::digest_schedule::DigestSchedule;
@@ -287,11 +289,12 @@ impl Services {
             archived_at: Set(None),
             created_at: Set(t),
             updated_at: Set(t),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        let txn = begin_write(&self.db).await?;
+        let view = ClientView::from(m.insert(&txn).await?);
+        audit::commit(txn, ctx, Audit::create("client", view.id, &view)).await?;
         self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
-        Ok(m.into())
+        Ok(view)
     }
 
     pub async fn list_clients(
@@ -379,6 +382,7 @@ impl Services {
         } else {
             None
         };
+        let before = ClientView::from(existing.clone());
         let mut m: client::ActiveModel = existing.into();
         if let Some(v) = next_digest_at {
             m.next_digest_at = Set(v);
@@ -414,9 +418,11 @@ impl Services {
             m.track_engagement = Set(v);
         }
         m.updated_at = Set(now());
-        let m = m.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let after = ClientView::from(m.update(&txn).await?);
+        audit::commit(txn, ctx, Audit::update("client", id, &before, &after)).await?;
         self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
-        Ok(m.into())
+        Ok(after)
     }
 
     pub async fn set_client_archived(
@@ -430,14 +436,17 @@ impl Services {
         let mut m: client::ActiveModel = existing.into();
         m.archived_at = Set(archived.then(now));
         m.updated_at = Set(now());
-        let m = m.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let m = m.update(&txn).await?;
+        let verb = if archived { "archive" } else { "unarchive" };
+        audit::commit(txn, ctx, Audit::new("client", verb, Some(id))).await?;
         self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
         Ok(m.into())
     }
 
     /// Deletes a client that has no questionnaires; otherwise archive it.
     pub async fn delete_client(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
-        find_client(&self.db, ctx.agency_id, id).await?;
+        let existing = find_client(&self.db, ctx.agency_id, id).await?;
         ctx.require(Perm::ManageClients)?;
         let has_data = questionnaire::Entity::find()
             .filter(questionnaire::Column::AgencyId.eq(ctx.agency_id))
@@ -462,7 +471,7 @@ impl Services {
                 "the client has questionnaires, Cash Journey models or purchases; archive it instead".into(),
             ));
         }
-        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
         entity::choice_factor::Entity::delete_many()
             .filter(entity::choice_factor::Column::AgencyId.eq(ctx.agency_id))
             .filter(entity::choice_factor::Column::ClientId.eq(id))
@@ -504,7 +513,8 @@ impl Services {
             .filter(client::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        let gone = ClientView::from(existing);
+        audit::commit(txn, ctx, Audit::delete("client", id, &gone)).await?;
         self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
         Ok(())
     }

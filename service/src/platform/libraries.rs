@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::questions::valid_key;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
+use serde_json::json;
 
 /// The fixed id of the built-in template library.
 pub const TEMPLATE_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001);
@@ -358,6 +360,7 @@ impl Services {
         });
         let t = now();
         let lib_id = new_id();
+        let cloned = json!({"name": name, "source_id": source.id});
         let txn = db::begin_write(&self.db).await?;
         touchpoint_library::ActiveModel {
             id: Set(lib_id),
@@ -406,7 +409,8 @@ impl Services {
         if !tps.is_empty() {
             touchpoint::Entity::insert_many(tps).exec(&txn).await?;
         }
-        txn.commit().await?;
+        let a = Audit::new("touchpoint_library", "clone", Some(lib_id)).with(cloned);
+        audit::commit(txn, ctx, a).await?;
         let lib = find_library(&self.db, ctx.agency_id, lib_id).await?;
         self.library_view(lib).await
     }
@@ -449,7 +453,8 @@ impl Services {
                 .max()
                 .unwrap_or(0),
         };
-        cjm_stage::ActiveModel {
+        let txn = db::begin_write(&self.db).await?;
+        let stage = cjm_stage::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
             library_id: Set(lib.id),
@@ -458,9 +463,10 @@ impl Services {
             name_ru: Set(input.name_ru.trim().to_owned()),
             position: Set(position),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|e| unique_conflict(e, "stage"))?;
+        audit::commit(txn, ctx, Audit::create("cjm_stage", stage.id, &stage)).await?;
         self.library_view(lib).await
     }
 
@@ -482,16 +488,18 @@ impl Services {
                 "the stage has touchpoints; delete or move them first".into(),
             ));
         }
+        let txn = db::begin_write(&self.db).await?;
         let res = cjm_stage::Entity::delete_many()
             .filter(cjm_stage::Column::AgencyId.eq(ctx.agency_id))
             .filter(cjm_stage::Column::LibraryId.eq(lib.id))
             .filter(cjm_stage::Column::Id.eq(stage_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
-        Ok(())
+        let gone = json!({"id": stage_id, "library_id": lib.id});
+        audit::commit(txn, ctx, Audit::delete("cjm_stage", stage_id, &gone)).await
     }
 
     async fn check_stage(
@@ -520,6 +528,7 @@ impl Services {
         let lib = self.editable_library(ctx, library_id).await?;
         check_touchpoint(&input)?;
         self.check_stage(ctx, lib.id, input.stage_id).await?;
+        let txn = db::begin_write(&self.db).await?;
         let m = touchpoint::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
@@ -531,9 +540,10 @@ impl Services {
             channel: Set(input.channel),
             position: Set(input.position.unwrap_or(1000)),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|e| unique_conflict(e, "touchpoint"))?;
+        audit::commit(txn, ctx, Audit::create("touchpoint", m.id, &m)).await?;
         Ok(m.into())
     }
 
@@ -554,6 +564,7 @@ impl Services {
         check_touchpoint(&input)?;
         self.check_stage(ctx, lib.id, input.stage_id).await?;
         let position = input.position.unwrap_or(existing.position);
+        let before = existing.clone();
         let mut a: touchpoint::ActiveModel = existing.into();
         a.stage_id = Set(input.stage_id);
         a.key = Set(input.key);
@@ -561,10 +572,13 @@ impl Services {
         a.name_ru = Set(input.name_ru.trim().to_owned());
         a.channel = Set(input.channel);
         a.position = Set(position);
+        let txn = db::begin_write(&self.db).await?;
         let m = a
-            .update(&self.db)
+            .update(&txn)
             .await
             .map_err(|e| unique_conflict(e, "touchpoint"))?;
+        let change = Audit::update("touchpoint", m.id, &before, &m);
+        audit::commit(txn, ctx, change).await?;
         Ok(m.into())
     }
 
@@ -575,16 +589,18 @@ impl Services {
         touchpoint_id: Uuid,
     ) -> AppResult<()> {
         let lib = self.editable_library(ctx, library_id).await?;
+        let txn = db::begin_write(&self.db).await?;
         let res = touchpoint::Entity::delete_many()
             .filter(touchpoint::Column::AgencyId.eq(ctx.agency_id))
             .filter(touchpoint::Column::LibraryId.eq(lib.id))
             .filter(touchpoint::Column::Id.eq(touchpoint_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
-        Ok(())
+        let gone = json!({"id": touchpoint_id, "library_id": lib.id});
+        audit::commit(txn, ctx, Audit::delete("touchpoint", touchpoint_id, &gone)).await
     }
 
     /// Libraries in use by a client cannot be deleted.
@@ -615,7 +631,6 @@ impl Services {
             .filter(touchpoint_library::Column::Id.eq(lib.id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        audit::commit(txn, ctx, Audit::delete("touchpoint_library", lib.id, &lib)).await
     }
 }

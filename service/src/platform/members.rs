@@ -7,10 +7,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::answers::valid_email;
+use crate::infra::audit::{self, Actor, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::platform::auth::{check_password, hash_password};
 use crate::{Perm, RequestCtx, Role, Services, infra::db, new_id, now};
+use serde_json::json;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct MemberView {
@@ -148,8 +150,15 @@ impl Services {
                 user_id: Set(u.id),
                 role: Set(input.role.as_str().into()),
                 created_at: Set(now()),
-            }
-            .insert(&self.db)
+            };
+            let txn = db::begin_write(&self.db).await?;
+            let m = m.insert(&txn).await?;
+            let added = json!({"user_id": u.id, "email": email, "role": input.role.as_str(), "status": "added"});
+            audit::commit(
+                txn,
+                ctx,
+                Audit::new("member", "invite", Some(m.id)).with(added),
+            )
             .await?;
             self.invalidate(crate::infra::cache::Invalidation::Members(ctx.agency_id))
                 .await;
@@ -162,7 +171,9 @@ impl Services {
         }
         let token = format!("inv_{}", uuid::Uuid::new_v4().simple());
         let expires_at = now() + Duration::hours(self.config.invitation_ttl_hours);
-        invitation::ActiveModel {
+        let txn = db::begin_write(&self.db).await?;
+        let invited = json!({"email": email, "role": input.role.as_str(), "status": "invited"});
+        let inv = invitation::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
             email: Set(email),
@@ -173,7 +184,14 @@ impl Services {
             accepted_at: Set(None),
             created_at: Set(now()),
         }
-        .insert(&self.db)
+        .insert(&txn)
+        .await?;
+        // The token is never stored in the log (nor anywhere but its hash).
+        audit::commit(
+            txn,
+            ctx,
+            Audit::new("member", "invite", Some(inv.id)).with(invited),
+        )
         .await?;
         Ok(InvitationResult {
             status: "invited".into(),
@@ -187,6 +205,7 @@ impl Services {
     pub async fn accept_invitation(
         &self,
         input: AcceptInvitation,
+        request_id: Option<&str>,
     ) -> AppResult<crate::platform::auth::LoginOutput> {
         let mut errs = Vec::new();
         let name = input.name.trim().to_owned();
@@ -238,7 +257,10 @@ impl Services {
         let agency_id = inv.agency_id;
         let mut a: invitation::ActiveModel = inv.into();
         a.accepted_at = Set(Some(now()));
-        a.update(&txn).await?;
+        let inv = a.update(&txn).await?;
+        let joined = Audit::new("user", "accept_invitation", Some(user_id))
+            .with(json!({"invitation_id": inv.id, "email": inv.email, "role": role.as_str()}));
+        audit::record_as(&txn, agency_id, Actor::User(user_id), request_id, joined).await?;
         txn.commit().await?;
         self.invalidate(crate::infra::cache::Invalidation::Members(agency_id))
             .await;
@@ -287,7 +309,15 @@ impl Services {
         }
         let mut a: membership::ActiveModel = m.into();
         a.role = Set(input.role.as_str().into());
-        let m = a.update(&self.db).await?;
+        let txn = db::begin_write(&self.db).await?;
+        let m = a.update(&txn).await?;
+        let change = json!({"role": {"from": current.as_str(), "to": input.role.as_str()}});
+        audit::commit(
+            txn,
+            ctx,
+            Audit::new("member", "change_role", Some(id)).with(change),
+        )
+        .await?;
         self.invalidate(crate::infra::cache::Invalidation::Members(ctx.agency_id))
             .await;
         self.member_view(m).await
@@ -304,11 +334,19 @@ impl Services {
                 ));
             }
         }
+        let txn = db::begin_write(&self.db).await?;
         membership::Entity::delete_many()
             .filter(membership::Column::AgencyId.eq(ctx.agency_id))
             .filter(membership::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        let gone = json!({"id": id, "user_id": m.user_id, "role": m.role});
+        audit::commit(
+            txn,
+            ctx,
+            Audit::new("member", "remove", Some(id)).with(gone),
+        )
+        .await?;
         self.invalidate(crate::infra::cache::Invalidation::Members(ctx.agency_id))
             .await;
         Ok(())

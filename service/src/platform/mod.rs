@@ -3,6 +3,7 @@
 //! named by key, for documents that leave the agency).
 pub mod agency;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod digest_schedule;

@@ -7,6 +7,8 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -140,9 +142,10 @@ impl Services {
         ctx.require(Perm::WriteResearch)?;
         check(&input)?;
         find_client(&self.db, ctx.agency_id, client_id).await?;
-        Ok(insert_factor(&self.db, ctx.agency_id, client_id, input)
-            .await?
-            .into())
+        let txn = begin_write(&self.db).await?;
+        let view = FactorView::from(insert_factor(&txn, ctx.agency_id, client_id, input).await?);
+        audit::commit(txn, ctx, Audit::create("choice_factor", view.id, &view)).await?;
+        Ok(view)
     }
 
     async fn find_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<choice_factor::Model> {
@@ -163,11 +166,20 @@ impl Services {
         check(&input)?;
         let existing = self.find_factor(ctx, id).await?;
         let position = input.position.unwrap_or(existing.position);
+        let before = FactorView::from(existing.clone());
         let mut a: choice_factor::ActiveModel = existing.into();
         a.name = Set(input.name.trim().to_owned());
         a.description = Set(input.description);
         a.position = Set(position);
-        Ok(a.update(&self.db).await?.into())
+        let txn = begin_write(&self.db).await?;
+        let after = FactorView::from(a.update(&txn).await?);
+        audit::commit(
+            txn,
+            ctx,
+            Audit::update("choice_factor", id, &before, &after),
+        )
+        .await?;
+        Ok(after)
     }
 
     pub async fn delete_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
@@ -182,11 +194,12 @@ impl Services {
         if used {
             return Err(AppError::Conflict("a question measures this factor".into()));
         }
+        let txn = begin_write(&self.db).await?;
         choice_factor::Entity::delete_many()
             .filter(choice_factor::Column::AgencyId.eq(ctx.agency_id))
             .filter(choice_factor::Column::Id.eq(f.id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(())
+        audit::commit(txn, ctx, Audit::delete("choice_factor", f.id, &f)).await
     }
 }

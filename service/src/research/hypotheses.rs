@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::segment_filter::SegmentFilter;
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::queue::RecomputeJob;
 use crate::platform::clients::find_client;
@@ -318,9 +320,10 @@ impl Services {
             active: Set(input.active.unwrap_or(true)),
             created_at: Set(t),
             updated_at: Set(t),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        let txn = begin_write(&self.db).await?;
+        let m = m.insert(&txn).await?;
+        audit::commit(txn, ctx, Audit::create("hypothesis", m.id, &m)).await?;
         self.after_change(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }
@@ -367,6 +370,7 @@ impl Services {
         ctx.require(Perm::WriteResearch)?;
         let client_id = existing.client_id;
         let comparison = self.validated(ctx, client_id, &input).await?;
+        let before = existing.clone();
         let mut a: hypothesis::ActiveModel = existing.into();
         a.questionnaire_id = Set(input.questionnaire_id);
         a.name = Set(input.name.trim().to_owned());
@@ -377,7 +381,9 @@ impl Services {
         a.min_effect = Set(input.min_effect);
         a.active = Set(input.active.unwrap_or(true));
         a.updated_at = Set(now());
-        let m = a.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let m = a.update(&txn).await?;
+        audit::commit(txn, ctx, Audit::update("hypothesis", id, &before, &m)).await?;
         self.after_change(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }
@@ -385,11 +391,13 @@ impl Services {
     pub async fn delete_hypothesis(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
         let h = self.find_hypothesis(ctx, id).await?;
         ctx.require(Perm::WriteResearch)?;
+        let txn = begin_write(&self.db).await?;
         hypothesis::Entity::delete_many()
             .filter(hypothesis::Column::AgencyId.eq(ctx.agency_id))
             .filter(hypothesis::Column::Id.eq(h.id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        audit::commit(txn, ctx, Audit::delete("hypothesis", h.id, &h)).await?;
         self.after_change(ctx.agency_id, h.client_id).await
     }
 

@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use crate::domain::questions::QuestionRole;
 use crate::domain::segment_filter::SegmentFilter;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
 use crate::research::panel::compile_filter;
 use crate::research::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
+use serde_json::json;
 
 pub const MAX_CELLS: usize = 20_000;
 
@@ -286,7 +288,9 @@ impl Services {
                 .await?;
             }
         }
-        txn.commit().await?;
+        let put = json!({"cells": input.cells.len(), "importances": input.importances.len()});
+        let a = Audit::new("qfd_matrix", "put", Some(client_id)).with(put);
+        audit::commit(txn, ctx, a).await?;
         self.qfd_matrix(ctx, client_id).await
     }
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::questions::{Question, QuestionInput, QuestionRole, QuestionType};
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
 use crate::platform::touchpoint_refs::{ids_by_ref, refs_by_id};
@@ -30,6 +31,7 @@ use crate::research::questionnaires::{
     insert_new_questionnaire, load_questions,
 };
 use crate::{Perm, RequestCtx, Services, infra::db};
+use serde_json::json;
 
 /// The `format` of every questionnaire document.
 pub const FORMAT: &str = "growthpoint.questionnaire";
@@ -321,7 +323,9 @@ impl Services {
             Err(other) => return Err(other),
         };
         let id = insert_new_questionnaire(&txn, ctx.agency_id, client_id, new).await?;
-        txn.commit().await?;
+        let imported = json!({"created_factors": created.len()});
+        let a = Audit::new("questionnaire", "import", Some(id)).with(imported);
+        audit::commit(txn, ctx, a).await?;
         self.get_questionnaire(ctx, id).await
     }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::questions::{
     Question, QuestionInput, QuestionRole, QuestionType, is_breaking_change, parse_questions,
 };
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::{KIND_QUESTIONNAIRE, ensure_target};
 use crate::infra::page::{Page, PageParams};
@@ -270,7 +271,8 @@ impl Services {
         let new = check_new_questionnaire(&self.db, ctx.agency_id, client_id, input).await?;
         let txn = db::begin_write(&self.db).await?;
         let id = insert_new_questionnaire(&txn, ctx.agency_id, client_id, new).await?;
-        txn.commit().await?;
+        let m = find_questionnaire(&txn, ctx.agency_id, id).await?;
+        audit::commit(txn, ctx, Audit::create("questionnaire", id, &m)).await?;
         self.get_questionnaire(ctx, id).await
     }
 
@@ -368,14 +370,20 @@ impl Services {
                 insert_questions(&txn, ctx.agency_id, id, version, &new_q).await?;
             }
         }
+        let before = existing.clone();
         let mut a: questionnaire::ActiveModel = existing.into();
         if let Some(t) = input.title {
             a.title = Set(t.trim().to_owned());
         }
         a.version = Set(version);
         a.updated_at = Set(now());
-        a.update(&txn).await?;
-        txn.commit().await?;
+        let after = a.update(&txn).await?;
+        audit::commit(
+            txn,
+            ctx,
+            Audit::update("questionnaire", id, &before, &after),
+        )
+        .await?;
         self.get_questionnaire(ctx, id).await
     }
 
@@ -390,7 +398,10 @@ impl Services {
         let mut a: questionnaire::ActiveModel = existing.into();
         a.archived_at = Set(archived.then(now));
         a.updated_at = Set(now());
-        a.update(&self.db).await?;
+        let txn = db::begin_write(&self.db).await?;
+        a.update(&txn).await?;
+        let verb = if archived { "archive" } else { "unarchive" };
+        audit::commit(txn, ctx, Audit::new("questionnaire", verb, Some(id))).await?;
         self.get_questionnaire(ctx, id).await
     }
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::segment_filter::SegmentFilter;
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
 use crate::platform::clients::find_client;
@@ -102,18 +104,22 @@ impl Services {
         check(&input)?;
         find_client(&self.db, ctx.agency_id, client_id).await?;
         let t = now();
-        Ok(segment::ActiveModel {
-            id: Set(new_id()),
-            agency_id: Set(ctx.agency_id),
-            client_id: Set(client_id),
-            name: Set(input.name.trim().to_owned()),
-            filter: Set(serde_json::to_value(&input.filter).map_err(anyhow::Error::from)?),
-            created_at: Set(t),
-            updated_at: Set(t),
-        }
-        .insert(&self.db)
-        .await?
-        .into())
+        let txn = begin_write(&self.db).await?;
+        let view = SegmentView::from(
+            segment::ActiveModel {
+                id: Set(new_id()),
+                agency_id: Set(ctx.agency_id),
+                client_id: Set(client_id),
+                name: Set(input.name.trim().to_owned()),
+                filter: Set(serde_json::to_value(&input.filter).map_err(anyhow::Error::from)?),
+                created_at: Set(t),
+                updated_at: Set(t),
+            }
+            .insert(&txn)
+            .await?,
+        );
+        audit::commit(txn, ctx, Audit::create("segment", view.id, &view)).await?;
+        Ok(view)
     }
 
     pub(crate) async fn find_segment(
@@ -159,11 +165,15 @@ impl Services {
         ctx.require(Perm::WriteResearch)?;
         check(&input)?;
         let existing = self.find_segment(ctx, id).await?;
+        let before = SegmentView::from(existing.clone());
         let mut a: segment::ActiveModel = existing.into();
         a.name = Set(input.name.trim().to_owned());
         a.filter = Set(serde_json::to_value(&input.filter).map_err(anyhow::Error::from)?);
         a.updated_at = Set(now());
-        Ok(a.update(&self.db).await?.into())
+        let txn = begin_write(&self.db).await?;
+        let after = SegmentView::from(a.update(&txn).await?);
+        audit::commit(txn, ctx, Audit::update("segment", id, &before, &after)).await?;
+        Ok(after)
     }
 
     pub async fn delete_segment(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {
@@ -183,11 +193,12 @@ impl Services {
                 c.name
             )));
         }
+        let txn = begin_write(&self.db).await?;
         segment::Entity::delete_many()
             .filter(segment::Column::AgencyId.eq(ctx.agency_id))
             .filter(segment::Column::Id.eq(s.id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(())
+        audit::commit(txn, ctx, Audit::delete("segment", s.id, &s)).await
     }
 }

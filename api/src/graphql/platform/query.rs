@@ -8,8 +8,8 @@ use service::clients::ClientView;
 use service::libraries::LibraryView;
 
 use crate::graphql::{
-    ApiKeyPage, ClientPage, JobRunPage, LibraryPage, MemberPage, OrGql, caller, page, parse_id,
-    services,
+    ApiKeyPage, AuditPage, ClientPage, JobRunPage, LibraryPage, MemberPage, OrGql, caller, page,
+    parse_id, services,
 };
 
 #[derive(Default)]
@@ -103,6 +103,22 @@ impl PlatformQuery {
     ) -> Result<JobRunPage> {
         services(ctx)
             .list_job_runs(caller(ctx)?, status, page(first, after))
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    /// The agency's audit log (owners and admins), oldest first; the
+    /// filters of `GET /audit-log`.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<service::platform::audit::AuditFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AuditPage> {
+        services(ctx)
+            .list_audit_log(caller(ctx)?, filter.unwrap_or_default(), page(first, after))
             .await
             .map(Into::into)
             .gql()

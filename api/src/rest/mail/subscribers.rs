@@ -259,7 +259,11 @@ async fn subscribe(
     state.check_auth_rate(&req)?;
     let origin = allowed_origin(&state, &req, *id).await?;
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let out = state.services.subscribe(*id, input, ip).await?;
+    let request_id = crate::extract::request_id(&req);
+    let out = state
+        .services
+        .subscribe(*id, input, ip, request_id.as_deref())
+        .await?;
     Ok(with_cors(HttpResponse::Accepted().json(out), origin))
 }
 
@@ -350,17 +354,23 @@ async fn unsubscribe_page(state: State, q: web::Query<TokenQuery>) -> ApiResult<
 /// `List-Unsubscribe=One-Click` here). Idempotent.
 #[utoipa::path(tag = "public", params(TokenQuery), responses((status = 200, content_type = "text/html", body = String), Errors))]
 #[post("/public/unsubscribe")]
-async fn unsubscribe(state: State, q: web::Query<TokenQuery>) -> ApiResult<HttpResponse> {
+async fn unsubscribe(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<TokenQuery>,
+) -> ApiResult<HttpResponse> {
     let services = &state.services;
+    let request_id = crate::extract::request_id(&req);
+    let request_id = request_id.as_deref();
     let contact = services
         .links
         .verify(service::email::links::Purpose::ContactUnsubscribe, &q.token)
         .is_some();
     let text = if contact {
-        let email = services.unsubscribe_contact(&q.token).await?;
+        let email = services.unsubscribe_contact(&q.token, request_id).await?;
         format!("{email} will get no more emails from this sender.")
     } else {
-        let s = services.unsubscribe(&q.token).await?;
+        let s = services.unsubscribe(&q.token, request_id).await?;
         format!("{} will get no more emails from this list.", s.email)
     };
     Ok(page("Unsubscribed", &text))

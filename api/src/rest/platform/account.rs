@@ -6,6 +6,7 @@ use service::auth::{LoginInput, LoginOutput, MeView, SignupInput, SignupOutput, 
 use service::jobs::JobRunView;
 use service::members::{AcceptInvitation, ChangeRole, InvitationResult, InviteMember, MemberView};
 use service::page::{Page, PageParams};
+use service::platform::audit::{AuditEntryView, AuditFilter};
 use uuid::Uuid;
 
 use crate::error::ApiResult;
@@ -50,7 +51,10 @@ async fn signup(
     JsonBody(input): JsonBody<SignupInput>,
 ) -> ApiResult<HttpResponse> {
     state.check_auth_rate(&req)?;
-    Ok(created(state.services.signup(input).await?))
+    let request_id = crate::extract::request_id(&req);
+    Ok(created(
+        state.services.signup(input, request_id.as_deref()).await?,
+    ))
 }
 
 /// Exchange email and password for a token.
@@ -62,7 +66,11 @@ async fn login(
     JsonBody(input): JsonBody<LoginInput>,
 ) -> ApiResult<HttpResponse> {
     state.check_auth_rate(&req)?;
-    Ok(ok(state.services.login(input).await?))
+    let request_id = crate::extract::request_id(&req);
+    Ok(ok(state
+        .services
+        .login(input, request_id.as_deref())
+        .await?))
 }
 
 /// Accept an invitation as a new user; returns a token.
@@ -74,7 +82,13 @@ async fn accept_invitation(
     JsonBody(input): JsonBody<AcceptInvitation>,
 ) -> ApiResult<HttpResponse> {
     state.check_auth_rate(&req)?;
-    Ok(created(state.services.accept_invitation(input).await?))
+    let request_id = crate::extract::request_id(&req);
+    Ok(created(
+        state
+            .services
+            .accept_invitation(input, request_id.as_deref())
+            .await?,
+    ))
 }
 
 /// The caller: agency, user or API key, and the user's agencies.
@@ -229,6 +243,22 @@ async fn list_jobs(
         .await?))
 }
 
+/// The agency's audit log (owners and admins): every write, who made it,
+/// its request id and changed fields; oldest first.
+#[utoipa::path(tag = "audit", params(AuditFilter, PageParams), responses((status = 200, body = Page<AuditEntryView>), Errors), security(("bearer" = [])))]
+#[get("/audit-log")]
+async fn list_audit_log(
+    state: State,
+    Auth(ctx): Auth,
+    filter: web::Query<AuditFilter>,
+    page: web::Query<PageParams>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(state
+        .services
+        .list_audit_log(&ctx, filter.into_inner(), page.into_inner())
+        .await?))
+}
+
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(signup)
         .service(login)
@@ -244,5 +274,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(list_api_keys)
         .service(create_api_key)
         .service(revoke_api_key)
-        .service(list_jobs);
+        .service(list_jobs)
+        .service(list_audit_log);
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -399,6 +400,7 @@ impl Services {
         let period = parse_period(period)?;
         check_actuals(&input)?;
         let existing = period_row(&txn, ctx.agency_id, m.id, &period).await?;
+        let before = existing.clone();
         let is_new = existing.is_none();
         let mut a = match existing {
             Some(row) => row.into(),
@@ -427,7 +429,8 @@ impl Services {
             a.update(&txn).await?
         };
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
-        txn.commit().await?;
+        let put = Audit::new("cash_actuals", "put", Some(model_id)).changed(&before, &row);
+        audit::commit(txn, ctx, put).await?;
         Ok(row.into())
     }
 
@@ -444,15 +447,15 @@ impl Services {
         let res = cash_actual::Entity::delete_many()
             .filter(cash_actual::Column::AgencyId.eq(ctx.agency_id))
             .filter(cash_actual::Column::ModelId.eq(m.id))
-            .filter(cash_actual::Column::Period.eq(period))
+            .filter(cash_actual::Column::Period.eq(&period))
             .exec(&txn)
             .await?;
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
-        txn.commit().await?;
-        Ok(())
+        let gone = serde_json::json!({"period": period});
+        audit::commit(txn, ctx, Audit::delete("cash_actuals", model_id, &gone)).await
     }
 
     /// Every channel calendar, by name (at most 20).
@@ -488,6 +491,7 @@ impl Services {
             .one(&txn)
             .await?;
         let t = now();
+        let before = existing.clone();
         let is_new = existing.is_none();
         let mut a = match existing {
             Some(row) => row.into(),
@@ -521,7 +525,8 @@ impl Services {
             a.update(&txn).await?
         };
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
-        txn.commit().await?;
+        let put = Audit::new("cash_channel", "put", Some(model_id)).changed(&before, &row);
+        audit::commit(txn, ctx, put).await?;
         row.try_into()
     }
 
@@ -538,15 +543,15 @@ impl Services {
         let res = cash_channel::Entity::delete_many()
             .filter(cash_channel::Column::AgencyId.eq(ctx.agency_id))
             .filter(cash_channel::Column::ModelId.eq(m.id))
-            .filter(cash_channel::Column::Name.eq(name))
+            .filter(cash_channel::Column::Name.eq(&name))
             .exec(&txn)
             .await?;
         if res.rows_affected == 0 {
             return Err(AppError::NotFound);
         }
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, model_id).await?;
-        txn.commit().await?;
-        Ok(())
+        let gone = serde_json::json!({"channel": name});
+        audit::commit(txn, ctx, Audit::delete("cash_channel", model_id, &gone)).await
     }
 }
 

@@ -29,6 +29,7 @@ use super::actuals::{new_period_row, parse_period, period_row};
 use super::results::CashFigureName;
 use super::{CashActualsView, KIND_CASH, MAX_FIGURE, find_cash_model};
 use crate::commerce::channels::{ChannelSums, MAX_CHANNEL, channel_sums};
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::{Perm, RequestCtx, Services, now};
@@ -202,6 +203,7 @@ impl Services {
         .await?;
         let (reach, ctr, cost) = figures_of(&sums)?;
         let existing = period_row(&txn, ctx.agency_id, m.id, &req.period).await?;
+        let before = existing.clone();
         let unchanged = existing.as_ref().is_some_and(|r| {
             r.reach == Some(reach)
                 && r.marketing_cost == Some(cost)
@@ -230,7 +232,8 @@ impl Services {
                 row
             }
         };
-        txn.commit().await?;
+        let took = Audit::new("cash_actuals", "from_channels", Some(m.id)).changed(&before, &row);
+        audit::commit(txn, ctx, took).await?;
         tracing::info!(
             agency_id = %ctx.agency_id,
             client_id = %m.client_id,

@@ -18,6 +18,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
@@ -406,8 +407,9 @@ impl Services {
         cash_scenario::Entity::insert_many(scenario_rows(ctx.agency_id, m.id, &input.scenarios))
             .exec_without_returning(&txn)
             .await?;
-        txn.commit().await?;
-        Ok(view(m, input.scenarios))
+        let v = view(m, input.scenarios);
+        audit::commit(txn, ctx, Audit::create("cash_model", v.id, &v)).await?;
+        Ok(v)
     }
 
     pub async fn get_cash_model(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<CashModelView> {
@@ -439,12 +441,15 @@ impl Services {
         cash_scenario::Entity::insert_many(scenario_rows(ctx.agency_id, m.id, &input.scenarios))
             .exec_without_returning(&txn)
             .await?;
+        let before = m.clone();
         let mut a: cash_model::ActiveModel = m.into();
         a.name = Set(input.name.trim().to_owned());
         a.updated_at = Set(now());
         let m = a.update(&txn).await?;
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, id).await?;
-        txn.commit().await?;
+        // The scenarios are replaced as a whole: the log names the new ones.
+        let change = Audit::update("cash_model", id, &before, &m);
+        audit::commit(txn, ctx, change).await?;
         Ok(view(m, input.scenarios))
     }
 
@@ -473,7 +478,6 @@ impl Services {
             .filter(cash_model::Column::Id.eq(m.id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        audit::commit(txn, ctx, Audit::delete("cash_model", m.id, &m)).await
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::commerce::purchases::client_tz;
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
@@ -284,8 +285,8 @@ impl Services {
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
-        self.store_channel_days(ctx.agency_id, client_id, parsed)
-            .await
+        let a = Audit::new("channel_figures", "put", Some(client_id));
+        self.store_channel_days(ctx, a, client_id, parsed).await
     }
 
     pub async fn import_channel_figures(
@@ -307,9 +308,8 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        let res = self
-            .store_channel_days(ctx.agency_id, client_id, rows)
-            .await?;
+        let a = Audit::new("channel_figures", "import", Some(client_id));
+        let res = self.store_channel_days(ctx, a, client_id, rows).await?;
         self.metrics.rows_imported(
             crate::infra::metrics::ImportKind::ChannelFigures,
             res.received,
@@ -322,10 +322,12 @@ impl Services {
     /// key wins.
     async fn store_channel_days(
         &self,
-        agency_id: Uuid,
+        ctx: &RequestCtx,
+        audit: Audit,
         client_id: Uuid,
         rows: Vec<ParsedDay>,
     ) -> AppResult<ChannelIngestResult> {
+        let agency_id = ctx.agency_id;
         let received = rows.len() as u64;
         let mut by_key = std::collections::BTreeMap::new();
         for r in rows {
@@ -390,7 +392,8 @@ impl Services {
                 Err(e) => return Err(e.into()),
             }
         }
-        txn.commit().await?;
+        let counts = serde_json::json!({"received": received, "stored": stored});
+        audit::commit(txn, ctx, audit.with(counts)).await?;
         tracing::info!(%agency_id, %client_id, received, stored, "channel figures stored");
         Ok(ChannelIngestResult { received, stored })
     }

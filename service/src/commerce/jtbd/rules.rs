@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::commerce::purchases::{MAX_CHANNEL, serde_error};
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
@@ -219,7 +220,9 @@ impl Services {
             .exec_without_returning(&txn)
             .await?;
         let saved = load_rules(&txn, ctx.agency_id, client_id).await?;
-        txn.commit().await?;
+        let put = serde_json::json!({"rules": saved.as_ref().map(|r| r.rules.clone())});
+        let a = Audit::new("jtbd_rules", "put", Some(client_id)).with(put);
+        audit::commit(txn, ctx, a).await?;
         rules_view(client_id, saved.as_ref())
     }
 }

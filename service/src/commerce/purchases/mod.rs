@@ -30,6 +30,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::page::{Page, PageParams};
@@ -160,8 +161,8 @@ impl Services {
         find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::Ingest)?;
         let parsed = check_purchase(input).map_err(AppError::Validation)?;
-        self.store_purchases(ctx.agency_id, client_id, vec![parsed])
-            .await
+        let a = Audit::new("purchase", "create", Some(client_id));
+        self.store_purchases(ctx, a, client_id, vec![parsed]).await
     }
 
     pub async fn import_purchases(
@@ -184,7 +185,8 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        let res = self.store_purchases(ctx.agency_id, client_id, rows).await?;
+        let a = Audit::new("purchases", "import", Some(client_id));
+        let res = self.store_purchases(ctx, a, client_id, rows).await?;
         self.metrics
             .rows_imported(crate::infra::metrics::ImportKind::Purchases, res.received);
         Ok(res)
@@ -194,12 +196,15 @@ impl Services {
     /// are inserted in external-id order, so two racing imports of
     /// overlapping batches take the unique index's locks in the same order
     /// and the later one waits and skips instead of deadlocking.
+    /// `audit`: one row for the request (its counts added here).
     async fn store_purchases(
         &self,
-        agency_id: Uuid,
+        ctx: &RequestCtx,
+        audit: Audit,
         client_id: Uuid,
         rows: Vec<ParsedPurchase>,
     ) -> AppResult<PurchaseIngestResult> {
+        let agency_id = ctx.agency_id;
         let received = rows.len() as u64;
         let t = now();
         // Ids first, in input order: equal timestamps are ordered by id.
@@ -262,7 +267,8 @@ impl Services {
             )
             .await?;
         }
-        txn.commit().await?;
+        let counts = serde_json::json!({"received": received, "inserted": inserted});
+        audit::commit(txn, ctx, audit.with(counts)).await?;
         if wake_contacts {
             self.enqueue_recompute(crate::infra::queue::RecomputeJob {
                 agency_id,

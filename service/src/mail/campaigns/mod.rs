@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::answers::valid_email;
+use crate::infra::audit::{self, Audit};
 use crate::infra::email::enqueue_with_ids;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
@@ -191,7 +192,8 @@ impl Services {
             }
         }
         let t = now();
-        Ok(campaign::ActiveModel {
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let m = campaign::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(ctx.agency_id),
             client_id: Set(client_id),
@@ -209,9 +211,10 @@ impl Services {
             created_at: Set(t),
             updated_at: Set(t),
         }
-        .insert(&self.db)
-        .await?
-        .into())
+        .insert(&txn)
+        .await?;
+        audit::commit(txn, ctx, Audit::create("campaign", m.id, &m)).await?;
+        Ok(m.into())
     }
 
     pub async fn list_campaigns(
@@ -258,7 +261,11 @@ impl Services {
         a.status = Set(if at.is_some() { "scheduled" } else { "sending" }.into());
         a.scheduled_at = Set(Some(at.unwrap_or_else(now)));
         a.updated_at = Set(now());
-        let c = a.update(&self.db).await?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let c = a.update(&txn).await?;
+        let verb = if at.is_some() { "schedule" } else { "send" };
+        let a = Audit::new("campaign", verb, Some(id)).with(serde_json::json!({"at": at}));
+        audit::commit(txn, ctx, a).await?;
         if at.is_none() {
             self.wake_mailer(ctx.agency_id).await;
         }
@@ -287,7 +294,7 @@ impl Services {
             .filter(email_delivery::Column::Status.is_in(["queued", "deferred"]))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        audit::commit(txn, ctx, Audit::new("campaign", "cancel", Some(id))).await?;
         self.get_campaign(ctx, id).await
     }
 
@@ -345,7 +352,15 @@ impl Services {
             d.dedupe_key = format!("newsletter_test:{}:{nonce}:{email}", c.id);
             items.push((id, d));
         }
-        enqueue_with_ids(&self.db, items).await?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        enqueue_with_ids(&txn, items).await?;
+        let sent = serde_json::json!({"emails": input.emails});
+        audit::commit(
+            txn,
+            ctx,
+            Audit::new("campaign", "test", Some(id)).with(sent),
+        )
+        .await?;
         self.wake_mailer(ctx.agency_id).await;
         Ok(email_delivery::Entity::find()
             .filter(email_delivery::Column::AgencyId.eq(ctx.agency_id))

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::schedule::DEFAULT_WINDOW;
 use super::*;
 use crate::domain::nul::has_nul;
+use crate::infra::audit::{self, Audit};
+use crate::infra::db::begin_write;
 use crate::infra::error::FieldError;
 use crate::infra::page::{Page, PageParams};
 use crate::platform::clients::find_client;
@@ -187,9 +189,10 @@ impl Services {
             steps: Set(serde_json::to_value(&input.steps).unwrap_or_default()),
             created_at: Set(t),
             updated_at: Set(t),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        let txn = begin_write(&self.db).await?;
+        let m = m.insert(&txn).await?;
+        audit::commit(txn, ctx, Audit::create("chain", m.id, &m)).await?;
         self.contacts_changed(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }
@@ -209,6 +212,7 @@ impl Services {
             return Err(AppError::field("kind", "cannot change once created"));
         }
         let client_id = c.client_id;
+        let before = c.clone();
         let mut a = c.into_active_model();
         a.name = Set(input.name.trim().to_owned());
         a.segment_id = Set(input.segment_id);
@@ -217,7 +221,9 @@ impl Services {
         a.window_end = Set(end);
         a.steps = Set(serde_json::to_value(&input.steps).unwrap_or_default());
         a.updated_at = Set(now());
-        let m = a.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let m = a.update(&txn).await?;
+        audit::commit(txn, ctx, Audit::update("chain", id, &before, &m)).await?;
         self.contacts_changed(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }
@@ -258,7 +264,10 @@ impl Services {
         let mut a = c.into_active_model();
         a.status = Set(if active { "active" } else { "paused" }.into());
         a.updated_at = Set(now());
-        let m = a.update(&self.db).await?;
+        let txn = begin_write(&self.db).await?;
+        let m = a.update(&txn).await?;
+        let verb = if active { "resume" } else { "pause" };
+        audit::commit(txn, ctx, Audit::new("chain", verb, Some(id))).await?;
         if active {
             self.contacts_changed(ctx.agency_id, client_id).await?;
             self.wake_mailer(ctx.agency_id).await;

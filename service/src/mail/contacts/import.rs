@@ -199,7 +199,8 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        let (res, _) = self.store_contacts(ctx.agency_id, client_id, rows).await?;
+        let a = crate::infra::audit::Audit::new("contacts", "import", Some(client_id));
+        let (res, _) = self.store_contacts(ctx, a, client_id, rows).await?;
         self.metrics
             .rows_imported(crate::infra::metrics::ImportKind::Contacts, res.received);
         tracing::info!(agency_id = %ctx.agency_id, %client_id, received = res.received,

@@ -176,7 +176,11 @@ impl crate::Services {
     /// its subscriptions to the client's lists are unsubscribed, its queued
     /// emails cancelled, and its enrolments end. Idempotent; returns the
     /// address.
-    pub async fn unsubscribe_contact(&self, token: &str) -> AppResult<String> {
+    pub async fn unsubscribe_contact(
+        &self,
+        token: &str,
+        request_id: Option<&str>,
+    ) -> AppResult<String> {
         use entity::{contact, email_delivery, subscriber};
         use sea_orm::sea_query::Expr;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -227,6 +231,9 @@ impl crate::Services {
             c.client_id,
         )
         .await?;
+        let a = crate::infra::audit::Audit::new("contact", "unsubscribe", Some(id));
+        let public = crate::infra::audit::Actor::Public;
+        crate::infra::audit::record_as(&txn, c.agency_id, public, request_id, a).await?;
         txn.commit().await?;
         if wake {
             self.wake_contacts(c.agency_id, c.client_id).await;

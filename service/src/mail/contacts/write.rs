@@ -16,6 +16,7 @@ use super::{ContactView, MAX_CHANNEL, MAX_CUSTOMER_REF, MAX_NAME, MAX_VALUE, fin
 use crate::domain::answers::valid_email;
 use crate::domain::attributes::Attributes;
 use crate::domain::nul::has_nul;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::KIND_CONTACTS;
 use crate::infra::queue::RecomputeJob;
@@ -419,9 +420,8 @@ impl Services {
         find_client(&self.db, ctx.agency_id, client_id).await?;
         ctx.require(Perm::Ingest)?;
         let parsed = check_contact(input).map_err(AppError::Validation)?;
-        let (_, out) = self
-            .store_contacts(ctx.agency_id, client_id, vec![parsed])
-            .await?;
+        let a = Audit::new("contact", "put", None);
+        let (_, out) = self.store_contacts(ctx, a, client_id, vec![parsed]).await?;
         self.stored_view(ctx.agency_id, out).await
     }
 
@@ -455,7 +455,8 @@ impl Services {
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
-        Ok(self.store_contacts(ctx.agency_id, client_id, rows).await?.0)
+        let a = Audit::new("contacts", "put", Some(client_id));
+        Ok(self.store_contacts(ctx, a, client_id, rows).await?.0)
     }
 
     /// The one contact an upsert stored, with its current score.
@@ -470,15 +471,24 @@ impl Services {
         Ok(super::find_scored(&self.db, agency_id, c.id).await?.into())
     }
 
+    /// `audit`: the request's one row; the counts are added here (and the
+    /// contact's id when one was sent).
     pub(crate) async fn store_contacts(
         &self,
-        agency_id: Uuid,
+        ctx: &RequestCtx,
+        audit: Audit,
         client_id: Uuid,
         rows: Vec<ParsedContact>,
     ) -> AppResult<(ContactIngestResult, Vec<contact::Model>)> {
+        let agency_id = ctx.agency_id;
+        let single = rows.len() == 1;
         let txn = crate::infra::db::begin_write(&self.db).await?;
         let (res, wake, out) = upsert_contacts(&txn, agency_id, client_id, rows).await?;
-        txn.commit().await?;
+        let audit = match out.first() {
+            Some(c) if single => audit.on(c.id),
+            _ => audit,
+        };
+        audit::commit(txn, ctx, audit.set(&res)).await?;
         if wake {
             self.wake_contacts(agency_id, client_id).await;
         }
@@ -513,9 +523,8 @@ impl Services {
             customer_ref: None,
             outcome: Some((input.converted, input.at, input.value)),
         };
-        let (_, out) = self
-            .store_contacts(ctx.agency_id, c.client_id, vec![p])
-            .await?;
+        let a = Audit::new("contact", "outcome", Some(id));
+        let (_, out) = self.store_contacts(ctx, a, c.client_id, vec![p]).await?;
         self.stored_view(ctx.agency_id, out).await
     }
 
@@ -553,7 +562,9 @@ impl Services {
         let wake =
             crate::infra::ledger::bump_target(&txn, ctx.agency_id, KIND_CONTACTS, c.client_id)
                 .await?;
-        txn.commit().await?;
+        // An erasure: the log keeps the id, not the address.
+        let gone = serde_json::json!({"id": id, "client_id": c.client_id});
+        audit::commit(txn, ctx, Audit::delete("contact", id, &gone)).await?;
         if wake {
             self.wake_contacts(ctx.agency_id, c.client_id).await;
         }

@@ -51,6 +51,7 @@ impl Services {
         c: &client::Model,
         slot: DateTime<Utc>,
         schedule: Option<Advance>,
+        by: Option<&RequestCtx>,
     ) -> AppResult<u64> {
         let skip = |why: &'static str| async move {
             if let Some(a) = schedule {
@@ -133,6 +134,12 @@ impl Services {
         if let Some(a) = schedule {
             advance(&txn, c, a).await?;
         }
+        // A scheduled send is the system's; "send now" is the caller's.
+        if let Some(ctx) = by {
+            let sent = serde_json::json!({"queued": n, "slot": slot});
+            let a = crate::infra::audit::Audit::new("digest", "send", Some(c.id)).with(sent);
+            crate::infra::audit::record(&txn, ctx, a).await?;
+        }
         txn.commit().await?;
         self.wake_mailer(c.agency_id).await;
         Ok(n)
@@ -189,7 +196,7 @@ impl Services {
         };
         let next = next_slot_after(schedule, tz, slot);
         let queued = self
-            .send_digest(c, slot, Some(Advance { from, next }))
+            .send_digest(c, slot, Some(Advance { from, next }), None)
             .await
             .with_context(|| format!("while sending the digest of client {} for {slot}", c.id))?;
         Ok(queued > 0)
@@ -206,6 +213,6 @@ impl Services {
                 "the client has no report recipients".into(),
             ));
         }
-        self.send_digest(&c, now(), None).await
+        self.send_digest(&c, now(), None, Some(ctx)).await
     }
 }

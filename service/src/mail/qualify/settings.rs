@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::settings_of;
 use crate::domain::nul::has_nul;
 use crate::domain::questions::valid_key;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::KIND_CONTACTS;
 use crate::platform::clients::find_client;
@@ -235,16 +236,18 @@ impl Services {
         }
         let wake = crate::infra::ledger::bump_target(&txn, ctx.agency_id, KIND_CONTACTS, client_id)
             .await?;
-        txn.commit().await?;
-        if wake {
-            self.wake_contacts(ctx.agency_id, client_id).await;
-        }
-        Ok(ScoringView {
+        let view = ScoringView {
             client_id,
             rules,
             thresholds,
             lambda,
             updated_at: Some(t),
-        })
+        };
+        let put = Audit::new("scoring", "put", Some(client_id)).set(&view);
+        audit::commit(txn, ctx, put).await?;
+        if wake {
+            self.wake_contacts(ctx.agency_id, client_id).await;
+        }
+        Ok(view)
     }
 }

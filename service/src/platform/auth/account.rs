@@ -12,9 +12,11 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::answers::valid_email;
 use crate::domain::locale::Locale;
+use crate::infra::audit::{self, Actor, Audit};
 use crate::infra::ctx::{Principal, RequestCtx, Role, Scope};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::{Services, infra::db, new_id, now};
+use serde_json::json;
 
 async fn memberships_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> AppResult<Vec<AgencyView>> {
     let ms = membership::Entity::find()
@@ -123,7 +125,13 @@ pub struct MeView {
 pub const DEFAULT_AGENCY_LOCALE: Locale = Locale::En;
 
 impl Services {
-    pub async fn signup(&self, input: SignupInput) -> AppResult<SignupOutput> {
+    /// `request_id`: the HTTP request's, for the audit log (the new owner is
+    /// its actor).
+    pub async fn signup(
+        &self,
+        input: SignupInput,
+        request_id: Option<&str>,
+    ) -> AppResult<SignupOutput> {
         let mut errs = Vec::new();
         let agency_name = input.agency_name.trim().to_owned();
         let name = input.name.trim().to_owned();
@@ -211,6 +219,11 @@ impl Services {
         }
         .insert(&txn)
         .await?;
+        let opened = Audit::new("agency", "signup", Some(agency_id)).with(json!({
+            "agency_name": agency_name, "user_id": user_id, "email": email, "name": name,
+            "locale": locale.as_str(),
+        }));
+        audit::record_as(&txn, agency_id, Actor::User(user_id), request_id, opened).await?;
         txn.commit().await?;
         let token = self.issue_token(user_id, agency_id, Role::Owner)?;
         Ok(SignupOutput {
@@ -229,7 +242,12 @@ impl Services {
         })
     }
 
-    pub async fn login(&self, input: LoginInput) -> AppResult<LoginOutput> {
+    /// A successful login is audited in the agency it signs in to.
+    pub async fn login(
+        &self,
+        input: LoginInput,
+        request_id: Option<&str>,
+    ) -> AppResult<LoginOutput> {
         let email = input.email.trim().to_lowercase();
         let bad = || AppError::Unauthorized("wrong email or password".into());
         let found = user::Entity::find()
@@ -254,6 +272,10 @@ impl Services {
             .await?
             .ok_or_else(|| AppError::Forbidden("the user is not a member of that agency".into()))?;
         let role = Role::parse(&m.role).context("stored role")?;
+        let txn = db::begin_write(&self.db).await?;
+        let login = Audit::new("user", "login", Some(u.id)).with(json!({"email": email}));
+        audit::record_as(&txn, m.agency_id, Actor::User(u.id), request_id, login).await?;
+        txn.commit().await?;
         Ok(LoginOutput {
             token: self.issue_token(u.id, m.agency_id, role)?,
             agency_id: m.agency_id,
@@ -315,14 +337,19 @@ impl Services {
             )),
         };
         if let Some(l) = locale {
+            let txn = db::begin_write(&self.db).await?;
+            let to = l.map(|l| l.as_str().to_owned());
             user::Entity::update_many()
                 .col_expr(
                     user::Column::Locale,
                     Expr::value(l.map(|l| l.as_str().to_owned())),
                 )
                 .filter(user::Column::Id.eq(user_id))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
+            let change =
+                Audit::new("user", "update", Some(user_id)).with(json!({"locale": {"to": to}}));
+            audit::commit(txn, ctx, change).await?;
         }
         self.me(ctx).await
     }

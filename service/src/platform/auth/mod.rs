@@ -259,6 +259,7 @@ impl Services {
             principal: Principal::User(claims.sub),
             role: Some(role),
             scopes: vec![],
+            request_id: None,
         })
     }
 
@@ -309,6 +310,7 @@ impl Services {
             principal: Principal::ApiKey(key.id),
             role: None,
             scopes,
+            request_id: None,
         })
     }
 }

@@ -7,9 +7,11 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use uuid::Uuid;
 
 use super::*;
+use crate::RequestCtx;
 use crate::domain::answers::AnswerSchema;
 use crate::domain::import::{ParsedResponse, each_csv, each_ndjson};
 use crate::domain::questions::Question;
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult};
 use crate::{Services, new_id, now};
 
@@ -290,13 +292,14 @@ impl Services {
     /// no other writer stores rows of it meanwhile.
     pub(super) async fn import_streaming(
         &self,
-        agency_id: Uuid,
+        ctx: &RequestCtx,
         q: &questionnaire::Model,
         questions: Vec<Question>,
         format: ImportFormat,
         body: bytes::Bytes,
     ) -> AppResult<IngestResult> {
         use crate::infra::pgtx::CopyInError;
+        let agency_id = ctx.agency_id;
         let t = now();
         let feeds_contacts = super::feeds_contacts(&questions);
         let txn = crate::infra::pgtx::PgTx::begin(self.db.get_postgres_connection_pool()).await?;
@@ -361,6 +364,9 @@ impl Services {
             return Ok(IngestResult::duplicates_only(rows.received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
+        let counts = super::ingest_counts(rows.received, inserted, version);
+        let a = Audit::new("responses", "import", Some(q.id)).with(counts);
+        audit::record(&txn, ctx, a).await?;
         txn.commit().await?;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {

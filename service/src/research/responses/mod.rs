@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::domain::answers::AnswerSchema;
 use crate::domain::import::{ParsedResponse, ResponseInput, parse_csv, parse_ndjson, parse_one};
 use crate::domain::questions::{Question, QuestionType};
+use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::idempotency::{self, IdempotencyKey, Keyed, request_hash};
 use crate::infra::ledger::{KIND_CONTACTS, KIND_QUESTIONNAIRE, mark_dirty};
@@ -97,6 +98,16 @@ fn chunk_rows(backend: DbBackend) -> usize {
     }
 }
 
+/// What an ingest's audit row says: counts, never the answers.
+fn ingest_counts(received: u64, inserted: u64, data_version: i64) -> serde_json::Value {
+    serde_json::json!({
+        "received": received,
+        "inserted": inserted,
+        "duplicates": received - inserted,
+        "data_version": data_version,
+    })
+}
+
 impl Services {
     async fn ingest_target(
         &self,
@@ -122,7 +133,7 @@ impl Services {
         let parsed =
             parse_one(&AnswerSchema::new(&questions), input).map_err(AppError::Validation)?;
         let feeds = feeds_contacts(&questions);
-        self.store_responses(ctx.agency_id, &q, feeds, vec![parsed])
+        self.store_responses(ctx, "response", &q, feeds, vec![parsed])
             .await
     }
 
@@ -175,7 +186,8 @@ impl Services {
         let wake =
             mark_written(&txn, ctx.agency_id, &q, version, feeds_contacts(&questions)).await?;
         idempotency::finish(&txn, ctx.agency_id, &key, 201, body).await?;
-        txn.commit().await?;
+        let a = Audit::new("response", "create", Some(q.id));
+        audit::commit(txn, ctx, a.with(ingest_counts(1, inserted, version))).await?;
         self.wake_after_ingest(ctx.agency_id, &q, wake).await;
         Ok(Keyed::New(result))
     }
@@ -212,7 +224,7 @@ impl Services {
         let feeds = feeds_contacts(&questions);
         if self.db.get_database_backend() == DbBackend::Postgres && bulk {
             return self
-                .import_streaming(ctx.agency_id, &q, questions, format, body)
+                .import_streaming(ctx, &q, questions, format, body)
                 .await;
         }
         // Parsing 100k rows is CPU work: keep it off the async executor.
@@ -229,18 +241,23 @@ impl Services {
         if rows.is_empty() {
             return Err(AppError::field("body", "no rows to import"));
         }
-        self.store_responses(ctx.agency_id, &q, feeds, rows).await
+        self.store_responses(ctx, "responses", &q, feeds, rows)
+            .await
     }
 
     /// Stores validated rows — a single response or a small import, fewer
     /// than [`COPY_FROM_ROWS`] — in one transaction and wakes the worker.
+    /// `resource`: `response` (one posted, audited as a create) or
+    /// `responses` (an import, audited as one row with its counts).
     async fn store_responses(
         &self,
-        agency_id: Uuid,
+        ctx: &RequestCtx,
+        resource: &'static str,
         q: &questionnaire::Model,
         feeds_contacts: bool,
         rows: Vec<ParsedResponse>,
     ) -> AppResult<IngestResult> {
+        let agency_id = ctx.agency_id;
         let received = rows.len() as u64;
         let mut seen = std::collections::HashSet::new();
         let rows: Vec<ParsedResponse> = rows
@@ -257,7 +274,13 @@ impl Services {
             return Ok(IngestResult::duplicates_only(received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
-        txn.commit().await?;
+        let verb = if resource == "response" {
+            "create"
+        } else {
+            "import"
+        };
+        let a = Audit::new(resource, verb, Some(q.id));
+        audit::commit(txn, ctx, a.with(ingest_counts(received, inserted, version))).await?;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
             received,

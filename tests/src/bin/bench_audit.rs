@@ -1,0 +1,138 @@
+//! What the audit log costs writes on PostgreSQL (issue 13, item 4): many
+//! concurrent writes through the API — a questionnaire response POST (the
+//! hot ingest path) and a client PATCH (a plain update, which auditing
+//! turns from one statement into a transaction) — with the audit writer on
+//! and off in the same process (`service::audit::set_enabled`, the switch
+//! behind `GROWTHPOINT_AUDIT=false`), in alternating rounds so that drift
+//! of the machine hits both alike. Prints each round and the median rates.
+//!
+//! ```text
+//! TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//! CARGO_TARGET_DIR=/work/target-audit cargo run -p tests --bin bench_audit [-- --requests N --rounds R]
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::time::Instant;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tests::bench_util::pct;
+use tests::{Mode, TestApp, spawn_with};
+
+const CONCURRENCY: usize = 32;
+
+fn args() -> (usize, usize) {
+    let mut it = std::env::args().skip(1);
+    let (mut requests, mut rounds) = (2_000, 6);
+    while let Some(a) = it.next() {
+        let mut num = || it.next().and_then(|v| v.parse().ok()).expect("a number");
+        match a.as_str() {
+            "--requests" => requests = num(),
+            "--rounds" => rounds = num(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    (requests, rounds)
+}
+
+/// `n` writes over [`CONCURRENCY`] connections; writes per second.
+async fn run(
+    app: &TestApp,
+    token: &str,
+    paths: &[(Method, String, serde_json::Value)],
+    n: usize,
+) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let http = app.http.clone();
+        let token = token.to_owned();
+        let ops: Vec<_> = paths
+            .iter()
+            .map(|(m, p, b)| (m.clone(), app.url(p), b.clone()))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(CONCURRENCY) {
+                let (m, url, body) = &ops[i % ops.len()];
+                let mut body = body.clone();
+                if let Some(name) = body.get_mut("name") {
+                    *name = json!(format!("Client {i}"));
+                }
+                let r = http
+                    .request(m.clone(), url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let (requests, rounds) = args();
+    let app = spawn_with(Mode::Postgres, |s| {
+        s.run_worker = false;
+        s.api_key_rate_per_second = 1_000_000;
+    })
+    .await;
+    let t = app.signup("Bench").await;
+    let client = app
+        .create("/api/v1/clients", &t.token, json!({"name": "Shop"}))
+        .await;
+    let q = app
+        .create(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+            json!({"title": "Feedback", "kind": "brief", "questions": [
+                {"key": "city", "type": "single_choice", "options": ["msk", "spb"]},
+                {"key": "note", "type": "text"}
+            ]}),
+        )
+        .await;
+    let response = vec![(
+        Method::POST,
+        format!("/api/v1/questionnaires/{q}/responses"),
+        json!({"answers": {"city": "msk", "note": "fine"}}),
+    )];
+    let update = vec![(
+        Method::PATCH,
+        format!("/api/v1/clients/{client}"),
+        json!({"name": "x"}),
+    )];
+    // Warm-up: connections, caches, the first pages of the tables.
+    run(&app, &t.token, &response, 500).await;
+    run(&app, &t.token, &update, 500).await;
+    for (what, ops) in [("response POST", &response), ("client PATCH", &update)] {
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate which goes first, so neither always meets a warmer
+            // or a more bloated table.
+            for audit in if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            } {
+                service::audit::set_enabled(audit);
+                let rate = run(&app, &t.token, ops, requests).await;
+                println!("{what}: round {round}, audit {audit}: {rate:.0}/s");
+                if audit { on.push(rate) } else { off.push(rate) }
+            }
+        }
+        let (m_on, m_off) = (pct(&on, 0.5), pct(&off, 0.5));
+        println!(
+            "{what}: median {m_off:.0}/s without the audit log, {m_on:.0}/s with it: {:+.1}% ({CONCURRENCY} concurrent, {requests} per round, {rounds} rounds)",
+            (m_on / m_off - 1.0) * 100.0
+        );
+    }
+    service::audit::set_enabled(true);
+    let r = app.get("/api/v1/audit-log?limit=1", &t.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
