@@ -266,7 +266,39 @@ async fn build_b(app: &TestApp, b: &Tenant) -> BWorld {
         "{}",
         r.text
     );
+    // A webhook endpoint (a public URL that does not resolve, so its
+    // deliveries keep failing) with one delivery, attempted once before A
+    // tries.
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            &b.token,
+            json!({"url": "https://hooks.b.invalid/in", "description": "B's CRM"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let webhook = r.body["endpoint"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/webhooks/{webhook}/ping"),
+            &b.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let webhook_delivery = r.body["id"].as_str().unwrap().to_owned();
+    loop {
+        let e = app
+            .get(&format!("/api/v1/webhooks/{webhook}"), &b.token)
+            .await;
+        if !e.body["failing_since"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut ids = HashMap::new();
+    ids.insert("webhook", webhook);
+    ids.insert("webhook_delivery", webhook_delivery);
     ids.insert("chain", chain);
     ids.insert("contact", contact);
     ids.insert("list", list);
@@ -340,6 +372,8 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/campaigns/{}/stats", id("campaign")),
         format!("/api/v1/clients/{}/digest-settings", id("client")),
         format!("/api/v1/clients/{}/sender", id("client")),
+        "/api/v1/webhooks".to_owned(),
+        format!("/api/v1/webhooks/{}", id("webhook")),
         "/api/v1/agency".to_owned(),
         format!("/api/v1/clients/{}/contacts", id("client")),
         format!("/api/v1/contacts/{}", id("contact")),
@@ -410,6 +444,8 @@ fn fill(path: &str, w: &BWorld) -> String {
         "contact"
     } else if p.starts_with("/api/v1/chains/") {
         "chain"
+    } else if p.starts_with("/api/v1/webhooks/") {
+        "webhook"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -420,6 +456,7 @@ fn fill(path: &str, w: &BWorld) -> String {
     p = p.replace("{channel}", "tv");
     p = p.replace("{customer_ref}", "c1");
     p = p.replace("{kind}", "ux_alerts");
+    p = p.replace("{delivery_id}", &w.ids["webhook_delivery"]);
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -505,6 +542,7 @@ fn body_for(method: &str, template: &str, w: &BWorld) -> Option<(String, &'stati
             "from_address": "hacker@a.example.com", "smtp_url": "smtp://a:a@127.0.0.1:2"
         })),
         ("post", "/api/v1/clients/{id}/sender/test") => json(json!({"to": "a@a.example.com"})),
+        ("patch", "/api/v1/webhooks/{id}") => json(json!({"description": "Hacked"})),
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),
         ("post", "/api/v1/clients/{id}/contacts") => {
@@ -643,6 +681,7 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
         "/api/v1/jobs",
         "/api/v1/touchpoint-libraries",
         "/api/v1/deliveries",
+        "/api/v1/webhooks",
     ] {
         let r = app.get(path, &a.token).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
@@ -1195,6 +1234,34 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             json!({"id": id("chain"), "s": id("segment")}),
         ),
         (
+            "query($id: ID!) { webhookEndpoint(id: $id) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "query($id: ID!) { webhookDeliveries(endpointId: $id) { items { id } } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {description: \"H\"}) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { pingWebhookEndpoint(id: $id) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!, $d: ID!) { resendWebhookDelivery(endpointId: $id, deliveryId: $d) { id } }",
+            json!({"id": id("webhook"), "d": id("webhook_delivery")}),
+        ),
+        (
             "mutation($id: ID!) { pauseChain(id: $id) { id } }",
             json!({"id": id("chain")}),
         ),
@@ -1251,7 +1318,7 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
     assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
     // Lists over GraphQL show only A's rows.
     let r = app
-        .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } }", json!({}))
+        .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } webhookEndpoints { id } }", json!({}))
         .await;
     assert!(r.body["errors"].is_null(), "{}", r.text);
     for id in w.ids.values() {

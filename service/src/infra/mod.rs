@@ -16,3 +16,4 @@ pub mod pgcopy;
 pub mod pgtx;
 pub mod queue;
 pub mod secrets;
+pub mod webhooks;

@@ -185,8 +185,13 @@ impl Services {
         txn.commit().await?;
         self.sync_contacts(ctx.agency_id, list.client_id, None, false)
             .await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Subscribers, received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Subscribers,
+            ("list_id", list.id),
+            received,
+        )
+        .await;
         Ok(crate::research::responses::IngestResult {
             received,
             inserted,

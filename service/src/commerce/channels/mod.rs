@@ -298,10 +298,13 @@ impl Services {
         let res = self
             .store_channel_days(ctx.agency_id, client_id, rows)
             .await?;
-        self.metrics.rows_imported(
+        self.import_finished(
+            ctx.agency_id,
             crate::infra::metrics::ImportKind::ChannelFigures,
+            ("client_id", client_id),
             res.received,
-        );
+        )
+        .await;
         Ok(res)
     }
 

@@ -179,8 +179,13 @@ impl Services {
             return Err(AppError::field("body", "no rows to import"));
         }
         let res = self.store_purchases(ctx.agency_id, client_id, rows).await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Purchases, res.received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Purchases,
+            ("client_id", client_id),
+            res.received,
+        )
+        .await;
         Ok(res)
     }
 

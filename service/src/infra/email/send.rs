@@ -398,6 +398,16 @@ impl Services {
             .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()))
             .exec(&self.db)
             .await;
+        if recorded.is_ok()
+            && let Err(SendError::Permanent(e)) = &outcome
+        {
+            let data = serde_json::json!({
+                "delivery_id": d.id, "client_id": d.client_id, "kind": d.kind,
+                "recipient": d.recipient, "message_id": d.message_id, "error": e,
+            });
+            self.emit_webhook(d.agency_id, crate::infra::webhooks::EMAIL_BOUNCED, data)
+                .await;
+        }
         match recorded {
             Ok(_) => self.metrics.email_recorded(status),
             Err(e) => {

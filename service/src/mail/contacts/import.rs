@@ -200,8 +200,13 @@ impl Services {
             return Err(AppError::field("body", "no rows to import"));
         }
         let (res, _) = self.store_contacts(ctx.agency_id, client_id, rows).await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Contacts, res.received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Contacts,
+            ("client_id", client_id),
+            res.received,
+        )
+        .await;
         tracing::info!(agency_id = %ctx.agency_id, %client_id, received = res.received,
             created = res.created, updated = res.updated, "contacts imported");
         Ok(res)
