@@ -14,22 +14,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tests::webhook_sink::WebhookSink;
-use tests::{Mode, Tenant, TestApp, both_modes, panel, spawn_with};
+use tests::{Mode, Tenant, TestApp, both_modes, panel, spawn_with, wait_until};
 
 const GROWTHPOINT: &str = env!("CARGO_BIN_EXE_growthpoint-cli");
-
-/// Polls `f` until it holds; fails after `secs` with `what`.
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// An app whose webhooks may go to loopback, with quick retries.
 async fn app_for_hooks(

@@ -9,6 +9,7 @@ pub mod db_health;
 pub mod email;
 pub mod error;
 pub mod idempotency;
+pub mod lease;
 pub mod ledger;
 pub mod metrics;
 pub mod page;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{secret_binding, sign, ssrf};
 use crate::infra::error::{AppError, AppResult};
+use crate::infra::lease::Lease;
 use crate::{Services, now};
 
 /// Rows claimed per round.
@@ -67,21 +68,6 @@ pub fn backoff_ms(base: i64, attempts: i32) -> i64 {
         .min(MAX_BACKOFF_MS);
     let jitter = rand::rng().random_range(0.8..1.2);
     ((plain as f64) * jitter) as i64
-}
-
-struct Lease {
-    token: String,
-    ids: Vec<Uuid>,
-    until_ms: std::sync::atomic::AtomicI64,
-}
-
-impl Lease {
-    /// A third of the lease left: a request started now ends (timeout)
-    /// well before another worker may claim the row.
-    fn holds(&self) -> bool {
-        let until = self.until_ms.load(std::sync::atomic::Ordering::Acquire);
-        Utc::now().timestamp_millis() + LEASE_MS / 3 < until
-    }
 }
 
 /// What one attempt came to.
@@ -155,11 +141,7 @@ impl Services {
         if ids.is_empty() {
             return Ok(None);
         }
-        let lease = Lease {
-            token: format!("{worker_id}:{}", Uuid::new_v4().simple()),
-            ids,
-            until_ms: std::sync::atomic::AtomicI64::new(now_ms + LEASE_MS),
-        };
+        let lease = Lease::new(worker_id, ids, LEASE_MS, now_ms);
         // The conditions are checked again on each row as it is updated:
         // two workers never both claim one.
         wd::Entity::update_many()
@@ -179,23 +161,17 @@ impl Services {
     }
 
     async fn keep_webhook_lease(&self, lease: &Lease) -> std::convert::Infallible {
-        let every = Duration::from_millis((LEASE_MS / 3) as u64);
-        loop {
-            tokio::time::sleep(every).await;
-            let now_ms = Utc::now().timestamp_millis();
-            let renewed = wd::Entity::update_many()
-                .col_expr(wd::Column::LeaseUntilMs, Expr::value(now_ms + LEASE_MS))
-                .filter(wd::Column::Id.is_in(lease.ids.clone()))
-                .filter(wd::Column::LeaseOwner.eq(lease.token.clone()))
-                .exec(&self.db)
-                .await;
-            match renewed {
-                Ok(_) => lease
-                    .until_ms
-                    .store(now_ms + LEASE_MS, std::sync::atomic::Ordering::Release),
-                Err(e) => tracing::warn!(error = %e, "could not renew a webhook lease"),
-            }
-        }
+        lease
+            .keep("webhooks", |until| async move {
+                wd::Entity::update_many()
+                    .col_expr(wd::Column::LeaseUntilMs, Expr::value(until))
+                    .filter(wd::Column::Id.is_in(lease.ids.clone()))
+                    .filter(wd::Column::LeaseOwner.eq(lease.token.clone()))
+                    .exec(&self.db)
+                    .await
+                    .map(|_| ())
+            })
+            .await
     }
 
     /// The endpoint's secrets that sign now: the current one, and the one
@@ -253,11 +229,20 @@ impl Services {
             .body(body)
             .send()
             .await;
-        let ms = started.elapsed().as_millis() as i32;
         match sent {
-            Ok(r) => {
+            Ok(mut r) => {
                 let code = r.status().as_u16() as i32;
                 let ok = r.status().is_success();
+                // Read (a bounded part of) the answer so the connection
+                // can be reused; its content is not kept.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = r.chunk().await {
+                    read += chunk.len();
+                    if read > 64 * 1024 {
+                        break;
+                    }
+                }
+                let ms = started.elapsed().as_millis() as i32;
                 Attempt {
                     ok,
                     code: Some(code),

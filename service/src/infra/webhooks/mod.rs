@@ -176,6 +176,15 @@ impl Services {
     /// whose own write is already committed. A failure is logged, never
     /// returned — the fact stands either way.
     pub async fn emit_webhook(&self, agency_id: Uuid, event_type: &str, data: Value) {
+        // Most agencies have no endpoint: no write transaction for them.
+        let any = webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::AgencyId.eq(agency_id))
+            .filter(webhook_endpoint::Column::Enabled.eq(true))
+            .one(&self.db)
+            .await;
+        if matches!(any, Ok(None)) {
+            return;
+        }
         let emitted = async {
             let txn = crate::infra::db::begin_write(&self.db).await?;
             let n = emit(&txn, agency_id, event_type, data).await?;
