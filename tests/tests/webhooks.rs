@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tests::webhook_sink::WebhookSink;
-use tests::{Mode, Tenant, TestApp, both_modes, panel, spawn_with, wait_until};
+use tests::{Mode, Tenant, TestApp, both_modes, newsletter, panel, spawn_with, wait_until};
 
 const GROWTHPOINT: &str = env!("CARGO_BIN_EXE_growthpoint-cli");
 
@@ -485,6 +485,84 @@ async fn bad_input_is_refused_naming_the_field(mode: Mode) {
     assert_eq!(r.body.as_array().map(Vec::len), Some(20), "{}", r.text);
 }
 
+/// Facts of the research, mail and jobs areas reach the endpoint as they
+/// happen: UX flags, hypothesis verdicts, a finished campaign, a recompute
+/// given up.
+async fn facts_of_every_area_become_events(mode: Mode) {
+    let sink = WebhookSink::start().await;
+    let app = app_for_hooks(mode, |_| {}).await;
+    let news = newsletter(&app, 3, "<p>Hello {{ subscriber.name }}!</p>").await;
+    let t = &news.owner;
+    let (_, _) = endpoint(
+        &app,
+        t,
+        &sink,
+        json!([
+            "ux.flag_raised",
+            "hypothesis.verdict_changed",
+            "campaign.finished",
+            "job.failed"
+        ]),
+    )
+    .await;
+    // A falling mystery-shopper audit raises UX flags.
+    let (_, audit, _) = tests::mystery_audit(&app, t, "en").await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/questionnaires/{audit}/responses/import"),
+            Some(&t.token),
+            "text/csv",
+            tests::audits_csv(&tests::FALLING),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A hypothesis gets its first verdict.
+    let p = panel(&app, t).await;
+    app.create(
+        &format!("/api/v1/clients/{}/hypotheses", p.client),
+        &t.token,
+        json!({"name": "Moscow promotes more", "questionnaire_id": p.questionnaire,
+               "segment": {"conditions": [{"question": "city", "values": ["msk"]}]},
+               "metric": {"kind": "nps"}, "direction": "greater"}),
+    )
+    .await;
+    app.import_ndjson(&t.token, &p.questionnaire, tests::ndjson_rows("h", 4))
+        .await;
+    news.send(&app).await;
+    tests::failing_target(&app, t).await;
+    wait_until("an event of each kind", 60, || async {
+        let types: BTreeSet<String> = sink
+            .received()
+            .iter()
+            .filter(|r| r.answered == 200)
+            .map(|r| r.body["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        types.len() == 4
+    })
+    .await;
+    let received = sink.received();
+    assert!(received.iter().all(|r| r.signed_by == vec![0]));
+    let of =
+        |ty: &str| received.iter().find(|r| r.body["type"] == ty).unwrap().body["data"].clone();
+    assert_eq!(
+        of("campaign.finished")["campaign_id"],
+        news.campaign.as_str()
+    );
+    assert_eq!(of("campaign.finished")["recipients"], 3);
+    assert!(of("hypothesis.verdict_changed")["old_verdict"].is_null());
+    assert!(of("hypothesis.verdict_changed")["new_verdict"].is_string());
+    assert!(of("ux.flag_raised")["deviation"].as_f64().unwrap() < 0.0);
+    assert_eq!(of("job.failed")["kind"], "no_such_kind");
+    // Each fact once, whatever the worker retried.
+    let ids: Vec<&str> = received
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ids.len(), ids.iter().collect::<BTreeSet<_>>().len());
+}
+
 both_modes!(
     deliveries_are_signed_and_logged,
     a_recovering_receiver_gets_each_event_once,
@@ -493,4 +571,5 @@ both_modes!(
     an_endpoint_failing_for_the_whole_horizon_is_disabled,
     private_targets_are_refused_outside_tests,
     bad_input_is_refused_naming_the_field,
+    facts_of_every_area_become_events,
 );
