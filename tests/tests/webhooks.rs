@@ -247,10 +247,11 @@ async fn a_killed_worker_loses_no_webhook(mode: Mode) {
     assert!(sink.received().iter().all(|r| r.signed_by == vec![0]));
     let repeats: usize = got.values().map(|n| n - 1).sum();
     println!("killed after {at_kill} of {EVENTS}; repeats (same webhook-id): {repeats}");
-    // Only what was in flight at the kill goes out twice: at most 64
-    // requests per sending loop, and the worker runs two (a wake-up job's
-    // and the sweeper's).
-    assert!(repeats <= 128, "{repeats} repeats");
+    // Only what was in flight or not yet recorded at the kill goes out
+    // twice: per sending loop at most 64 requests and one unrecorded
+    // handful of 64, and the worker runs two (a wake-up job's and the
+    // sweeper's).
+    assert!(repeats <= 256, "{repeats} repeats");
 }
 
 async fn rotation_signs_with_both_secrets_during_the_overlap(mode: Mode) {

@@ -104,23 +104,29 @@ impl Services {
                     .collect();
             let (endpoints, events, lease) =
                 (Arc::new(endpoints), Arc::new(events), Arc::new(lease));
+            let token = lease.token.clone();
             let sending = futures::stream::iter(claimed)
                 .map(|d| {
                     let (this, lease) = (self.clone(), lease.clone());
                     let ep = endpoints.get(&d.endpoint_id).cloned();
                     let ev = events.get(&d.event_id).cloned();
-                    // A task of its own: a cancelled loop still records
-                    // what it sent.
+                    // A task of its own: a request under way finishes even
+                    // if this loop is cancelled (it is sent again later).
                     tokio::spawn(async move { this.post_one(&lease, d, ep, ev).await })
                 })
                 .buffer_unordered(CONCURRENCY)
-                .map(|r| r.unwrap_or(false))
-                .collect::<Vec<bool>>();
-            let outcomes = tokio::select! {
-                outcomes = sending => outcomes,
+                .filter_map(|r| async move { r.ok().flatten() })
+                // Outcomes are recorded as they come, a statement per
+                // handful: what a crash could send again is at most the
+                // requests in flight and one unrecorded handful.
+                .ready_chunks(CONCURRENCY)
+                .then(|chunk| self.record_outcomes(&token, chunk))
+                .fold(0, |n, ok| async move { n + ok });
+            let sent = tokio::select! {
+                sent = sending => sent,
                 never = self.keep_webhook_lease(&lease) => match never {},
             };
-            delivered += outcomes.into_iter().filter(|ok| *ok).count();
+            delivered += sent;
         }
     }
 
@@ -264,17 +270,18 @@ impl Services {
         }
     }
 
-    /// Sends one claimed delivery and records the outcome; true if delivered.
+    /// Sends one claimed delivery; the row as it is to be recorded (None:
+    /// not sent, the claim is about to lapse).
     async fn post_one(
         &self,
         lease: &Lease,
         d: wd::Model,
         ep: Option<we::Model>,
         ev: Option<webhook_event::Model>,
-    ) -> bool {
+    ) -> Option<wd::Model> {
         if !lease.holds() {
             tracing::warn!(delivery = %d.id, "webhook lease about to lapse; not sending");
-            return false;
+            return None;
         }
         let a = match (&ep, &ev) {
             (Some(ep), Some(ev)) if ep.enabled => self.attempt(ep, ev).await,
@@ -309,30 +316,62 @@ impl Services {
         if !a.ok {
             tracing::info!(delivery = %d.id, status, error = ?a.error, "webhook not delivered");
         }
-        let recorded = wd::Entity::update_many()
-            .col_expr(wd::Column::Status, Expr::value(status))
-            .col_expr(wd::Column::Attempts, Expr::value(attempts))
-            .col_expr(wd::Column::NextAttemptMs, Expr::value(next))
-            .col_expr(wd::Column::LastStatusCode, Expr::value(a.code))
-            .col_expr(wd::Column::LastError, Expr::value(a.error.clone()))
-            .col_expr(wd::Column::LastDurationMs, Expr::value(a.ms))
-            .col_expr(wd::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(wd::Column::LeaseUntilMs, Expr::value(0i64))
-            .col_expr(wd::Column::DeliveredAt, Expr::value(a.ok.then_some(t)))
-            .col_expr(wd::Column::UpdatedAt, Expr::value(t))
-            .filter(wd::Column::Id.eq(d.id))
-            .filter(wd::Column::LeaseOwner.eq(d.lease_owner.clone()))
-            .exec(&self.db)
-            .await;
-        if let Err(e) = recorded {
-            tracing::error!(delivery = %d.id, error = %e, "could not record a webhook outcome");
-        }
         if let Some(ep) = ep.filter(|e| e.enabled)
             && let Err(e) = self.endpoint_health(&ep, a.ok, a.error.as_deref()).await
         {
             tracing::error!(endpoint = %ep.id, error = %e, "could not update a webhook endpoint's health");
         }
-        a.ok
+        Some(wd::Model {
+            status: status.into(),
+            attempts,
+            next_attempt_ms: next,
+            last_status_code: a.code,
+            last_error: a.error,
+            last_duration_ms: Some(a.ms),
+            lease_owner: None,
+            lease_until_ms: 0,
+            delivered_at: a.ok.then_some(t),
+            updated_at: t,
+            ..d
+        })
+    }
+
+    /// Writes the outcomes of a handful of deliveries in one statement, to
+    /// the rows this claim still holds; returns how many were delivered.
+    async fn record_outcomes(&self, token: &str, rows: Vec<wd::Model>) -> usize {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        let delivered = rows.iter().filter(|d| d.status == "delivered").count();
+        let models = rows.into_iter().map(|d| d.into_active_model().reset_all());
+        let written = wd::Entity::insert_many(models)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(wd::Column::Id)
+                    .update_columns([
+                        wd::Column::Status,
+                        wd::Column::Attempts,
+                        wd::Column::NextAttemptMs,
+                        wd::Column::LastStatusCode,
+                        wd::Column::LastError,
+                        wd::Column::LastDurationMs,
+                        wd::Column::LeaseOwner,
+                        wd::Column::LeaseUntilMs,
+                        wd::Column::DeliveredAt,
+                        wd::Column::UpdatedAt,
+                    ])
+                    // A claim that lapsed and was taken by another worker
+                    // leaves the row to that worker.
+                    .action_and_where(sea_orm::sea_query::ExprTrait::eq(
+                        Expr::col((wd::Entity, wd::Column::LeaseOwner)),
+                        token.to_owned(),
+                    ))
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await;
+        match written {
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+            Err(e) => tracing::error!(error = %e, "could not record webhook outcomes"),
+        }
+        delivered
     }
 
     /// Marks since when an endpoint fails (cleared by any success); one
