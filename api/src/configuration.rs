@@ -117,6 +117,16 @@ pub struct Settings {
     /// answers `GET /metrics` to `Authorization: Bearer <token>` (401 for
     /// any other); unset, it has no `/metrics` (404).
     pub metrics_token: Option<Secret>,
+    /// Let webhooks go to loopback and private addresses, over plain
+    /// `http://` too (tests, local development). Off in production: only
+    /// `https://` to public addresses, checked again after DNS resolution.
+    pub webhooks_allow_private: bool,
+    /// How long a webhook delivery is retried after its event, ms; an
+    /// endpoint failing for this long is disabled and its admins mailed.
+    pub webhook_retry_horizon_ms: i64,
+    /// First retry delay of a webhook delivery, ms (doubles per attempt,
+    /// ±20 % jitter, at most an hour).
+    pub webhook_retry_base_ms: i64,
 }
 
 impl Default for Settings {
@@ -156,6 +166,9 @@ impl Default for Settings {
             public_url: None,
             metrics_addr: None,
             metrics_token: None,
+            webhooks_allow_private: false,
+            webhook_retry_horizon_ms: 24 * 3_600_000,
+            webhook_retry_base_ms: 5_000,
         }
     }
 }

@@ -68,6 +68,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             retry_base_ms: settings.retry_base_ms,
             recompute_debounce_ms: settings.recompute_debounce_ms,
             alert_window_ms: settings.alert_window_ms,
+            webhooks_allow_private: settings.webhooks_allow_private,
+            webhook_retry_horizon_ms: settings.webhook_retry_horizon_ms,
+            webhook_retry_base_ms: settings.webhook_retry_base_ms,
             sealer: settings
                 .secret_key()?
                 .map(|k| service::secrets::Sealer::new(&k).map(Arc::new))

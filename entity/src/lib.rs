@@ -47,3 +47,6 @@ pub mod touchpoint;
 pub mod touchpoint_library;
 pub mod user;
 pub mod ux_alert;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

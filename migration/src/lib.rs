@@ -28,6 +28,7 @@ mod m20261206_000022_split_contact_scores;
 mod m20261206_000023_link_responses_to_contacts;
 mod m20261207_000024_queue_score_set_purges;
 mod m20261207_000025_create_client_senders;
+mod m20261207_000026_create_webhooks;
 mod m20261207_000027_create_audit_log;
 
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_link_responses_to_contacts::Migration),
             Box::new(m20261207_000024_queue_score_set_purges::Migration),
             Box::new(m20261207_000025_create_client_senders::Migration),
+            Box::new(m20261207_000026_create_webhooks::Migration),
             Box::new(m20261207_000027_create_audit_log::Migration),
         ]
     }

@@ -23,7 +23,7 @@ pub mod purchases {
 }
 pub use infra::{
     audit, cache, ctx, db, db_health, docs, email, error, idempotency, ledger, metrics, page,
-    pgcopy, pgtx, queue, secrets,
+    pgcopy, pgtx, queue, secrets, webhooks,
 };
 pub use mail::digest;
 pub use mail::{chains, contacts, funnel, qualify, sender};
@@ -34,6 +34,10 @@ pub mod subscribers {
     pub use crate::mail::subscribers::*;
 }
 pub use platform::{agency, api_keys, auth, clients, digest_schedule, libraries, members};
+/// Webhook endpoints and their delivery log, for transports.
+pub mod webhook_endpoints {
+    pub use crate::platform::webhooks::*;
+}
 pub use research::panel::rows as panel_rows;
 pub use research::{
     factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses, segments,
@@ -66,6 +70,14 @@ pub struct ServiceConfig {
     /// Seals secrets kept at rest (a client's SMTP URL); None: no secret
     /// key configured, so none can be kept.
     pub sealer: Option<Arc<infra::secrets::Sealer>>,
+    /// Webhooks may go to loopback and private addresses over plain http
+    /// (tests, local development); never in production.
+    pub webhooks_allow_private: bool,
+    /// A webhook delivery is retried for this long after its event, and an
+    /// endpoint failing for this long is disabled.
+    pub webhook_retry_horizon_ms: i64,
+    /// First retry delay of a webhook delivery; doubles per attempt.
+    pub webhook_retry_base_ms: i64,
 }
 
 impl Default for ServiceConfig {
@@ -80,6 +92,9 @@ impl Default for ServiceConfig {
             recompute_debounce_ms: 250,
             alert_window_ms: 5_000,
             sealer: None,
+            webhooks_allow_private: false,
+            webhook_retry_horizon_ms: 24 * 3_600_000,
+            webhook_retry_base_ms: 5_000,
         }
     }
 }

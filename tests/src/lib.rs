@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench_util;
+pub mod webhook_sink;
 pub mod world;
 
 use std::time::{Duration, Instant};
@@ -45,6 +46,19 @@ macro_rules! both_modes {
             )*
         }
     };
+}
+
+/// Polls `f` until it holds; fails after `secs` with `what`.
+pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub fn pg_admin_url() -> String {

@@ -268,7 +268,40 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
         "{}",
         r.text
     );
+    // A webhook endpoint (a public URL that does not resolve, so its
+    // deliveries keep failing) with one delivery, attempted once.
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            &b.token,
+            json!({"url": "https://hooks.b.invalid/in", "description": "B's CRM"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let webhook = r.body["endpoint"]["id"].as_str().unwrap().to_owned();
+    let webhook_secret = r.body["secret"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/webhooks/{webhook}/ping"),
+            &b.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let webhook_delivery = r.body["id"].as_str().unwrap().to_owned();
+    loop {
+        let e = app
+            .get(&format!("/api/v1/webhooks/{webhook}"), &b.token)
+            .await;
+        if !e.body["failing_since"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut ids = HashMap::new();
+    ids.insert("webhook", webhook);
+    ids.insert("webhook_secret", webhook_secret);
+    ids.insert("webhook_delivery", webhook_delivery);
     ids.insert("chain", chain);
     ids.insert("contact", contact);
     ids.insert("list", list);
@@ -326,6 +359,8 @@ pub fn fill(path: &str, w: &World) -> String {
         "contact"
     } else if p.starts_with("/api/v1/chains/") {
         "chain"
+    } else if p.starts_with("/api/v1/webhooks/") {
+        "webhook"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -336,6 +371,7 @@ pub fn fill(path: &str, w: &World) -> String {
     p = p.replace("{channel}", "tv");
     p = p.replace("{customer_ref}", "c1");
     p = p.replace("{kind}", "ux_alerts");
+    p = p.replace("{delivery_id}", &w.ids["webhook_delivery"]);
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -421,6 +457,8 @@ pub fn body_for(method: &str, template: &str, w: &World) -> Option<(String, &'st
             "from_address": "hacker@a.example.com", "smtp_url": "smtp://a:a@127.0.0.1:2"
         })),
         ("post", "/api/v1/clients/{id}/sender/test") => json(json!({"to": "a@a.example.com"})),
+        ("post", "/api/v1/webhooks") => json(json!({"url": "https://hooks.example.com/in"})),
+        ("patch", "/api/v1/webhooks/{id}") => json(json!({"description": "Renamed"})),
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),
         ("post", "/api/v1/clients/{id}/contacts") => {

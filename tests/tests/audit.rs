@@ -233,6 +233,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
         "b:secret@".into(),
         "smtp://a:a@127.0.0.1:2".into(),
         "a:a@".into(),
+        w.ids["webhook_secret"].clone(),
     ];
     // An invitation to accept during the walk.
     let invited = app
@@ -398,6 +399,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
             "/api/v1/api-keys" => "key",
             "/api/v1/members" => "invitation_token",
             t if t.starts_with("/api/v1/auth/") => "token",
+            "/api/v1/webhooks" | "/api/v1/webhooks/{id}/rotate-secret" => "secret",
             _ => "",
         };
         if let Some(v) = r.body[handed_out].as_str() {

@@ -19,24 +19,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use sea_orm::EntityTrait;
-use tests::{Mode, SmtpSink, TestApp, both_modes, newsletter, parse_mail, spawn_with};
+use tests::{Mode, SmtpSink, TestApp, both_modes, newsletter, parse_mail, spawn_with, wait_until};
 
 const RECIPIENTS: usize = 1_000;
 const HTML: &str = "<p>Hello {{ subscriber.name }}!</p>";
 const GROWTHPOINT: &str = env!("CARGO_BIN_EXE_growthpoint-cli");
-
-/// Polls `f` until it holds; fails after `secs` with `what`.
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// What the SMTP server received: raw messages, the Message-IDs each
 /// recipient got, and when the server stored the first copy of each.

@@ -60,6 +60,8 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/campaigns/{}/stats", id("campaign")),
         format!("/api/v1/clients/{}/digest-settings", id("client")),
         format!("/api/v1/clients/{}/sender", id("client")),
+        "/api/v1/webhooks".to_owned(),
+        format!("/api/v1/webhooks/{}", id("webhook")),
         "/api/v1/agency".to_owned(),
         format!("/api/v1/clients/{}/contacts", id("client")),
         format!("/api/v1/contacts/{}", id("contact")),
@@ -175,6 +177,7 @@ async fn every_rest_route_hides_other_agencies(mode: Mode) {
         "/api/v1/jobs",
         "/api/v1/touchpoint-libraries",
         "/api/v1/deliveries",
+        "/api/v1/webhooks",
         "/api/v1/audit-log?limit=200",
     ] {
         let r = app.get(path, &a.token).await;
@@ -728,6 +731,34 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
             json!({"id": id("chain"), "s": id("segment")}),
         ),
         (
+            "query($id: ID!) { webhookEndpoint(id: $id) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "query($id: ID!) { webhookDeliveries(endpointId: $id) { items { id } } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {description: \"H\"}) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!) { pingWebhookEndpoint(id: $id) { id } }",
+            json!({"id": id("webhook")}),
+        ),
+        (
+            "mutation($id: ID!, $d: ID!) { resendWebhookDelivery(endpointId: $id, deliveryId: $d) { id } }",
+            json!({"id": id("webhook"), "d": id("webhook_delivery")}),
+        ),
+        (
             "mutation($id: ID!) { pauseChain(id: $id) { id } }",
             json!({"id": id("chain")}),
         ),
@@ -784,7 +815,7 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
     assert_eq!(b_state(&app, &b, &w).await, before, "B's data changed");
     // Lists over GraphQL show only A's rows.
     let r = app
-        .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } auditLog(first: 100) { items { id resourceId } } }", json!({}))
+        .graphql(Some(&a.token), "{ clients(includeArchived: true) { items { id } } apiKeys { items { id } } members { items { id } } touchpointLibraries { items { id } } jobRuns { items { id } } auditLog(first: 100) { items { id resourceId } } webhookEndpoints { id } }", json!({}))
         .await;
     assert!(r.body["errors"].is_null(), "{}", r.text);
     for id in w.ids.values() {

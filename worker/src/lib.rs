@@ -73,7 +73,7 @@ async fn recompute(
 fn kind_label(kind: &str) -> &'static str {
     service::jobs::RECOMPUTE_KINDS
         .into_iter()
-        .chain([service::email::KIND_WAKE])
+        .chain([service::email::KIND_WAKE, service::webhooks::KIND_WAKE])
         .find(|k| *k == kind)
         .unwrap_or("other")
 }
@@ -90,6 +90,14 @@ async fn run(
             .await
             .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
         tracing::debug!(sent, "emails delivered");
+        return Ok(None);
+    }
+    if job.kind == service::webhooks::KIND_WAKE {
+        let delivered = services
+            .deliver_webhooks(worker_id)
+            .await
+            .map_err(|e| -> BoxDynError { format!("{e:#}").into() })?;
+        tracing::debug!(delivered, "webhooks delivered");
         return Ok(None);
     }
     let outcome = services
@@ -247,6 +255,17 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
             // call was lost.
             if let Err(e) = services.deliver_due(&sweeper_id).await {
                 tracing::warn!(error = %format!("{e:#}"), "email delivery failed");
+            }
+            // Webhook retries whose time has come (and lost wake-ups), and
+            // endpoints that failed for the whole retry period.
+            if let Err(e) = services.disable_failing_webhooks().await {
+                tracing::warn!(error = %format!("{e:#}"), "disabling failing webhooks failed");
+            }
+            if let Err(e) = services.flush_webhook_alerts().await {
+                tracing::warn!(error = %format!("{e:#}"), "disabled-webhook alerts failed");
+            }
+            if let Err(e) = services.deliver_webhooks(&sweeper_id).await {
+                tracing::warn!(error = %format!("{e:#}"), "webhook delivery failed");
             }
         }
     });

@@ -21,6 +21,7 @@ pub struct Query(
     mail::ContactsQuery,
     mail::ChainsQuery,
     mail::SenderQuery,
+    platform::WebhooksQuery,
 );
 
 // Every mutation, one object per area (no doc comment: it would change the schema).
@@ -33,6 +34,7 @@ pub struct Mutation(
     mail::ContactsMutation,
     mail::ChainsMutation,
     mail::SenderMutation,
+    platform::WebhooksMutation,
 );
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -183,6 +185,7 @@ gql_page!(
     ContactResponsePage => service::contacts::ContactResponseView,
     ChainPage => service::chains::ChainView,
     EnrolmentPage => service::chains::EnrolmentView,
+    WebhookDeliveryPage => service::webhook_endpoints::WebhookDeliveryView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

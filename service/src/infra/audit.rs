@@ -80,6 +80,7 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "touchpoint_library",
     "cjm_stage",
     "user",
+    "webhook",
 ];
 
 /// Every verb an action can end in (`client.create`).
@@ -110,6 +111,9 @@ pub const VERBS: &[&str] = &[
     "clone",
     "outcome",
     "from_channels",
+    "rotate_secret",
+    "ping",
+    "resend",
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(true);

@@ -98,7 +98,7 @@ pub enum ImportKind {
 }
 
 impl ImportKind {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             ImportKind::Responses => "responses",
             ImportKind::Contacts => "contacts",

@@ -151,6 +151,68 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Sweeper: one email per owner/admin of each agency whose webhook
+    /// endpoint was disabled for failing, queued in the transaction that
+    /// takes the endpoint's `alert_pending` (so each is told once).
+    pub async fn flush_webhook_alerts(&self) -> AppResult<u64> {
+        use entity::webhook_endpoint as we;
+        let pending = we::Entity::find()
+            .filter(we::Column::AlertPending.eq(true))
+            .limit(100)
+            .all(&self.db)
+            .await
+            .context("while looking for disabled webhook endpoints")?;
+        let mut queued = 0;
+        for ep in pending {
+            let txn = crate::infra::db::begin_write(&self.db).await?;
+            let taken = we::Entity::update_many()
+                .col_expr(we::Column::AlertPending, Expr::value(false))
+                .filter(we::Column::Id.eq(ep.id))
+                .filter(we::Column::AlertPending.eq(true))
+                .exec(&txn)
+                .await?;
+            if taken.rows_affected == 0 {
+                txn.rollback().await?;
+                continue;
+            }
+            let agency = entity::agency::Entity::find_by_id(ep.agency_id)
+                .one(&txn)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let brand = crate::infra::email::Brand::of_agency(&agency);
+            let data = serde_json::json!({
+                "url": ep.url, "description": ep.description, "endpoint_id": ep.id,
+                "reason": ep.disabled_reason,
+            });
+            let mail = crate::infra::email::admin_deliveries(
+                &txn,
+                ep.agency_id,
+                None,
+                "webhook_disabled",
+                new_id(),
+                &agency.locale,
+                |locale| {
+                    crate::infra::email::render::render(
+                        "webhook_disabled",
+                        locale,
+                        &brand,
+                        data.clone(),
+                    )
+                },
+            )
+            .await?;
+            let n = crate::infra::email::enqueue(&txn, mail).await?;
+            txn.commit().await?;
+            if n > 0 {
+                self.wake_mailer(ep.agency_id).await;
+            }
+            queued += n;
+        }
+        Ok(queued)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -309,6 +309,7 @@ impl Services {
         attempts: i32,
         cause: &str,
     ) -> AppResult<()> {
+        let txn = crate::infra::db::begin_write(&self.db).await?;
         let res = job_alert::Entity::insert(job_alert::ActiveModel {
             id: Set(new_id()),
             agency_id: Set(job.agency_id),
@@ -331,13 +332,33 @@ impl Services {
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&txn)
         .await;
-        match res {
-            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => Ok(()),
-            Err(e) => Err(AppError::from(e)),
+        let hooks = match res {
+            // A new failure (not one recorded before): webhooks hear of it
+            // in the same transaction.
+            Ok(n) if n > 0 => {
+                let data = serde_json::json!({
+                    "kind": job.kind, "target_id": job.target_id, "data_version": version,
+                    "attempts": attempts, "error": cause.chars().take(500).collect::<String>(),
+                });
+                crate::infra::webhooks::emit(
+                    &txn,
+                    job.agency_id,
+                    crate::infra::webhooks::JOB_FAILED,
+                    data,
+                )
+                .await?
+            }
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => 0,
+            Err(e) => return Err(AppError::from(e)),
+        };
+        txn.commit()
+            .await
+            .context("while recording a failed-job alert")?;
+        if hooks > 0 {
+            self.wake_webhooks(job.agency_id).await;
         }
-        .context("while recording a failed-job alert")?;
         Ok(())
     }
 

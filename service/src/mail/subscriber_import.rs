@@ -188,8 +188,13 @@ impl Services {
         audit::commit(txn, ctx, a).await?;
         self.sync_contacts(ctx.agency_id, list.client_id, None, false)
             .await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Subscribers, received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Subscribers,
+            ("list_id", list.id),
+            received,
+        )
+        .await;
         Ok(crate::research::responses::IngestResult {
             received,
             inserted,

@@ -1,6 +1,6 @@
 //! The agency and its people: sign-up and login, members and roles, API
 //! keys, clients and their settings, touchpoint libraries (and touchpoints
-//! named by key, for documents that leave the agency).
+//! named by key, for documents that leave the agency), webhook endpoints.
 pub mod agency;
 pub mod api_keys;
 pub mod audit;
@@ -10,3 +10,4 @@ pub mod digest_schedule;
 pub mod libraries;
 pub mod members;
 pub mod touchpoint_refs;
+pub mod webhooks;

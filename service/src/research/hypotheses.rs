@@ -17,6 +17,7 @@ use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::queue::RecomputeJob;
+use crate::infra::webhooks;
 use crate::platform::clients::find_client;
 use crate::research::panel::compile_filter;
 use crate::research::questionnaires::find_questionnaire;
@@ -479,8 +480,28 @@ impl Services {
             })
             .collect();
         let payload = serde_json::to_value(&items).map_err(anyhow::Error::from)?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let before = snapshot::Entity::find()
+            .filter(snapshot::Column::AgencyId.eq(agency_id))
+            .filter(snapshot::Column::Kind.eq(KIND_HYPOTHESES))
+            .filter(snapshot::Column::TargetId.eq(client_id))
+            .one(&txn)
+            .await?
+            .map(|s| verdicts(&s.payload))
+            .unwrap_or_default();
+        let mut hooks = 0;
+        for (id, (name, verdict)) in verdicts(&payload) {
+            let old = before.get(&id).map(|(_, v)| v.clone()).unwrap_or_default();
+            if old != verdict {
+                let data = serde_json::json!({
+                    "client_id": client_id, "hypothesis_id": id, "name": name,
+                    "old_verdict": old, "new_verdict": verdict, "data_version": version,
+                });
+                hooks += webhooks::emit(&txn, agency_id, webhooks::VERDICT_CHANGED, data).await?;
+            }
+        }
         crate::infra::ledger::store_snapshot(
-            &self.db,
+            &txn,
             agency_id,
             KIND_HYPOTHESES,
             client_id,
@@ -488,6 +509,10 @@ impl Services {
             payload,
         )
         .await?;
+        txn.commit().await?;
+        if hooks > 0 {
+            self.wake_webhooks(agency_id).await;
+        }
         Ok(version)
     }
 
@@ -533,4 +558,24 @@ impl Services {
             },
         })
     }
+}
+
+/// Each hypothesis's name and verdict (null when it could not be
+/// evaluated) in a stored results payload.
+fn verdicts(
+    payload: &serde_json::Value,
+) -> std::collections::BTreeMap<String, (String, serde_json::Value)> {
+    payload
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    let id = i["hypothesis_id"].as_str()?.to_owned();
+                    let name = i["name"].as_str().unwrap_or_default().to_owned();
+                    Some((id, (name, i["result"]["verdict"].clone())))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -184,14 +184,42 @@ impl Services {
         let panel = state.finish(&ds, ds.len() as u64);
         let summary = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
         let panel = serde_json::to_value(&panel).map_err(anyhow::Error::from)?;
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let stored = snapshot::Entity::find()
+            .filter(snapshot::Column::AgencyId.eq(agency_id))
+            .filter(snapshot::Column::Kind.eq(KIND_QUESTIONNAIRE))
+            .filter(snapshot::Column::TargetId.eq(id))
+            .one(&txn)
+            .await?
+            .map_or(-1, |s| s.data_version);
+        // Told once per version, whatever retries store it again.
+        let hooks = if stored < version {
+            let data = serde_json::json!({
+                "questionnaire_id": id, "data_version": version, "respondents": body.n,
+                "nps": body.nps.as_ref().map(|n| n.nps),
+            });
+            crate::infra::webhooks::emit(
+                &txn,
+                agency_id,
+                crate::infra::webhooks::SUMMARY_UPDATED,
+                data,
+            )
+            .await?
+        } else {
+            0
+        };
         crate::infra::ledger::store_snapshots(
-            &self.db,
+            &txn,
             agency_id,
             id,
             version,
             vec![(KIND_QUESTIONNAIRE, summary), (KIND_PANEL, panel)],
         )
         .await?;
+        txn.commit().await?;
+        if hooks > 0 {
+            self.wake_webhooks(agency_id).await;
+        }
         Ok(version)
     }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::domain::questions::QuestionRole;
 use crate::infra::error::AppResult;
+use crate::infra::webhooks;
 use crate::platform::clients::find_client;
 use crate::research::questionnaires::load_questions;
 use crate::{Perm, RequestCtx, Services};
@@ -162,6 +163,7 @@ impl Services {
             .await?;
         let open_keys: BTreeSet<&str> = open.iter().map(|a| a.flag_key.as_str()).collect();
         let t = crate::now();
+        let mut raised_events = Vec::new();
         for (key, (flag, st)) in &current {
             if open_keys.contains(key.as_str()) {
                 continue;
@@ -182,8 +184,15 @@ impl Services {
                 }
                 FlagKey::Stage { stage_id } => ("stage", None, parse(stage_id), None),
             };
+            let alert_id = crate::new_id();
+            raised_events.push(serde_json::json!({
+                "client_id": client_id, "alert_id": alert_id, "scope": scope,
+                "flag_key": flag, "touchpoint_id": tp, "stage_id": stage, "jtbd": jtbd,
+                "deviation": st.deviation, "current_mean": st.current.mean,
+                "baseline_mean": st.baseline.mean, "as_of": map.as_of.to_string(),
+            }));
             raised.push(ux_alert::ActiveModel {
-                id: Set(crate::new_id()),
+                id: Set(alert_id),
                 agency_id: Set(agency_id),
                 client_id: Set(client_id),
                 scope: Set(scope.into()),
@@ -203,11 +212,11 @@ impl Services {
                 notified_at: Set(Some(t)),
             });
         }
-        let cleared: Vec<Uuid> = open
+        let cleared_alerts: Vec<&ux_alert::Model> = open
             .iter()
             .filter(|a| !current.contains_key(&a.flag_key))
-            .map(|a| a.id)
             .collect();
+        let cleared: Vec<Uuid> = cleared_alerts.iter().map(|a| a.id).collect();
         let mail = if raised.is_empty() {
             vec![]
         } else {
@@ -232,9 +241,25 @@ impl Services {
                 .exec(&txn)
                 .await?;
         }
+        // Webhooks, in the transaction that raises and clears.
+        let mut hooks = 0;
+        for data in raised_events {
+            hooks += webhooks::emit(&txn, agency_id, webhooks::UX_FLAG_RAISED, data).await?;
+        }
+        for a in cleared_alerts {
+            let data = serde_json::json!({
+                "client_id": client_id, "alert_id": a.id, "scope": a.scope,
+                "flag_key": serde_json::from_str::<serde_json::Value>(&a.flag_key).unwrap_or_default(),
+                "touchpoint_id": a.touchpoint_id, "stage_id": a.stage_id, "jtbd": a.jtbd,
+            });
+            hooks += webhooks::emit(&txn, agency_id, webhooks::UX_FLAG_CLEARED, data).await?;
+        }
         txn.commit().await?;
         if wake {
             self.wake_mailer(agency_id).await;
+        }
+        if hooks > 0 {
+            self.wake_webhooks(agency_id).await;
         }
         Ok(version)
     }

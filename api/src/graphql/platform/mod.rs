@@ -1,5 +1,7 @@
 //! GraphQL of the platform area, beside its REST twin in `rest/platform/`.
 mod mutation;
 mod query;
+mod webhooks;
 pub use mutation::PlatformMutation;
 pub use query::PlatformQuery;
+pub use webhooks::{WebhooksMutation, WebhooksQuery};

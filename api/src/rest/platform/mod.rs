@@ -3,3 +3,4 @@
 pub mod account;
 pub mod clients;
 pub mod libraries;
+pub mod webhooks;

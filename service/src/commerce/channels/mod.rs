@@ -310,10 +310,13 @@ impl Services {
         }
         let a = Audit::new("channel_figures", "import", Some(client_id));
         let res = self.store_channel_days(ctx, a, client_id, rows).await?;
-        self.metrics.rows_imported(
+        self.import_finished(
+            ctx.agency_id,
             crate::infra::metrics::ImportKind::ChannelFigures,
+            ("client_id", client_id),
             res.received,
-        );
+        )
+        .await;
         Ok(res)
     }
 

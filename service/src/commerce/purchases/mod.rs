@@ -187,8 +187,13 @@ impl Services {
         }
         let a = Audit::new("purchases", "import", Some(client_id));
         let res = self.store_purchases(ctx, a, client_id, rows).await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Purchases, res.received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Purchases,
+            ("client_id", client_id),
+            res.received,
+        )
+        .await;
         Ok(res)
     }
 

@@ -58,7 +58,7 @@ pub struct Rendered {
 /// The kinds with templates.
 pub const KINDS: [&str; 5] = ["ux_alerts", "job_failed", "confirm", "newsletter", "digest"];
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("digest.html", include_str!("templates/digest.html")),
     ("digest.txt", include_str!("templates/digest.txt")),
     ("confirm.html", include_str!("templates/confirm.html")),
@@ -70,6 +70,14 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("ux_alerts.txt", include_str!("templates/ux_alerts.txt")),
     ("job_failed.html", include_str!("templates/job_failed.html")),
     ("job_failed.txt", include_str!("templates/job_failed.txt")),
+    (
+        "webhook_disabled.html",
+        include_str!("templates/webhook_disabled.html"),
+    ),
+    (
+        "webhook_disabled.txt",
+        include_str!("templates/webhook_disabled.txt"),
+    ),
 ];
 
 /// The one template environment (HTML autoescaped by name): the built-in
@@ -192,6 +200,20 @@ fn strings(kind: &str, locale: &str) -> Value {
             "intro": "Фоновые пересчёты ниже исчерпали все попытки. Данные сохранены, но результаты устарели до следующего успешного пересчёта.",
             "what": "Что", "version": "Версия данных", "attempts": "Попыток", "error": "Ошибка", "when": "Когда",
             "explain": "Пересчёт запустится снова при следующих данных; список неудачных пересчётов — GET /api/v1/jobs?status=failed. О каждой неудаче приходит одно письмо.",
+        }),
+        ("webhook_disabled", true) => json!({
+            "subject": "Вебхук отключён: {{ url }}",
+            "heading": "Вебхук отключён",
+            "intro": "Доставки на этот адрес не удавались в течение всего срока повторов, поэтому он отключён и события на него больше не отправляются:",
+            "why": "Причина",
+            "explain": "Исправьте получатель и включите вебхук снова (PATCH /api/v1/webhooks/{id} с enabled: true); журнал доставок — GET /api/v1/webhooks/{id}/deliveries.",
+        }),
+        ("webhook_disabled", false) => json!({
+            "subject": "Webhook endpoint disabled: {{ url }}",
+            "heading": "Webhook endpoint disabled",
+            "intro": "Deliveries to this endpoint kept failing for the whole retry period, so it was disabled and gets no more events:",
+            "why": "Reason",
+            "explain": "Fix the receiver and enable the endpoint again (PATCH /api/v1/webhooks/{id} with enabled: true); its delivery log is at GET /api/v1/webhooks/{id}/deliveries.",
         }),
         (_, _) => json!({
             "subject": "{% if count > 1 %}{{ count }} recomputes failed{% else %}Recompute failed: {{ jobs[0].label }}{% endif %}",

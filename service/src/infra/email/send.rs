@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::infra::error::{AppError, AppResult};
+use crate::infra::lease::Lease;
 use crate::{Services, now};
 pub use mailer::{Mailer, SendError};
 
@@ -173,24 +174,6 @@ fn build_message(
     b.multipart(alternative).map_err(|e| e.to_string())
 }
 
-/// One worker's claim on a batch of deliveries.
-struct Lease {
-    token: String,
-    ids: Vec<Uuid>,
-    lease_ms: i64,
-    /// Until when the rows are ours, as of the last successful renewal.
-    until_ms: std::sync::atomic::AtomicI64,
-}
-
-impl Lease {
-    /// Is there at least a third of the lease left? A message started now
-    /// finishes (normally in milliseconds) before anyone else may claim it.
-    fn holds(&self) -> bool {
-        let until = self.until_ms.load(std::sync::atomic::Ordering::Acquire);
-        Utc::now().timestamp_millis() + self.lease_ms / 3 < until
-    }
-}
-
 impl Services {
     pub(super) fn email(&self) -> AppResult<&Arc<EmailSettings>> {
         self.email
@@ -259,12 +242,7 @@ impl Services {
         if ids.is_empty() {
             return Ok(None);
         }
-        let lease = Lease {
-            token: format!("{worker_id}:{}", Uuid::new_v4().simple()),
-            ids,
-            lease_ms,
-            until_ms: std::sync::atomic::AtomicI64::new(now + lease_ms),
-        };
+        let lease = Lease::new(worker_id, ids, lease_ms, now);
         // The lease condition is checked again on each row as it is updated,
         // so two workers never both claim a row.
         email_delivery::Entity::update_many()
@@ -294,26 +272,17 @@ impl Services {
     /// Extends the lease of the batch's unsent rows every third of its
     /// length; never returns (dropped when the batch is done).
     async fn keep_lease(&self, lease: &Lease) -> std::convert::Infallible {
-        let every = std::time::Duration::from_millis((lease.lease_ms / 3).max(1) as u64);
-        loop {
-            tokio::time::sleep(every).await;
-            let now = Utc::now().timestamp_millis();
-            let renewed = email_delivery::Entity::update_many()
-                .col_expr(
-                    email_delivery::Column::LeaseUntilMs,
-                    Expr::value(now + lease.lease_ms),
-                )
-                .filter(email_delivery::Column::Id.is_in(lease.ids.clone()))
-                .filter(email_delivery::Column::LeaseOwner.eq(lease.token.clone()))
-                .exec(&self.db)
-                .await;
-            match renewed {
-                Ok(_) => lease
-                    .until_ms
-                    .store(now + lease.lease_ms, std::sync::atomic::Ordering::Release),
-                Err(e) => tracing::warn!(error = %e, "could not renew an email lease"),
-            }
-        }
+        lease
+            .keep("emails", |until| async move {
+                email_delivery::Entity::update_many()
+                    .col_expr(email_delivery::Column::LeaseUntilMs, Expr::value(until))
+                    .filter(email_delivery::Column::Id.is_in(lease.ids.clone()))
+                    .filter(email_delivery::Column::LeaseOwner.eq(lease.token.clone()))
+                    .exec(&self.db)
+                    .await
+                    .map(|_| ())
+            })
+            .await
     }
 
     /// Sends one claimed delivery and records what happened; true if sent.
@@ -398,6 +367,16 @@ impl Services {
             .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()))
             .exec(&self.db)
             .await;
+        if recorded.is_ok()
+            && let Err(SendError::Permanent(e)) = &outcome
+        {
+            let data = serde_json::json!({
+                "delivery_id": d.id, "client_id": d.client_id, "kind": d.kind,
+                "recipient": d.recipient, "message_id": d.message_id, "error": e,
+            });
+            self.emit_webhook(d.agency_id, crate::infra::webhooks::EMAIL_BOUNCED, data)
+                .await;
+        }
         match recorded {
             Ok(_) => self.metrics.email_recorded(status),
             Err(e) => {

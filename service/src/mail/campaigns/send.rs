@@ -11,6 +11,7 @@ use crate::domain::segment_filter::SegmentFilter;
 use crate::infra::email::links::Purpose;
 use crate::infra::email::{Brand, NewDelivery, enqueue_with_ids, render::render};
 use crate::infra::error::{AppError, AppResult};
+use crate::infra::webhooks;
 use crate::mail::tracking::track_html;
 use crate::platform::clients::find_client;
 use crate::{Services, new_id, now};
@@ -208,14 +209,30 @@ impl Services {
                 .exec(&self.db)
                 .await?;
         }
-        // Every recipient is queued.
-        campaign::Entity::update_many()
+        // Every recipient is queued: the campaign is finished, and webhooks
+        // hear of it once (the row as still unfinished, same transaction).
+        let txn = crate::infra::db::begin_write(&self.db).await?;
+        let done = campaign::Entity::update_many()
             .col_expr(campaign::Column::Total, Expr::value(total))
             .col_expr(campaign::Column::FinishedAt, Expr::value(now()))
             .col_expr(campaign::Column::UpdatedAt, Expr::value(now()))
             .filter(campaign::Column::Id.eq(c.id))
-            .exec(&self.db)
+            .filter(campaign::Column::FinishedAt.is_null())
+            .exec(&txn)
             .await?;
+        let hooks = if done.rows_affected == 1 {
+            let data = serde_json::json!({
+                "campaign_id": c.id, "client_id": c.client_id, "list_id": c.list_id,
+                "segment_id": c.segment_id, "recipients": total,
+            });
+            webhooks::emit(&txn, c.agency_id, webhooks::CAMPAIGN_FINISHED, data).await?
+        } else {
+            0
+        };
+        txn.commit().await?;
+        if hooks > 0 {
+            self.wake_webhooks(c.agency_id).await;
+        }
         Ok(())
     }
 }

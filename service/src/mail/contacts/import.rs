@@ -201,8 +201,13 @@ impl Services {
         }
         let a = crate::infra::audit::Audit::new("contacts", "import", Some(client_id));
         let (res, _) = self.store_contacts(ctx, a, client_id, rows).await?;
-        self.metrics
-            .rows_imported(crate::infra::metrics::ImportKind::Contacts, res.received);
+        self.import_finished(
+            ctx.agency_id,
+            crate::infra::metrics::ImportKind::Contacts,
+            ("client_id", client_id),
+            res.received,
+        )
+        .await;
         tracing::info!(agency_id = %ctx.agency_id, %client_id, received = res.received,
             created = res.created, updated = res.updated, "contacts imported");
         Ok(res)

@@ -202,8 +202,13 @@ impl Services {
         let res = self
             .import_responses_of(ctx, questionnaire_id, format, body)
             .await?;
-        self.metrics
-            .rows_imported(ImportKind::Responses, res.received);
+        self.import_finished(
+            ctx.agency_id,
+            ImportKind::Responses,
+            ("questionnaire_id", questionnaire_id),
+            res.received,
+        )
+        .await;
         Ok(res)
     }
 
