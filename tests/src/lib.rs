@@ -104,6 +104,10 @@ pub async fn test_settings(mode: Mode) -> Settled {
         // Seals clients' SMTP URLs; a fresh one per world.
         secret_key: Some(Secret::new(format!("sealing-key-{id}"))),
         auth_rate_per_minute: 100_000,
+        // Webhook receivers in tests listen on loopback; the guard's
+        // production behaviour is tested with this off
+        // (tests/tests/webhooks.rs).
+        webhooks_allow_private: true,
         api_key_rate_per_second: 100_000,
         sweep_interval_ms: 200,
         queue_poll_ms: 50,

@@ -268,13 +268,13 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
         "{}",
         r.text
     );
-    // A webhook endpoint (a public URL that does not resolve, so its
-    // deliveries keep failing) with one delivery, attempted once.
+    // A webhook endpoint (a closed port on loopback, so its deliveries keep
+    // failing) with one delivery, attempted once.
     let r = app
         .post(
             "/api/v1/webhooks",
             &b.token,
-            json!({"url": "https://hooks.b.invalid/in", "description": "B's CRM"}),
+            json!({"url": "https://127.0.0.1:9/in", "description": "B's CRM"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -457,7 +457,7 @@ pub fn body_for(method: &str, template: &str, w: &World) -> Option<(String, &'st
             "from_address": "hacker@a.example.com", "smtp_url": "smtp://a:a@127.0.0.1:2"
         })),
         ("post", "/api/v1/clients/{id}/sender/test") => json(json!({"to": "a@a.example.com"})),
-        ("post", "/api/v1/webhooks") => json(json!({"url": "https://hooks.example.com/in"})),
+        ("post", "/api/v1/webhooks") => json(json!({"url": "https://127.0.0.1:9/walked"})),
         ("patch", "/api/v1/webhooks/{id}") => json(json!({"description": "Renamed"})),
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),

@@ -362,7 +362,7 @@ async fn an_endpoint_failing_for_the_whole_horizon_is_disabled(mode: Mode) {
 
 /// Production settings: no private targets, at creation or delivery.
 async fn private_targets_are_refused_outside_tests(mode: Mode) {
-    let app = spawn_with(mode, |_| {}).await;
+    let app = spawn_with(mode, |s| s.webhooks_allow_private = false).await;
     let t = app.signup("Prod").await;
     for url in [
         "http://127.0.0.1:9/hook",

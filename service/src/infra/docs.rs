@@ -5,6 +5,10 @@
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, Object};
 
+/// A hyphenated UUID, unanchored (ids as this API writes them).
+pub const UUID: &str =
+    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+
 /// A string that is one of `values`.
 pub fn one_of(values: &[&str]) -> Object {
     ObjectBuilder::new()

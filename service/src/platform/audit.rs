@@ -55,11 +55,14 @@ impl From<audit_log::Model> for AuditEntryView {
 pub struct AuditFilter {
     /// An actor kind (`user`, `api_key`, `public`, `system`) or the id of a
     /// user or an API key.
+    #[param(schema_with = actor_schema)]
     pub actor: Option<String>,
     /// e.g. `client`.
+    #[param(schema_with = resource_type_schema)]
     pub resource_type: Option<String>,
     pub resource_id: Option<Uuid>,
     /// `<resource_type>.<verb>`, e.g. `client.update`.
+    #[param(schema_with = action_schema)]
     pub action: Option<String>,
     /// From this time on (RFC 3339), inclusive.
     pub since: Option<DateTime<Utc>>,
@@ -68,6 +71,32 @@ pub struct AuditFilter {
 }
 
 const ACTOR_KINDS: &[&str] = &["user", "api_key", "public", "system"];
+
+fn pattern(p: String) -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(p))
+        .build()
+}
+
+/// [`ACTOR_KINDS`] or a hyphenated id.
+fn actor_schema() -> utoipa::openapi::Object {
+    let uuid = crate::infra::docs::UUID;
+    pattern(format!("^({}|{uuid})$", ACTOR_KINDS.join("|")))
+}
+
+fn resource_type_schema() -> utoipa::openapi::Object {
+    crate::infra::docs::one_of(RESOURCE_TYPES)
+}
+
+/// `<resource_type>.<verb>` of the known ones.
+fn action_schema() -> utoipa::openapi::Object {
+    pattern(format!(
+        r"^({})\.({})$",
+        RESOURCE_TYPES.join("|"),
+        VERBS.join("|")
+    ))
+}
 
 impl Services {
     /// The agency's audit log, oldest first, one page after the cursor.
@@ -91,7 +120,7 @@ impl Services {
         if let Some(a) = &f.actor {
             if ACTOR_KINDS.contains(&a.as_str()) {
                 q = q.filter(audit_log::Column::ActorKind.eq(a.as_str()));
-            } else if let Ok(id) = Uuid::parse_str(a) {
+            } else if let Some(id) = crate::infra::page::parse_hyphenated(a) {
                 q = q.filter(
                     Condition::any()
                         .add(audit_log::Column::UserId.eq(id))

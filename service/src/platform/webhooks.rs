@@ -57,13 +57,15 @@ pub struct WebhookSecretView {
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointInput {
     /// `https://` to a public address.
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https://")]
     pub url: String,
+    /// At most 200 characters, no line breaks.
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = "^[^\\r\\n\\u0000]*$")]
     pub description: Option<String>,
     /// Event types to send (`GET /webhook-event-types`); absent: all.
     #[serde(default)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
 }
 
@@ -74,10 +76,12 @@ pub struct WebhookEndpointPatch {
     #[serde(default)]
     #[schema(max_length = 2048)]
     pub url: Option<String>,
+    /// At most 200 characters, no line breaks.
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = "^[^\\r\\n\\u0000]*$")]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
     /// True: send every event type (instead of `event_types`).
     #[serde(default)]
@@ -85,6 +89,17 @@ pub struct WebhookEndpointPatch {
     /// Enabling clears the reason and the failure record.
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// One or more of the event types, or null.
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let names: Vec<&str> = hooks::EVENT_TYPES.iter().map(|(t, _)| *t).collect();
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(crate::infra::docs::one_of(&names))
+        .min_items(Some(1))
+        .build()
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
