@@ -3,7 +3,7 @@
 //   - GraphiQL (/graphql): puts a JWT in the Headers tab, runs the default
 //     query and reads the answer from the result pane;
 //   - the REST reference (/api/v1/docs): "Authorize" with the same JWT, then
-//     "Try it out" and "Execute" on GET /api/v1/me, and reads the response.
+//     "Try it out" and "Execute" on GET /api/v1/agency, and reads the response.
 // "Network off": every request to a host other than 127.0.0.1/localhost is
 // aborted and counted, and any such attempt fails the run; so do a failed
 // or 4xx/5xx same-origin load, a console error (a CSP violation is one)
@@ -150,12 +150,12 @@ async function docs(page) {
   await modal.locator('button.btn-done').click();
 
   const op = page.locator('.opblock.opblock-get', {
-    has: page.locator('.opblock-summary-path[data-path="/api/v1/me"]'),
+    has: page.locator('.opblock-summary-path[data-path="/api/v1/agency"]'),
   });
   await op.locator('.opblock-summary').click();
   await op.getByRole('button', { name: 'Try it out' }).click();
   const answered = page.waitForResponse(
-    (r) => r.url() === `${origin}/api/v1/me` && r.request().method() === 'GET',
+    (r) => r.url() === `${origin}/api/v1/agency` && r.request().method() === 'GET',
   );
   await op.getByRole('button', { name: 'Execute' }).click();
   const response = await answered;
