@@ -549,17 +549,13 @@ async fn bad_input_is_422_naming_the_field_and_stores_nothing(mode: Mode) {
     assert_eq!(list.body, json!([]), "nothing stored");
 }
 
-async fn accept(app: &TestApp, owner: &Tenant, role: &str) -> String {
-    app.member(owner, role).await
-}
-
 async fn viewers_read_analysts_write_and_ingest_keys_push_actuals(mode: Mode) {
     let app = spawn_app(mode).await;
     let owner = app.signup("Acme").await;
     let c = client(&app, &owner).await;
     let id = model(&app, &owner, &c).await;
-    let viewer = accept(&app, &owner, "viewer").await;
-    let analyst = accept(&app, &owner, "analyst").await;
+    let viewer = app.member(&owner, "viewer").await;
+    let analyst = app.member(&owner, "analyst").await;
     let read_key = app.api_key(&owner.token, &["read"]).await;
     let ingest_key = app.api_key(&owner.token, &["ingest"]).await;
     let models = format!("/api/v1/clients/{c}/cash-models");

@@ -509,8 +509,8 @@ async fn viewers_read_ingest_keys_push_purchases_analysts_edit_rules(mode: Mode)
     let app = spawn_app(mode).await;
     let owner = app.signup("Acme").await;
     let c = restaurant(&app, &owner).await;
-    let viewer = accept(&app, &owner, "viewer").await;
-    let analyst = accept(&app, &owner, "analyst").await;
+    let viewer = app.member(&owner, "viewer").await;
+    let analyst = app.member(&owner, "analyst").await;
     let read_key = app.api_key(&owner.token, &["read"]).await;
     let ingest_key = app.api_key(&owner.token, &["ingest"]).await;
     let purchase = json!({"customer_ref": "x", "purchased_at": "2026-03-02T12:00:00Z", "amount": 1, "items": 1, "party_size": 1});
@@ -581,27 +581,6 @@ async fn viewers_read_ingest_keys_push_purchases_analysts_edit_rules(mode: Mode)
         "{}",
         g.text
     );
-}
-
-async fn accept(app: &TestApp, owner: &Tenant, role: &str) -> String {
-    let r = app
-        .post(
-            "/api/v1/members",
-            &owner.token,
-            json!({"email": format!("{role}-{}@acme.example.com", uuid::Uuid::new_v4().simple()), "role": role}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let invite = r.body["invitation_token"].as_str().unwrap().to_owned();
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/accept-invitation",
-            None,
-            Some(json!({"token": invite, "name": role, "password": "a long enough password"})),
-        )
-        .await;
-    r.body["token"].as_str().unwrap().to_owned()
 }
 
 /// Two purchases of one customer at the same instant, one family dinner and
