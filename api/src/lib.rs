@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod methods;
 pub mod metrics;
 pub mod openapi;
+pub mod report_page;
 pub mod rest;
 pub mod startup;
 pub mod telemetry;

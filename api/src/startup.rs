@@ -264,6 +264,10 @@ impl Application {
                 None => app,
             };
             app.route(GRAPHQL_PATH, web::post().to(graphql))
+                .route(
+                    crate::report_page::PATH,
+                    web::get().to(crate::report_page::page),
+                )
                 .route(GRAPHQL_PATH, web::get().to(devpages::graphiql))
                 .route(
                     GRAPHIQL_ASSET_ROUTE,
@@ -386,6 +390,7 @@ fn allowed_methods(openapi: &str, metrics: bool) -> anyhow::Result<AllowedMethod
         (DOCS_ASSET_ROUTE, &["GET"]),
         (GRAPHQL_PATH, &["GET", "POST"]),
         (GRAPHIQL_ASSET_ROUTE, &["GET"]),
+        (crate::report_page::PATH, &["GET"]),
     ];
     if metrics {
         extra.push((crate::metrics::PATH, &["GET"]));

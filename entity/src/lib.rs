@@ -35,6 +35,7 @@ pub mod qfd_importance;
 pub mod question;
 pub mod questionnaire;
 pub mod recompute_target;
+pub mod report_link;
 pub mod response;
 pub mod response_contact;
 pub mod scored_contact;

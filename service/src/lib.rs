@@ -8,6 +8,7 @@ pub mod infra;
 pub mod jobs;
 pub mod mail;
 pub mod platform;
+pub mod report;
 pub mod research;
 
 // The paths transports (api, worker, tests) have always used. Inside this
@@ -33,7 +34,9 @@ pub mod subscribers {
     pub use crate::mail::lists::*;
     pub use crate::mail::subscribers::*;
 }
-pub use platform::{agency, api_keys, auth, clients, digest_schedule, libraries, members};
+pub use platform::{
+    agency, api_keys, auth, clients, digest_schedule, libraries, members, report_links,
+};
 /// Webhook endpoints and their delivery log, for transports.
 pub mod webhook_endpoints {
     pub use crate::platform::webhooks::*;

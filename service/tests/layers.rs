@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["research"],
     &["commerce"],
     &["mail"],
-    &["jobs"],
+    &["jobs", "report"],
 ];
 
 /// Items of the crate root every module may name: the `Services` handle

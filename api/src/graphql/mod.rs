@@ -22,6 +22,7 @@ pub struct Query(
     mail::ChainsQuery,
     mail::SenderQuery,
     platform::WebhooksQuery,
+    platform::ReportLinksQuery,
 );
 
 // Every mutation, one object per area (no doc comment: it would change the schema).
@@ -35,6 +36,7 @@ pub struct Mutation(
     mail::ChainsMutation,
     mail::SenderMutation,
     platform::WebhooksMutation,
+    platform::ReportLinksMutation,
 );
 
 pub type GpSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -186,6 +188,7 @@ gql_page!(
     ChainPage => service::chains::ChainView,
     EnrolmentPage => service::chains::EnrolmentView,
     WebhookDeliveryPage => service::webhook_endpoints::WebhookDeliveryView,
+    ReportLinkPage => service::report_links::ReportLinkView,
 );
 
 pub(crate) fn page(first: Option<i32>, after: Option<String>) -> service::page::PageParams {

@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     platform::clients::configure(cfg);
     platform::libraries::configure(cfg);
     platform::webhooks::configure(cfg);
+    platform::report_links::configure(cfg);
     research::questionnaires::configure(cfg);
     research::questionnaire_transfer::configure(cfg);
     research::responses::configure(cfg);

@@ -68,6 +68,7 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "purchase",
     "purchases",
     "qfd_matrix",
+    "report_link",
     "questionnaire",
     "response",
     "responses",

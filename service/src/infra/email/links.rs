@@ -152,6 +152,81 @@ impl LinkSigner {
     }
 }
 
+/// What a live report token names: the link and its expiry (Unix
+/// seconds), read before the MAC is checked against the link's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportClaim {
+    pub link_id: Uuid,
+    pub expires_at: i64,
+}
+
+impl LinkSigner {
+    /// MAC of a live report link: agency, client, link and expiry, so a
+    /// token moved to another client's link (or another expiry) fails.
+    fn report_mac(&self, agency_id: Uuid, client_id: Uuid, claim: ReportClaim) -> HmacSha256 {
+        let mut mac = keyed(&self.key);
+        mac.update(b"report:");
+        mac.update(agency_id.as_bytes());
+        mac.update(client_id.as_bytes());
+        mac.update(claim.link_id.as_bytes());
+        mac.update(&claim.expires_at.to_be_bytes());
+        mac
+    }
+
+    /// The token of a live report link: `base64url(link id ‖ expiry) "."
+    /// base64url(HMAC-SHA256)`. Derived from the row alone, so it is never
+    /// stored and a digest can include it.
+    pub fn report_token(&self, agency_id: Uuid, client_id: Uuid, claim: ReportClaim) -> String {
+        let mut payload = claim.link_id.as_bytes().to_vec();
+        payload.extend_from_slice(&claim.expires_at.to_be_bytes());
+        let tag = self
+            .report_mac(agency_id, client_id, claim)
+            .finalize()
+            .into_bytes();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}", b64.encode(payload), b64.encode(tag))
+    }
+
+    /// The link a token names, unverified (the row gives agency and client).
+    pub fn report_claim(token: &str) -> Option<ReportClaim> {
+        let (payload, _) = token.split_once('.')?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        if raw.len() != 24 {
+            return None;
+        }
+        let (id, exp) = raw.split_at(16);
+        Some(ReportClaim {
+            link_id: Uuid::from_slice(id).ok()?,
+            expires_at: i64::from_be_bytes(exp.try_into().ok()?),
+        })
+    }
+
+    /// Whether `token` is the genuine token of this link of this client
+    /// (compared in constant time); expiry and revocation are the caller's.
+    pub fn verify_report(&self, token: &str, agency_id: Uuid, client_id: Uuid) -> Option<ReportClaim> {
+        let claim = Self::report_claim(token)?;
+        let (_, tag) = token.split_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tag)
+            .ok()?;
+        self.report_mac(agency_id, client_id, claim)
+            .verify_slice(&tag)
+            .ok()
+            .map(|()| claim)
+    }
+
+    /// The public URL of the live report page of a link.
+    pub fn report_url(&self, agency_id: Uuid, client_id: Uuid, claim: ReportClaim) -> String {
+        format!(
+            "{}/r/{}",
+            self.public_url,
+            self.report_token(agency_id, client_id, claim)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +291,41 @@ mod tests {
                 "http://x/api/v1/public/t/c/{token}?u=https%3A%2F%2Fshop.example.com%2Fa%3Fb%3D1%26c%3D2&s={sig}"
             )
         );
+    }
+    #[test]
+    fn report_tokens_bind_agency_client_link_and_expiry() {
+        let s = LinkSigner::new(b"a secret of at least thirty-two bytes!!", "http://x/");
+        let (agency, client, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let claim = ReportClaim {
+            link_id: Uuid::now_v7(),
+            expires_at: 1_900_000_000,
+        };
+        let t = s.report_token(agency, client, claim);
+        assert_eq!(LinkSigner::report_claim(&t), Some(claim));
+        assert_eq!(s.verify_report(&t, agency, client), Some(claim));
+        assert_eq!(s.verify_report(&t, agency, other), None, "another client");
+        assert_eq!(s.verify_report(&t, other, client), None, "another agency");
+        let other_key = LinkSigner::new(b"another secret of at least 32 bytes!!!", "http://x");
+        assert_eq!(other_key.verify_report(&t, agency, client), None);
+        // A later expiry with the old MAC does not hold.
+        let later = ReportClaim {
+            expires_at: claim.expires_at + 86_400,
+            ..claim
+        };
+        let moved = format!(
+            "{}.{}",
+            s.report_token(agency, client, later).split_once('.').unwrap().0,
+            t.split_once('.').unwrap().1
+        );
+        assert_eq!(s.verify_report(&moved, agency, client), None);
+        for junk in ["", ".", "x.y", "AAAA.AAAA", &t[..t.len() - 2]] {
+            assert_eq!(s.verify_report(junk, agency, client), None, "{junk}");
+        }
+        assert_eq!(
+            s.report_url(agency, client, claim),
+            format!("http://x/r/{t}")
+        );
+        // Only URL-safe characters.
+        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
     }
 }

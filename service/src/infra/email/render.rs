@@ -175,6 +175,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "figure": "Показатель", "plan": "План", "actual": "Факт", "variance": "Отклонение",
             "cash_biggest": "Наибольшие отклонения",
             "funnel": "Воронка за 4 недели", "funnel_day": "Воронка за", "funnel_value": "Значение",
+            "live_report": "Открыть живой отчёт",
         }),
         ("digest", false) => json!({
             "subject": "{{ client }}: {% if nothing_new %}nothing new{% else %}report{% endif %} for {{ period }}",
@@ -193,6 +194,7 @@ fn strings(kind: &str, locale: &str) -> Value {
             "figure": "Figure", "plan": "Plan", "actual": "Actual", "variance": "Variance",
             "cash_biggest": "Biggest variances",
             "funnel": "Funnel, last 4 weeks", "funnel_day": "Funnel of", "funnel_value": "Value",
+            "live_report": "Open the live report",
         }),
         ("job_failed", true) => json!({
             "subject": "Пересчёт не удался{% if count > 1 %} (всего: {{ count }}){% else %}: {{ jobs[0].label }}{% endif %}",

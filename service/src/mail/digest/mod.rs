@@ -6,7 +6,8 @@
 //! of the digest's day (analytics.md §4), each Cash Journey model's latest
 //! actuals against its base scenario, and the funnel. A digest with nothing
 //! new (no data change and no flag the last one did not show) says so in
-//! two lines.
+//! two lines. Both end with "Open the live report" when the client has an
+//! active report link (`platform::report_links`).
 //!
 //! "Changed" is always against the figures the previous digest showed
 //! (its `digest_runs` row), whatever the schedule. The one windowed
@@ -269,6 +270,14 @@ impl Services {
             });
         }
         let period = as_of.to_string();
+        // The client's live report, when it has an active link.
+        let report_url = crate::platform::report_links::active_url(
+            &self.db,
+            &self.links,
+            c.agency_id,
+            c.id,
+        )
+        .await?;
         let rendered = render(
             "digest",
             &c.locale,
@@ -285,6 +294,7 @@ impl Services {
                 "ux_positive": ux.positive,
                 "cash": cash,
                 "funnel": funnel,
+                "report_url": report_url,
             }),
         )?;
         Ok(BuiltDigest {
