@@ -298,7 +298,20 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // A live report link of B's client.
+    let r = app
+        .post(
+            &format!("/api/v1/clients/{}/report-links", p.client),
+            &b.token,
+            json!({"label": "B's CEO"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let report_link = r.body["id"].as_str().unwrap().to_owned();
+    let report_url = r.body["url"].as_str().unwrap().to_owned();
     let mut ids = HashMap::new();
+    ids.insert("report_link", report_link);
+    ids.insert("report_url", report_url);
     ids.insert("webhook", webhook);
     ids.insert("webhook_secret", webhook_secret);
     ids.insert("webhook_delivery", webhook_delivery);
@@ -361,6 +374,8 @@ pub fn fill(path: &str, w: &World) -> String {
         "chain"
     } else if p.starts_with("/api/v1/webhooks/") {
         "webhook"
+    } else if p.starts_with("/api/v1/report-links/") {
+        "report_link"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -458,6 +473,9 @@ pub fn body_for(method: &str, template: &str, w: &World) -> Option<(String, &'st
         })),
         ("post", "/api/v1/clients/{id}/sender/test") => json(json!({"to": "a@a.example.com"})),
         ("post", "/api/v1/webhooks") => json(json!({"url": "https://127.0.0.1:9/walked"})),
+        ("post", "/api/v1/clients/{id}/report-links") => {
+            json(json!({"label": "Walked", "expires_in_days": 7}))
+        }
         ("patch", "/api/v1/webhooks/{id}") => json(json!({"description": "Renamed"})),
         ("post", "/api/v1/campaigns/{id}/schedule") => json(json!({"at": "2099-01-01T00:00:00Z"})),
         ("post", "/api/v1/campaigns/{id}/test") => json(json!({"emails": ["a@a.example.com"]})),

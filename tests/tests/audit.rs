@@ -234,6 +234,12 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
         "smtp://a:a@127.0.0.1:2".into(),
         "a:a@".into(),
         w.ids["webhook_secret"].clone(),
+        // A report link's URL is a credential: its MAC part.
+        w.ids["report_url"]
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_owned(),
     ];
     // An invitation to accept during the walk.
     let invited = app
@@ -267,7 +273,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
             }
         }
     }
-    assert_eq!(ops.len(), 83, "write operations of the document");
+    assert_eq!(ops.len(), 85, "write operations of the document");
     ops.sort_by_key(|(m, t)| rank(m, t));
 
     // request id → (operation, expected actor kind and id)
@@ -400,6 +406,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
             "/api/v1/members" => "invitation_token",
             t if t.starts_with("/api/v1/auth/") => "token",
             "/api/v1/webhooks" | "/api/v1/webhooks/{id}/rotate-secret" => "secret",
+            "/api/v1/clients/{id}/report-links" => "url",
             _ => "",
         };
         if let Some(v) = r.body[handed_out].as_str() {

@@ -62,6 +62,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/sender", id("client")),
         "/api/v1/webhooks".to_owned(),
         format!("/api/v1/webhooks/{}", id("webhook")),
+        format!("/api/v1/clients/{}/report-links", id("client")),
         "/api/v1/agency".to_owned(),
         format!("/api/v1/clients/{}/contacts", id("client")),
         format!("/api/v1/contacts/{}", id("contact")),
@@ -757,6 +758,18 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "mutation($id: ID!, $d: ID!) { resendWebhookDelivery(endpointId: $id, deliveryId: $d) { id } }",
             json!({"id": id("webhook"), "d": id("webhook_delivery")}),
+        ),
+        (
+            "query($id: ID!) { reportLinks(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { createReportLink(clientId: $id, input: {label: \"H\"}) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "mutation($id: ID!) { revokeReportLink(id: $id) { id } }",
+            json!({"id": id("report_link")}),
         ),
         (
             "mutation($id: ID!) { pauseChain(id: $id) { id } }",
