@@ -235,11 +235,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
         "a:a@".into(),
         w.ids["webhook_secret"].clone(),
         // A report link's URL is a credential: its MAC part.
-        w.ids["report_url"]
-            .rsplit('.')
-            .next()
-            .unwrap()
-            .to_owned(),
+        w.ids["report_url"].rsplit('.').next().unwrap().to_owned(),
     ];
     // An invitation to accept during the walk.
     let invited = app

@@ -132,7 +132,10 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
     assert!(link["revoked_at"].is_null() && link["label"].is_null());
     let expires: chrono::DateTime<Utc> = link["expires_at"].as_str().unwrap().parse().unwrap();
     let days = (expires - Utc::now()).num_hours();
-    assert!((29 * 24..=30 * 24).contains(&days), "30 days by default: {days} h");
+    assert!(
+        (29 * 24..=30 * 24).contains(&days),
+        "30 days by default: {days} h"
+    );
     let url = link["url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{}/r/", app.base)), "{url}");
 
@@ -157,7 +160,10 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
     assert!(html.contains(r#"<meta name="robots" content="noindex, nofollow">"#));
     assert!(html.contains("@media print"), "a print stylesheet");
     for outside in ["src=", "href=", "<script", "<link", "url(", "@import"] {
-        assert!(!html.contains(outside), "the page loads something: {outside}");
+        assert!(
+            !html.contains(outside),
+            "the page loads something: {outside}"
+        );
     }
     assert!(html.contains("Fitness club") && html.contains("Report Agency"));
     assert!(html.contains("<html lang=\"en\">"));
@@ -229,7 +235,10 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
             .to_owned()
     };
     let hyp = app
-        .get(&format!("/api/v1/clients/{client}/hypotheses/results"), &t.token)
+        .get(
+            &format!("/api/v1/clients/{client}/hypotheses/results"),
+            &t.token,
+        )
         .await;
     let verdict = hyp.body["items"][0]["result"]["verdict"].as_str().unwrap();
     let hypotheses = section("hypotheses");
@@ -363,12 +372,18 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(
-        actions.iter().filter(|a| **a == "report_link.create").count(),
+        actions
+            .iter()
+            .filter(|a| **a == "report_link.create")
+            .count(),
         3,
         "{actions:?}"
     );
     assert_eq!(
-        actions.iter().filter(|a| **a == "report_link.revoke").count(),
+        actions
+            .iter()
+            .filter(|a| **a == "report_link.revoke")
+            .count(),
         2,
         "{actions:?}"
     );
@@ -429,7 +444,8 @@ async fn expired_forged_and_moved_links_get_the_same_404_page(mode: Mode) {
         expires_at: expired.expires_at.timestamp(),
     };
     let signer = &app.services.links;
-    let token_of = |c: &str, claim: ReportClaim| signer.report_token(agency, c.parse().unwrap(), claim);
+    let token_of =
+        |c: &str, claim: ReportClaim| signer.report_token(agency, c.parse().unwrap(), claim);
     let secrets = ["Fitness club", "Other client", "Forgery Agency"];
     assert_gone(
         &page(&app, &format!("/r/{}", token_of(&client, claim))).await,
@@ -460,8 +476,14 @@ async fn expired_forged_and_moved_links_get_the_same_404_page(mode: Mode) {
             token_of(&client, fake)
         }),
         // The right key, another client: the link's row names its own.
-        ("my link signed for the other client", token_of(&other, mine_claim)),
-        ("their link signed for my client", token_of(&client, theirs_claim)),
+        (
+            "my link signed for the other client",
+            token_of(&other, mine_claim),
+        ),
+        (
+            "their link signed for my client",
+            token_of(&client, theirs_claim),
+        ),
         // The MAC of my link moved onto their link's id.
         (
             "my MAC on their link",
@@ -520,7 +542,11 @@ async fn only_owners_and_admins_manage_links_of_their_own_agency(mode: Mode) {
     let analyst = app.member(&a, "analyst").await;
     let admin = app.member(&a, "admin").await;
     let key = app.api_key(&a.token, &["read", "write", "ingest"]).await;
-    for (who, cred) in [("viewer", &viewer), ("analyst", &analyst), ("API key", &key)] {
+    for (who, cred) in [
+        ("viewer", &viewer),
+        ("analyst", &analyst),
+        ("API key", &key),
+    ] {
         let r = app.post(&base, cred, json!({})).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.text);
         assert_eq!(app.get(&base, cred).await.status, StatusCode::FORBIDDEN);
@@ -543,12 +569,20 @@ async fn only_owners_and_admins_manage_links_of_their_own_agency(mode: Mode) {
     for (body, fields) in [
         (json!({"expires_in_days": 0}), vec!["expires_in_days"]),
         (json!({"expires_in_days": 366}), vec!["expires_in_days"]),
-        (json!({"expires_in_days": -5, "label": "  "}), vec!["expires_in_days", "label"]),
+        (
+            json!({"expires_in_days": -5, "label": "  "}),
+            vec!["expires_in_days", "label"],
+        ),
         (json!({"label": ""}), vec!["label"]),
         (json!({"label": long}), vec!["label"]),
     ] {
         let r = app.post(&base, &a.token, body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
         assert_eq!(r.error_fields(), fields, "{body}");
     }
     for body in [
@@ -558,7 +592,12 @@ async fn only_owners_and_admins_manage_links_of_their_own_agency(mode: Mode) {
         json!([]),
     ] {
         let r = app.post(&base, &a.token, body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
     }
     let r = app
         .graphql(
@@ -745,7 +784,11 @@ async fn the_report_opens_offline_in_chromium_and_prints_to_pdf() {
     assert_eq!(report["blocked"], json!([]), "{shown}");
     assert_eq!(report["failed"], json!([]), "{shown}");
     assert_eq!(report["console_errors"], json!([]), "{shown}");
-    let n = report["figures"]["n"].as_str().unwrap().parse::<f64>().unwrap();
+    let n = report["figures"]["n"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
     assert_eq!(n, s["n"].as_f64().unwrap(), "{shown}");
     let nps = report["figures"]["nps"]
         .as_str()

@@ -236,7 +236,11 @@ impl Services {
 
     /// Revokes a link: its page is gone at once; the link stays listed.
     /// Revoking a revoked link changes nothing.
-    pub async fn revoke_report_link(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<ReportLinkView> {
+    pub async fn revoke_report_link(
+        &self,
+        ctx: &RequestCtx,
+        id: Uuid,
+    ) -> AppResult<ReportLinkView> {
         let existing = report_link::Entity::find_by_id(id)
             .filter(report_link::Column::AgencyId.eq(ctx.agency_id))
             .one(&self.db)
@@ -278,7 +282,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(fields(ok(Some(0), None)), ["expires_in_days"]);
-        assert_eq!(fields(ok(Some(366), Some(" "))), ["expires_in_days", "label"]);
+        assert_eq!(
+            fields(ok(Some(366), Some(" "))),
+            ["expires_in_days", "label"]
+        );
         assert_eq!(fields(ok(None, Some(&"x".repeat(201)))), ["label"]);
     }
 

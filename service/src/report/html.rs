@@ -162,7 +162,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("insufficient_data", "мало данных", "insufficient data"),
     ("recomputing", "пересчитывается", "recomputing"),
     ("pending", "ещё не рассчитано", "not computed yet"),
-    ("qfd", "QFD: приоритеты точек контакта", "QFD: touchpoint priorities"),
+    (
+        "qfd",
+        "QFD: приоритеты точек контакта",
+        "QFD: touchpoint priorities",
+    ),
     ("touchpoint", "Точка контакта", "Touchpoint"),
     ("weight", "Вес", "Weight"),
     ("class", "Класс", "Class"),
@@ -297,7 +301,11 @@ fn qfd_part(d: &ReportData, ru: bool, tz: Tz, at: DateTime<Utc>) -> Value {
         b.priority
             .is_some()
             .cmp(&a.priority.is_some())
-            .then(b.priority.unwrap_or(0.0).total_cmp(&a.priority.unwrap_or(0.0)))
+            .then(
+                b.priority
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.priority.unwrap_or(0.0)),
+            )
             .then(
                 b.relative_weight
                     .unwrap_or(0.0)

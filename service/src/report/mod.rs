@@ -98,7 +98,11 @@ impl Services {
 
     /// The figures of `client_id`'s report, read as a viewer of its agency;
     /// None for an archived (or deleted) client.
-    pub async fn report_data(&self, agency_id: Uuid, client_id: Uuid) -> AppResult<Option<ReportData>> {
+    pub async fn report_data(
+        &self,
+        agency_id: Uuid,
+        client_id: Uuid,
+    ) -> AppResult<Option<ReportData>> {
         let client = match clients::find_client(&self.db, agency_id, client_id).await {
             Ok(c) if c.archived_at.is_none() => c,
             Ok(_) | Err(AppError::NotFound) => return Ok(None),
@@ -121,8 +125,9 @@ impl Services {
             .one(&self.db)
             .await?;
         let panel = match latest {
-            Some(q) => optional("panel", self.questionnaire_panel(&ctx, q.id, None).await)?
-                .map(|p| (q, p)),
+            Some(q) => {
+                optional("panel", self.questionnaire_panel(&ctx, q.id, None).await)?.map(|p| (q, p))
+            }
             None => None,
         };
         let hypotheses = optional("hypotheses", self.hypotheses_results(&ctx, client_id).await)?;
@@ -169,7 +174,11 @@ impl Services {
     ) -> AppResult<std::collections::HashMap<String, String>> {
         let mut ids: Vec<Uuid> = Vec::new();
         if let Some(q) = qfd {
-            ids.extend(q.priorities.iter().filter_map(|p| Uuid::parse_str(&p.touchpoint_id).ok()));
+            ids.extend(
+                q.priorities
+                    .iter()
+                    .filter_map(|p| Uuid::parse_str(&p.touchpoint_id).ok()),
+            );
         }
         if let Some(u) = ux {
             ids.extend(

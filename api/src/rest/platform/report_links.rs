@@ -20,10 +20,7 @@ async fn create_report_link(
     JsonBody(input): JsonBody<ReportLinkInput>,
 ) -> ApiResult<HttpResponse> {
     Ok(created(
-        state
-            .services
-            .create_report_link(&ctx, *id, input)
-            .await?,
+        state.services.create_report_link(&ctx, *id, input).await?,
     ))
 }
 

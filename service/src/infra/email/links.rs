@@ -205,7 +205,12 @@ impl LinkSigner {
 
     /// Whether `token` is the genuine token of this link of this client
     /// (compared in constant time); expiry and revocation are the caller's.
-    pub fn verify_report(&self, token: &str, agency_id: Uuid, client_id: Uuid) -> Option<ReportClaim> {
+    pub fn verify_report(
+        &self,
+        token: &str,
+        agency_id: Uuid,
+        client_id: Uuid,
+    ) -> Option<ReportClaim> {
         let claim = Self::report_claim(token)?;
         let (_, tag) = token.split_once('.')?;
         let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -314,7 +319,10 @@ mod tests {
         };
         let moved = format!(
             "{}.{}",
-            s.report_token(agency, client, later).split_once('.').unwrap().0,
+            s.report_token(agency, client, later)
+                .split_once('.')
+                .unwrap()
+                .0,
             t.split_once('.').unwrap().1
         );
         assert_eq!(s.verify_report(&moved, agency, client), None);
@@ -326,6 +334,9 @@ mod tests {
             format!("http://x/r/{t}")
         );
         // Only URL-safe characters.
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        );
     }
 }

@@ -271,13 +271,9 @@ impl Services {
         }
         let period = as_of.to_string();
         // The client's live report, when it has an active link.
-        let report_url = crate::platform::report_links::active_url(
-            &self.db,
-            &self.links,
-            c.agency_id,
-            c.id,
-        )
-        .await?;
+        let report_url =
+            crate::platform::report_links::active_url(&self.db, &self.links, c.agency_id, c.id)
+                .await?;
         let rendered = render(
             "digest",
             &c.locale,
