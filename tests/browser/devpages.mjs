@@ -14,10 +14,10 @@
 // Prints one JSON object on stdout ({"ok": true|false, ...}); exit code 0
 // only when ok. Screenshots go to the artifact dir (default: a new temp dir).
 // CHROMIUM names the browser (default /usr/bin/chromium).
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { session } from './harness.mjs';
 
 const [base, token, agencyName, artifactArg] = process.argv.slice(2);
 if (!base || !token || !agencyName) {
@@ -44,27 +44,11 @@ const report = {
   error: null,
 };
 
-const loopback = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'gp-chromium-profile-'));
-// Watchdog: a hung browser must not hang `cargo test`.
-const watchdog = setTimeout(() => {
-  report.error = 'timed out after 180 s';
-  finish(1);
-}, 180_000);
-
-let context;
-async function finish(code) {
-  clearTimeout(watchdog);
-  process.stdout.write(JSON.stringify(report) + '\n');
-  try {
-    if (context) await context.close();
-  } catch {
-    // The browser is going away anyway.
-  }
-  rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(code);
-}
+const browser = session(report, {
+  timeoutMs: 180_000,
+  stepMs: STEP_MS,
+  viewport: { width: 1400, height: 900 },
+});
 
 function watch(page, name) {
   page.on('console', (msg) => {
@@ -175,29 +159,7 @@ async function docs(page) {
 }
 
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1400, height: 900 },
-  });
-  context.setDefaultTimeout(STEP_MS);
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (loopback.has(url.hostname)) return route.continue();
-    report.blocked.push(route.request().url());
-    return route.abort('internetdisconnected');
-  });
-
+  const context = await browser.launch();
   const page = context.pages()[0] || (await context.newPage());
   watch(page, 'graphiql');
   report.graphiql = await graphiql(page);
@@ -208,7 +170,7 @@ try {
 } catch (e) {
   report.error = String(e && e.stack ? e.stack : e);
   // What the page showed when it went wrong.
-  for (const [i, p] of (context ? context.pages() : []).entries()) {
+  for (const [i, p] of browser.pages().entries()) {
     const path = join(artifacts, `failure-${i}.png`);
     try {
       await p.screenshot({ path, fullPage: false });
@@ -230,4 +192,4 @@ report.ok =
   report.docs?.agency_shown === true &&
   report.docs?.sent_authorization === true &&
   report.docs?.status_shown === '200';
-await finish(report.ok ? 0 : 1);
+await browser.finish(report.ok ? 0 : 1);

@@ -11,10 +11,10 @@
 //
 // Prints one JSON object on stdout ({"ok": true|false, ...}); exit code 0
 // only when ok. CHROMIUM names the browser (default /usr/bin/chromium).
-import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { session } from './harness.mjs';
 
 const [url, expectedArg, artifactArg] = process.argv.slice(2);
 if (!url || !expectedArg) {
@@ -41,52 +41,18 @@ const report = {
   error: null,
 };
 
-const loopback = new Set(['127.0.0.1', 'localhost', '[::1]']);
-const userDataDir = mkdtempSync(join(tmpdir(), 'gp-chromium-profile-'));
-const watchdog = setTimeout(() => {
-  report.error = 'timed out after 120 s';
-  finish(1);
-}, 120_000);
-
-let context;
-async function finish(code) {
-  clearTimeout(watchdog);
-  process.stdout.write(JSON.stringify(report) + '\n');
-  try {
-    if (context) await context.close();
-  } catch {
-    // The browser is going away anyway.
-  }
-  rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(code);
-}
+const browser = session(report, {
+  timeoutMs: 120_000,
+  stepMs: STEP_MS,
+  viewport: { width: 1200, height: 900 },
+  // The report loads nothing besides itself.
+  onRequest: (req) => {
+    if (req.url() !== url) report.extra_requests.push(req.url());
+  },
+});
 
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1200, height: 900 },
-  });
-  context.setDefaultTimeout(STEP_MS);
-  await context.route('**/*', (route) => {
-    const u = new URL(route.request().url());
-    if (!loopback.has(u.hostname)) {
-      report.blocked.push(route.request().url());
-      return route.abort('internetdisconnected');
-    }
-    if (route.request().url() !== url) report.extra_requests.push(route.request().url());
-    return route.continue();
-  });
+  const context = await browser.launch();
   const page = context.pages()[0] || (await context.newPage());
   page.on('console', (msg) => {
     if (msg.type() === 'error') report.console_errors.push(msg.text());
@@ -146,4 +112,4 @@ report.ok =
   report.figures?.chart_bars > 0 &&
   report.screenshot_bytes > 0 &&
   report.pdf_bytes > 0;
-await finish(report.ok ? 0 : 1);
+await browser.finish(report.ok ? 0 : 1);

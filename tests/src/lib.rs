@@ -692,6 +692,76 @@ impl Newsletter {
     }
 }
 
+/// The headless-Chromium checks of `tests/browser/` (playwright-core
+/// driving Debian's Chromium, `CHROMIUM` to override): node scripts that
+/// print one JSON report on stdout with `"ok"`.
+pub struct Browser {
+    dir: std::path::PathBuf,
+    chromium: std::path::PathBuf,
+}
+
+impl Browser {
+    /// The tools, or None after saying why they are missing; under CI
+    /// (`CI=true`) a missing tool fails the test instead.
+    pub fn find() -> Option<Browser> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+        let chromium = std::path::PathBuf::from(
+            std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        );
+        let node = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let why = if !node {
+            "node is not installed".to_owned()
+        } else if !chromium.exists() {
+            format!(
+                "{} is missing (apt-get install chromium)",
+                chromium.display()
+            )
+        } else if !dir.join("node_modules/playwright-core").is_dir() {
+            format!(
+                "playwright-core is not installed (npm ci in {})",
+                dir.display()
+            )
+        } else {
+            return Some(Browser { dir, chromium });
+        };
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "{why} (bash .ci/run installs it)");
+        eprintln!("SKIPPED: {why}");
+        None
+    }
+
+    /// Runs `script` with `args`; its report (asserted ok) and the report
+    /// pretty-printed, for messages.
+    pub async fn run(&self, script: &str, args: &[&str]) -> (Value, String) {
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(self.dir.join(script))
+            .args(args)
+            .env("CHROMIUM", &self.chromium)
+            .current_dir(&self.dir);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no report from {script}\n{stdout}\n{stderr}"));
+        let shown = serde_json::to_string_pretty(&report).unwrap();
+        assert!(
+            out.status.success() && report["ok"] == true,
+            "the browser check {script} failed ({}):\n{shown}\n{stderr}",
+            out.status
+        );
+        (report, shown)
+    }
+}
+
 /// A small world: client, two factors, a cloned library and a panel
 /// questionnaire with every question type.
 pub struct Panel {

@@ -7,10 +7,10 @@
 //! playwright-core fails the test; elsewhere it is skipped, saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::{Mode, TestApp, spawn_app};
 
 const PAGES: [&str; 2] = ["/graphql", "/api/v1/docs"];
@@ -116,71 +116,28 @@ async fn graphql_posts_still_answer_beside_the_page() {
     assert!(r.body["paths"]["/api/v1/me"].is_object());
 }
 
-/// Why the browser check cannot run here, if it cannot.
-fn missing_browser_tools(browser_dir: &Path, chromium: &Path) -> Option<String> {
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node {
-        return Some("node is not installed".into());
-    }
-    if !chromium.exists() {
-        return Some(format!(
-            "{} is missing (apt-get install chromium)",
-            chromium.display()
-        ));
-    }
-    if !browser_dir.join("node_modules/playwright-core").is_dir() {
-        return Some(format!(
-            "playwright-core is not installed (npm ci in {})",
-            browser_dir.display()
-        ));
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_and_the_rest_reference_work_in_a_browser_with_the_network_off() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let chromium =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if let Some(why) = missing_browser_tools(&browser_dir, &chromium) {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "{why} (bash .ci/run installs it)");
-        eprintln!("SKIPPED: {why}");
+    let Some(browser) = tests::Browser::find() else {
         return;
-    }
+    };
     let app = spawn_app(Mode::Sqlite).await;
     let t = app.signup("Offline Agency").await;
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("devpages");
     let _ = std::fs::remove_dir_all(&artifacts);
 
-    let mut cmd = std::process::Command::new("node");
-    cmd.arg(browser_dir.join("devpages.mjs"))
-        .args([app.base.as_str(), t.token.as_str(), "Offline Agency"])
-        .arg(&artifacts)
-        .env("CHROMIUM", &chromium)
-        .current_dir(&browser_dir);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("node runs");
-
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from devpages.mjs\n{stdout}\n{stderr}"));
-    let shown = serde_json::to_string_pretty(&report).unwrap();
+    let (report, shown) = browser
+        .run(
+            "devpages.mjs",
+            &[
+                app.base.as_str(),
+                t.token.as_str(),
+                "Offline Agency",
+                artifacts.to_str().unwrap(),
+            ],
+        )
+        .await;
     eprintln!("screenshots in {}", artifacts.display());
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "the browser check failed ({}):\n{shown}\n{stderr}",
-        out.status
-    );
     assert_eq!(report["blocked"], json!([]), "{shown}");
     assert_eq!(
         report["graphiql"]["result"]["data"]["me"]["agency"]["name"],

@@ -8,7 +8,7 @@
 //! prints it to PDF.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
@@ -75,6 +75,11 @@ async fn every_part(app: &TestApp, t: &Tenant, p: &Panel) {
 fn path_of(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     format!("/{}", rest.split_once('/').unwrap().1)
+}
+
+async fn revoke(app: &TestApp, token: &str, id: &str) -> Resp {
+    let path = format!("/api/v1/report-links/{id}");
+    app.call(Method::DELETE, &path, Some(token), None).await
 }
 
 async fn page(app: &TestApp, path: &str) -> Resp {
@@ -287,14 +292,7 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
 
     // Revoked: the page is gone at once; the link stays listed.
     let id = link["id"].as_str().unwrap();
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/report-links/{id}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
+    let r = revoke(&app, &t.token, id).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "revoked");
     assert!(r.body["url"].is_null() && r.body["revoked_at"].is_string());
@@ -309,14 +307,7 @@ async fn links_live_until_revoked_over_rest_and_graphql(mode: Mode) {
     assert_eq!(items[0]["status"], "revoked");
     assert_eq!(items[1]["status"], "active");
     // Revoking again changes nothing.
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/report-links/{id}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
+    let r = revoke(&app, &t.token, id).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revoked_at"], items[0]["revoked_at"]);
 
@@ -683,13 +674,7 @@ async fn digests_link_to_the_active_report(mode: Mode) {
     let escaped = url.replace('/', "&#x2f;");
     assert!(html.contains(&format!("href=\"{escaped}\"")), "{html}");
     let id = r.body["id"].as_str().unwrap();
-    app.call(
-        Method::DELETE,
-        &format!("/api/v1/report-links/{id}"),
-        Some(&t.token),
-        None,
-    )
-    .await;
+    revoke(&app, &t.token, id).await;
     assert!(!preview("text").await.contains("/r/"), "revoked: no link");
 }
 
@@ -700,44 +685,14 @@ both_modes!(
     digests_link_to_the_active_report
 );
 
-/// Why the browser check cannot run here, if it cannot.
-fn missing_browser_tools(browser_dir: &Path, chromium: &Path) -> Option<String> {
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node {
-        return Some("node is not installed".into());
-    }
-    if !chromium.exists() {
-        return Some(format!(
-            "{} is missing (apt-get install chromium)",
-            chromium.display()
-        ));
-    }
-    if !browser_dir.join("node_modules/playwright-core").is_dir() {
-        return Some(format!(
-            "playwright-core is not installed (npm ci in {})",
-            browser_dir.display()
-        ));
-    }
-    None
-}
-
 /// Headless Chromium, network blocked, opens a report link, finds the
 /// panel's figures in the DOM and saves a screenshot and a PDF (print) in
 /// the test artifacts (`report/` beside the devpages ones).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_opens_offline_in_chromium_and_prints_to_pdf() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let chromium =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if let Some(why) = missing_browser_tools(&browser_dir, &chromium) {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "{why} (bash .ci/run installs it)");
-        eprintln!("SKIPPED: {why}");
+    let Some(browser) = tests::Browser::find() else {
         return;
-    }
+    };
     let app = spawn_app(Mode::Sqlite).await;
     let t = app.signup("Offline Agency").await;
     let (p, summary) = panel_with_responses(&app, &t).await;
@@ -756,31 +711,17 @@ async fn the_report_opens_offline_in_chromium_and_prints_to_pdf() {
     let s = &summary["summary"];
     let expect = json!({"n": s["n"], "nps": s["nps"]["nps"]});
 
-    let mut cmd = std::process::Command::new("node");
-    cmd.arg(browser_dir.join("report.mjs"))
-        .arg(&url)
-        .arg(expect.to_string())
-        .arg(&artifacts)
-        .env("CHROMIUM", &chromium)
-        .current_dir(&browser_dir);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from report.mjs\n{stdout}\n{stderr}"));
-    let shown = serde_json::to_string_pretty(&report).unwrap();
+    let (report, shown) = browser
+        .run(
+            "report.mjs",
+            &[
+                url.as_str(),
+                &expect.to_string(),
+                artifacts.to_str().unwrap(),
+            ],
+        )
+        .await;
     eprintln!("screenshot and PDF in {}", artifacts.display());
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "the browser check failed ({}):\n{shown}\n{stderr}",
-        out.status
-    );
     assert_eq!(report["blocked"], json!([]), "{shown}");
     assert_eq!(report["failed"], json!([]), "{shown}");
     assert_eq!(report["console_errors"], json!([]), "{shown}");
