@@ -77,6 +77,14 @@ fn path_of(url: &str) -> String {
     format!("/{}", rest.split_once('/').unwrap().1)
 }
 
+/// A new link of `client` with the defaults; the answer, asserted 201.
+async fn new_link(app: &TestApp, token: &str, client: &str) -> Resp {
+    let path = format!("/api/v1/clients/{client}/report-links");
+    let r = app.post(&path, token, json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r
+}
+
 async fn revoke(app: &TestApp, token: &str, id: &str) -> Resp {
     let path = format!("/api/v1/report-links/{id}");
     app.call(Method::DELETE, &path, Some(token), None).await
@@ -393,22 +401,8 @@ async fn expired_forged_and_moved_links_get_the_same_404_page(mode: Mode) {
             json!({"name": "Other client", "locale": "ru"}),
         )
         .await;
-    let link = |c: &str| {
-        let (app, t, c) = (&app, &t, c.to_owned());
-        async move {
-            let r = app
-                .post(
-                    &format!("/api/v1/clients/{c}/report-links"),
-                    &t.token,
-                    json!({}),
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-            r.body
-        }
-    };
-    let mine = link(&client).await;
-    let theirs = link(&other).await;
+    let mine = new_link(&app, &t.token, &client).await.body;
+    let theirs = new_link(&app, &t.token, &other).await.body;
     // The other client's page is in Russian, and says it has no data yet.
     let r = page(&app, &path_of(theirs["url"].as_str().unwrap())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -656,13 +650,7 @@ async fn digests_link_to_the_active_report(mode: Mode) {
         }
     };
     assert!(!preview("text").await.contains("/r/"), "no link yet");
-    let r = app
-        .post(
-            &format!("/api/v1/clients/{client}/report-links"),
-            &t.token,
-            json!({}),
-        )
-        .await;
+    let r = new_link(&app, &t.token, &client).await;
     let url = r.body["url"].as_str().unwrap().to_owned();
     let text = preview("text").await;
     assert!(
@@ -698,13 +686,7 @@ async fn the_report_opens_offline_in_chromium_and_prints_to_pdf() {
     let (p, summary) = panel_with_responses(&app, &t).await;
     every_part(&app, &t, &p).await;
     let client = p.client;
-    let r = app
-        .post(
-            &format!("/api/v1/clients/{client}/report-links"),
-            &t.token,
-            json!({}),
-        )
-        .await;
+    let r = new_link(&app, &t.token, &client).await;
     let url = r.body["url"].as_str().unwrap().to_owned();
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
     let _ = std::fs::remove_dir_all(&artifacts);

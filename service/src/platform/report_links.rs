@@ -152,6 +152,13 @@ pub async fn active_url<C: sea_orm::ConnectionTrait>(
 }
 
 impl Services {
+    /// 404 for another agency's client (looked up first), then 403 unless
+    /// the caller is an owner or admin.
+    async fn may_manage_links(&self, ctx: &RequestCtx, client_id: Uuid) -> AppResult<()> {
+        find_client(&self.db, ctx.agency_id, client_id).await?;
+        ctx.require(Perm::ManageClients)
+    }
+
     /// A new link to `client_id`'s live report (owners and admins).
     pub async fn create_report_link(
         &self,
@@ -159,8 +166,7 @@ impl Services {
         client_id: Uuid,
         input: ReportLinkInput,
     ) -> AppResult<ReportLinkView> {
-        find_client(&self.db, ctx.agency_id, client_id).await?;
-        ctx.require(Perm::ManageClients)?;
+        self.may_manage_links(ctx, client_id).await?;
         let (label, days) = parse_input(&input)?;
         self.insert_report_link(ctx, client_id, label, now() + Duration::days(days))
             .await
@@ -177,8 +183,7 @@ impl Services {
         label: Option<String>,
         expires_at: DateTime<Utc>,
     ) -> AppResult<ReportLinkView> {
-        find_client(&self.db, ctx.agency_id, client_id).await?;
-        ctx.require(Perm::ManageClients)?;
+        self.may_manage_links(ctx, client_id).await?;
         self.insert_report_link(ctx, client_id, label, expires_at)
             .await
     }
@@ -221,8 +226,7 @@ impl Services {
         client_id: Uuid,
         page: PageParams,
     ) -> AppResult<Page<ReportLinkView>> {
-        find_client(&self.db, ctx.agency_id, client_id).await?;
-        ctx.require(Perm::ManageClients)?;
+        self.may_manage_links(ctx, client_id).await?;
         let req = page.parse()?;
         let q = report_link::Entity::find()
             .filter(report_link::Column::AgencyId.eq(ctx.agency_id))
