@@ -127,6 +127,13 @@ pub struct Settings {
     /// First retry delay of a webhook delivery, ms (doubles per attempt,
     /// ±20 % jitter, at most an hour).
     pub webhook_retry_base_ms: i64,
+    /// Days the audit log keeps a row; 0 keeps it for ever.
+    pub audit_retention_days: i64,
+    /// Days the webhook delivery log keeps a finished delivery; 0 keeps it
+    /// for ever. Events are kept the retry horizon longer.
+    pub webhook_retention_days: i64,
+    /// How often the worker deletes what is past its retention, ms.
+    pub retention_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -169,6 +176,9 @@ impl Default for Settings {
             webhooks_allow_private: false,
             webhook_retry_horizon_ms: 24 * 3_600_000,
             webhook_retry_base_ms: 5_000,
+            audit_retention_days: 400,
+            webhook_retention_days: 30,
+            retention_interval_ms: 3_600_000,
         }
     }
 }

@@ -64,6 +64,23 @@ fn shown(e: &AppError) -> Option<AppError> {
     }
 }
 
+/// The problem document a client reads for `e` (the document's examples
+/// are made by this too, so they cannot drift from what is sent).
+pub fn problem_of(e: &AppError) -> Problem {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Problem {
+        type_: format!("/problems/{}", e.code()),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: e.public_detail(),
+        code: e.code().to_owned(),
+        errors: match e {
+            AppError::Validation(errs) => errs.iter().map(ProblemField::from).collect(),
+            _ => vec![],
+        },
+    }
+}
+
 pub fn problem_response(e: &AppError) -> HttpResponse {
     let normalized = shown(e);
     let e = normalized.as_ref().unwrap_or(e);
@@ -79,17 +96,7 @@ pub fn problem_response(e: &AppError) -> HttpResponse {
         };
         tracing::error!(error = %chain, "request failed");
     }
-    let body = Problem {
-        type_: format!("/problems/{}", e.code()),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: e.public_detail(),
-        code: e.code().to_owned(),
-        errors: match e {
-            AppError::Validation(errs) => errs.iter().map(ProblemField::from).collect(),
-            _ => vec![],
-        },
-    };
+    let body = problem_of(e);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((
         header::CONTENT_TYPE,

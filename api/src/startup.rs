@@ -71,6 +71,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Services> {
             webhooks_allow_private: settings.webhooks_allow_private,
             webhook_retry_horizon_ms: settings.webhook_retry_horizon_ms,
             webhook_retry_base_ms: settings.webhook_retry_base_ms,
+            audit_retention_days: settings.audit_retention_days,
+            webhook_retention_days: settings.webhook_retention_days,
             sealer: settings
                 .secret_key()?
                 .map(|k| service::secrets::Sealer::new(&k).map(Arc::new))
@@ -146,6 +148,7 @@ pub fn start_worker(services: Services, settings: &Settings) -> worker::WorkerHa
             id: worker_id(),
             concurrency: settings.worker_concurrency,
             sweep_interval: Duration::from_millis(settings.sweep_interval_ms),
+            retention_interval: Duration::from_millis(settings.retention_interval_ms),
             poll_interval: Duration::from_millis(settings.queue_poll_ms),
         },
     )

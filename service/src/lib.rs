@@ -81,6 +81,11 @@ pub struct ServiceConfig {
     pub webhook_retry_horizon_ms: i64,
     /// First retry delay of a webhook delivery; doubles per attempt.
     pub webhook_retry_base_ms: i64,
+    /// Days the audit log keeps a row (0: for ever).
+    pub audit_retention_days: i64,
+    /// Days the webhook delivery log keeps a finished delivery (0: for
+    /// ever); an event is kept the retry horizon longer.
+    pub webhook_retention_days: i64,
 }
 
 impl Default for ServiceConfig {
@@ -98,6 +103,8 @@ impl Default for ServiceConfig {
             webhooks_allow_private: false,
             webhook_retry_horizon_ms: 24 * 3_600_000,
             webhook_retry_base_ms: 5_000,
+            audit_retention_days: 400,
+            webhook_retention_days: 30,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The OpenAPI document as a contract, walked: every operation that takes a
 //! JSON object refuses an array or a scalar (422, nothing stored), every
 //! method a path does not declare is 405 with the path's `Allow`, unknown
-//! paths are 404, and GraphQL's own refusals carry `extensions.code`.
+//! paths are 404, and GraphQL's own refusals carry `extensions.code`. The
+//! document's examples are valid against their schemas and its links point
+//! at operations and parameters that exist.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,3 +308,47 @@ both_modes!(
     unknown_paths_are_404,
     graphql_refusals_carry_a_code,
 );
+
+/// Every operation's parameters, request body and responses carry an
+/// example valid against its schema, and every link names an operation and
+/// only path parameters it has (`tests/schemathesis/check_examples.py`, with
+/// Python's `jsonschema`, which Schemathesis brings).
+#[test]
+fn every_operation_has_valid_examples_and_links() {
+    use std::io::Write;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemathesis/check_examples.py"
+    );
+    let child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let Ok(mut child) = child else {
+        assert!(!ci, "python3 is not installed");
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(api::openapi::document_json().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.code() == Some(3) {
+        let why = "the Python package jsonschema is not installed (bash .ci/run installs Schemathesis, which brings it)";
+        assert!(!ci, "{why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -16,6 +16,9 @@ pub struct WorkerOptions {
     pub id: String,
     pub concurrency: usize,
     pub sweep_interval: Duration,
+    /// How often rows past their retention are deleted (audit log, webhook
+    /// delivery log); the first purge runs at start.
+    pub retention_interval: Duration,
     /// How often an idle consumer asks the queue for work.
     pub poll_interval: Duration,
 }
@@ -232,8 +235,15 @@ pub fn spawn(services: Services, opts: WorkerOptions) -> WorkerHandle {
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(opts.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_purge: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
+            if last_purge.is_none_or(|t| t.elapsed() >= opts.retention_interval) {
+                last_purge = Some(tokio::time::Instant::now());
+                if let Err(e) = services.purge_expired(chrono::Utc::now()).await {
+                    tracing::warn!(error = %format!("{e:#}"), "retention purge failed");
+                }
+            }
             match services.sweep().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pushed = n, "sweeper re-armed stale recomputes"),

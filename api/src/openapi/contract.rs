@@ -21,6 +21,12 @@ fn condition_values_or_range(doc: &mut Value) {
         return;
     };
     if let Some(m) = c.as_object_mut() {
+        // The examples (`examples.rs`) take this rather than a value of
+        // every property, which no branch admits.
+        m.insert(
+            "example".into(),
+            json!({ "question": "city", "values": ["msk", "spb"] }),
+        );
         m.insert(
             "oneOf".into(),
             json!([

@@ -7,6 +7,8 @@ use utoipa_actix_web::{AppExt, scope};
 use crate::rest;
 
 mod contract;
+mod examples;
+mod links;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -62,6 +64,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn document_json() -> String {
     let mut doc = serde_json::to_value(document()).unwrap_or_default();
     contract::tighten(&mut doc);
+    examples::add_examples(&mut doc);
+    links::add_links(&mut doc);
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into());
     s.push('\n');
     s

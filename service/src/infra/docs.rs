@@ -177,6 +177,76 @@ pub fn must_be_true() -> Object {
         .build()
 }
 
+/// Rust's `char::is_whitespace` as a class body (no brackets).
+const WHITE: &str =
+    r"\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// Origins a list takes (`mail::lists::check_list`): at most 20, each
+/// `http://` or `https://`, no white space, not ending in `/`, at most 200
+/// characters.
+pub fn origins() -> Array {
+    let origin = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(200))
+        .pattern(Some(format!(
+            r"^https?://[^\u0000{WHITE}]*[^\u0000/{WHITE}]$"
+        )))
+        .build();
+    ArrayBuilder::new()
+        .items(origin)
+        .max_items(Some(20))
+        .build()
+}
+
+/// A wall-clock date and time without an offset (`NaiveDateTime`), as
+/// chrono writes it: `2026-11-30T12:00:00`, fractions when there are any.
+pub fn local_date_time() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$",
+        ))
+        .examples(["2026-11-30T12:00:00"])
+        .build()
+}
+
+/// Attributes of a person, for segments (`domain::attributes::Attributes`):
+/// at most 50 keys like `city`; each value a string of at most 500
+/// characters, a number, or an array of at most 50 such strings.
+pub fn attributes_or_null() -> Object {
+    let text = serde_json::json!({ "type": "string", "maxLength": 500 });
+    let schema = serde_json::json!({
+        "type": ["object", "null"],
+        "maxProperties": 50,
+        "propertyNames": { "pattern": "^[a-z][a-z0-9_]{0,63}$" },
+        "additionalProperties": {
+            "oneOf": [
+                text,
+                { "type": "number" },
+                { "type": "array", "maxItems": 50, "items": text }
+            ]
+        },
+        "example": { "city": "msk", "age": 34, "interests": ["flats", "mortgage"] }
+    });
+    serde_json::from_value(schema).unwrap_or_default()
+}
+
+/// A text of at most `max` characters (empty allowed), or null.
+fn short_text_or_null(max: usize) -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(max))
+        .build()
+}
+
+pub fn text_200_any_or_null() -> Object {
+    short_text_or_null(200)
+}
+
+pub fn text_2000_any_or_null() -> Object {
+    short_text_or_null(2_000)
+}
+
 /// 1 to 10 e-mail addresses.
 pub fn emails_1_to_10() -> Array {
     ArrayBuilder::new()

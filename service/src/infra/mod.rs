@@ -18,5 +18,6 @@ pub mod page;
 pub mod pgcopy;
 pub mod pgtx;
 pub mod queue;
+pub mod retention;
 pub mod secrets;
 pub mod webhooks;

@@ -47,8 +47,11 @@ pub struct ListInput {
     /// What a subscriber agrees to; a changed text gets a new version.
     #[schema(schema_with = crate::infra::docs::text_5000)]
     pub consent_text: String,
+    /// Origins allowed to call the public subscribe endpoint from a
+    /// browser (`https://example.com`: scheme and host, no path).
     #[serde(default)]
     #[graphql(default)]
+    #[schema(schema_with = crate::infra::docs::origins)]
     pub allowed_origins: Vec<String>,
 }
 
@@ -69,7 +72,7 @@ fn check_list(input: &ListInput) -> AppResult<()> {
     for (i, o) in input.allowed_origins.iter().enumerate() {
         let ok = (o.starts_with("https://") || o.starts_with("http://"))
             && !o.ends_with('/')
-            && o.len() <= 200
+            && o.chars().count() <= 200
             && !o.contains(char::is_whitespace);
         if !ok {
             errs.push(FieldError::new(

@@ -73,10 +73,13 @@ impl From<subscriber::Model> for SubscriberView {
 pub struct SubscribeInput {
     #[schema(schema_with = crate::infra::docs::email)]
     pub email: String,
+    /// At most 200 characters.
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_200_any_or_null)]
     pub name: Option<String>,
     /// `ru` or `en` (default: the client's).
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::locale_or_null)]
     pub locale: Option<String>,
     /// Must be true: the person ticked the consent box.
     #[schema(schema_with = crate::infra::docs::must_be_true)]
@@ -84,13 +87,14 @@ pub struct SubscribeInput {
     /// The consent text version the form showed (default: the list's current).
     #[serde(default)]
     pub consent_version: Option<i32>,
-    /// The page the form is on.
+    /// The page the form is on (at most 2000 characters).
     #[serde(default)]
+    #[schema(schema_with = crate::infra::docs::text_2000_any_or_null)]
     pub source_page: Option<String>,
     /// About the subscriber, for segments: keys like `city`, values a
     /// string, a number or an array of strings (at most 50 keys).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::infra::docs::attributes_or_null)]
     pub attributes: Option<serde_json::Value>,
 }
 
@@ -181,7 +185,11 @@ impl Services {
         if input.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             errs.push(FieldError::new("name", "at most 200 characters"));
         }
-        if input.source_page.as_ref().is_some_and(|p| p.len() > 2_000) {
+        if input
+            .source_page
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > 2_000)
+        {
             errs.push(FieldError::new("source_page", "at most 2000 characters"));
         }
         let attributes = match input

@@ -43,7 +43,9 @@ pub struct CustomerPurchaseView {
     pub id: Uuid,
     pub external_id: Option<String>,
     pub purchased_at: DateTime<Utc>,
-    /// `purchased_at` in the client's time zone (what the rules see).
+    /// `purchased_at` in the client's time zone (what the rules see), a
+    /// wall-clock time without an offset.
+    #[schema(schema_with = crate::infra::docs::local_date_time)]
     pub local_time: NaiveDateTime,
     pub amount: f64,
     pub items: i32,
