@@ -141,7 +141,7 @@ pub struct TrackInput {
 #[serde(deny_unknown_fields)]
 pub struct TrackPatch {
     #[serde(default)]
-    #[schema(schema_with = crate::infra::docs::text_200)]
+    #[schema(schema_with = crate::infra::docs::text_200_or_null)]
     pub name: Option<String>,
     #[serde(default)]
     pub segment_id: Option<Uuid>,
