@@ -218,7 +218,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
         .map_err(e)?;
     }
 
-    tracks::developer_tracks(&s, &ctx, dev_id, &segments).await?;
+    tracks::developer_tracks(s, &ctx, dev_id, &segments).await?;
 
     // 2. A fitness club's mystery-shopper audits for five JTBDs.
     let lib = s
