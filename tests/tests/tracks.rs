@@ -755,7 +755,89 @@ async fn bad_tracks_are_refused_with_the_field(mode: tests::Mode) {
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 }
 
+async fn ux_flags_are_the_ux_maps_own(mode: tests::Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    // The fitness club's audits fell this week: a negative flag per level.
+    let (client, audit, _) = tests::mystery_audit(&app, &t, "en").await;
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/questionnaires/{audit}/responses/import"),
+            Some(&t.token),
+            "text/csv",
+            tests::audits_csv(&tests::FALLING),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.create(
+        &format!("/api/v1/clients/{client}/questionnaires"),
+        &t.token,
+        json!({"title": "Panel", "kind": "customer_panel", "questions": [
+            {"key": "city", "type": "single_choice", "options": ["msk", "spb"], "role": "segment_attribute"}
+        ]}),
+    )
+    .await;
+    let segment = app
+        .create(
+            &format!("/api/v1/clients/{client}/segments"),
+            &t.token,
+            json!({"name": "Moscow", "filter": serde_json::from_str::<Value>(MSK).unwrap()}),
+        )
+        .await;
+    // No steps yet: every flag of the client's map is the track's.
+    let track = app
+        .create(
+            &format!("/api/v1/clients/{client}/tracks"),
+            &t.token,
+            json!({"name": "Losing weight", "segment_id": segment}),
+        )
+        .await;
+    let body = stored_at(&app, &t.token, &track, 0).await;
+    let map = app
+        .get(&format!("/api/v1/clients/{client}/ux-map"), &t.token)
+        .await
+        .body;
+    let mut expected = Vec::new();
+    for (list, scope, key) in [
+        ("by_touchpoint_jtbd", "touchpoint_jtbd", "touchpoint_id"),
+        ("by_touchpoint", "touchpoint", "touchpoint_id"),
+        ("by_stage", "stage", "stage_id"),
+    ] {
+        for row in map[list].as_array().unwrap() {
+            if !row["stats"]["flag"].is_null() {
+                expected.push((
+                    scope.to_owned(),
+                    row[key].clone(),
+                    row["stats"]["deviation"].clone(),
+                ));
+            }
+        }
+    }
+    let got: Vec<(String, Value, Value)> = body["computed"]["ux_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let key = if f["scope"] == "stage" {
+                "stage_id"
+            } else {
+                "touchpoint_id"
+            };
+            (
+                f["scope"].as_str().unwrap().to_owned(),
+                f[key].clone(),
+                f["deviation"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{body}");
+    assert_eq!(got, expected);
+    assert_eq!(body["computed"]["ux_version"], map["data_version"]);
+}
+
 both_modes!(
+    ux_flags_are_the_ux_maps_own,
     tracks_are_created_listed_edited_and_deleted,
     computed_parts_equal_the_endpoints_and_follow_an_import,
     two_tracks_compare_side_by_side,

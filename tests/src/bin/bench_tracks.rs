@@ -22,7 +22,7 @@ use std::time::Instant;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use service::queue::RecomputeJob;
-use tests::bench_util::{Lcg, ms, pct};
+use tests::bench_util::{Lcg, import_responses, ms, pct, rows_arg};
 use tests::{Mode, TEMPLATE_LIBRARY, spawn_with};
 use uuid::Uuid;
 
@@ -45,25 +45,13 @@ fn answers(rng: &mut Lcg) -> Value {
     Value::Object(a)
 }
 
-fn parse_rows() -> usize {
-    let mut it = std::env::args().skip(1);
-    let mut rows = 1_000_000;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
-            other => panic!("unknown argument {other}; usage: bench_tracks [--rows N]"),
-        }
-    }
-    rows
-}
-
 fn opts(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("o{i}")).collect()
 }
 
 #[tokio::main]
 async fn main() {
-    let rows = parse_rows();
+    let rows = rows_arg("bench_tracks");
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.db_max_connections = 8;
@@ -115,29 +103,9 @@ async fn main() {
     let qid = Uuid::parse_str(&q).unwrap();
     let client_id = Uuid::parse_str(&client).unwrap();
 
+    // Load through the API, 100,000 rows a request.
     let mut rng = Lcg(14);
-    let started = Instant::now();
-    let mut left = rows;
-    while left > 0 {
-        let n = left.min(100_000);
-        let mut body = String::with_capacity(n * 260);
-        for _ in 0..n {
-            body.push_str(&json!({"answers": answers(&mut rng)}).to_string());
-            body.push('\n');
-        }
-        let r = app
-            .raw(
-                Method::POST,
-                &format!("/api/v1/questionnaires/{q}/responses/import"),
-                Some(&t.token),
-                "application/x-ndjson",
-                body,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        left -= n;
-    }
-    let load_s = started.elapsed().as_secs_f64();
+    let load_s = import_responses(&app, &t.token, &q, rows, || answers(&mut rng)).await;
 
     // The segment, its hypothesis, a QFD matrix and the track.
     let filter = json!({"conditions": [

@@ -77,8 +77,8 @@ pub struct TrackPurchases {
     /// The client's purchases version the figures reflect.
     pub data_version: i64,
     pub as_of: NaiveDate,
-    /// The segment's JTBDs (the values its filter names of a `jtbd`
-    /// question) where purchases carry them, else every label.
+    /// The JTBDs the segment named in its panel (`jtbd_mix`) where
+    /// purchases carry those labels, else every label of the purchases.
     pub jtbds: Vec<JtbdTiming>,
 }
 
@@ -179,11 +179,6 @@ pub fn compare(a: &TrackDetail, b: &TrackDetail) -> TrackComparison {
     }
 }
 
-/// The segment's filter and its jtbd values, read once per computation.
-struct Segment {
-    filter: SegmentFilter,
-}
-
 fn problem_of(what: &str, e: &AppError) -> String {
     format!("{what}: {}", e.public_detail())
 }
@@ -222,7 +217,7 @@ impl Services {
             problems: vec![],
         };
         let segment = match segment_filter_of(&self.db, agency_id, t.segment_id).await {
-            Ok(filter) => Some(Segment { filter }),
+            Ok(filter) => Some(filter),
             Err(AppError::NotFound) => {
                 parts
                     .problems
@@ -240,7 +235,7 @@ impl Services {
                     &ctx,
                     t.client_id,
                     Some(t.questionnaire_id),
-                    Some(seg.filter.clone()),
+                    Some(seg.clone()),
                 )
                 .await
             {
@@ -274,7 +269,7 @@ impl Services {
                 .list_hypotheses(&ctx, t.client_id)
                 .await?
                 .into_iter()
-                .filter(|h| h.segment == seg.filter)
+                .filter(|h| &h.segment == seg)
                 .map(|h| h.id)
                 .collect();
             let results = self.hypotheses_results(&ctx, t.client_id).await?;
@@ -304,12 +299,12 @@ impl Services {
         &self,
         ctx: &RequestCtx,
         t: &track::Model,
-        seg: &Segment,
+        seg: &SegmentFilter,
         parts: &mut TrackParts,
         jtbd_values: &mut Option<HashSet<String>>,
     ) -> AppResult<()> {
         let view = match self
-            .questionnaire_panel(ctx, t.questionnaire_id, Some(seg.filter.clone()))
+            .questionnaire_panel(ctx, t.questionnaire_id, Some(seg.clone()))
             .await
         {
             Ok(v) => v,
@@ -327,7 +322,6 @@ impl Services {
             .map(|q| q.key.as_str())
             .collect();
         let named: HashSet<String> = seg
-            .filter
             .conditions
             .iter()
             .filter(|c| jtbd_keys.contains(c.question.as_str()))
