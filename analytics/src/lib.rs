@@ -10,4 +10,5 @@ pub mod moments;
 pub mod nps;
 pub mod panel;
 pub mod qfd;
+pub mod track;
 pub mod ux;

@@ -46,6 +46,8 @@ pub mod subscriber;
 pub mod subscriber_list;
 pub mod touchpoint;
 pub mod touchpoint_library;
+pub mod track;
+pub mod track_note;
 pub mod user;
 pub mod ux_alert;
 pub mod webhook_delivery;

@@ -31,6 +31,7 @@ mod m20261207_000025_create_client_senders;
 mod m20261207_000026_create_webhooks;
 mod m20261207_000027_create_audit_log;
 mod m20261207_000029_create_report_links;
+mod m20261207_000030_create_tracks;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_create_webhooks::Migration),
             Box::new(m20261207_000027_create_audit_log::Migration),
             Box::new(m20261207_000029_create_report_links::Migration),
+            Box::new(m20261207_000030_create_tracks::Migration),
         ]
     }
 }

@@ -44,7 +44,7 @@ pub mod webhook_endpoints {
 pub use research::panel::rows as panel_rows;
 pub use research::{
     factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses, segments,
-    summary, ux,
+    summary, tracks, ux,
 };
 
 use std::sync::Arc;

@@ -38,3 +38,49 @@ pub fn pct(v: &[f64], p: f64) -> f64 {
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// The volume benches' one argument, `--rows N` (default 1,000,000).
+pub fn rows_arg(bench: &str) -> usize {
+    let mut it = std::env::args().skip(1);
+    let mut rows = 1_000_000;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            other => panic!("unknown argument {other}; usage: {bench} [--rows N]"),
+        }
+    }
+    rows
+}
+
+/// Imports `rows` responses, each answers object from `answers`, through
+/// the API as NDJSON, 100,000 rows a request; the seconds it took.
+pub async fn import_responses(
+    app: &crate::TestApp,
+    token: &str,
+    questionnaire: &str,
+    rows: usize,
+    mut answers: impl FnMut() -> serde_json::Value,
+) -> f64 {
+    let started = std::time::Instant::now();
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(100_000);
+        let mut body = String::with_capacity(n * 330);
+        for _ in 0..n {
+            body.push_str(&serde_json::json!({"answers": answers()}).to_string());
+            body.push('\n');
+        }
+        let r = app
+            .raw(
+                reqwest::Method::POST,
+                &format!("/api/v1/questionnaires/{questionnaire}/responses/import"),
+                Some(token),
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
+        left -= n;
+    }
+    started.elapsed().as_secs_f64()
+}

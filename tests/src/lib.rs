@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench_util;
+pub mod tracks;
 pub mod webhook_sink;
 pub mod world;
 

@@ -298,6 +298,26 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // A customer track of the Moscow segment with a note (the client has
+    // no library yet: no steps), its parts stored by the worker.
+    let track = app
+        .create(
+            &format!("/api/v1/clients/{}/tracks", p.client),
+            &b.token,
+            json!({"name": "Moscow families", "segment_id": segment}),
+        )
+        .await;
+    let track_note = app
+        .create(
+            &format!("/api/v1/tracks/{track}/notes"),
+            &b.token,
+            json!({"text": "Asked about schools", "source": "sales_call", "date": "2026-11-20"}),
+        )
+        .await;
+    app.wait_settled(b, "client_tracks", &p.client).await;
+    let mut ids = HashMap::new();
+    ids.insert("track", track);
+    ids.insert("track_note", track_note);
     // A live report link of B's client.
     let r = app
         .post(
@@ -309,7 +329,6 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let report_link = r.body["id"].as_str().unwrap().to_owned();
     let report_url = r.body["url"].as_str().unwrap().to_owned();
-    let mut ids = HashMap::new();
     ids.insert("report_link", report_link);
     ids.insert("report_url", report_url);
     ids.insert("webhook", webhook);
@@ -376,6 +395,8 @@ pub fn fill(path: &str, w: &World) -> String {
         "webhook"
     } else if p.starts_with("/api/v1/report-links/") {
         "report_link"
+    } else if p.starts_with("/api/v1/tracks/") {
+        "track"
     } else {
         panic!("no B id for {path}: extend the isolation matrix")
     };
@@ -387,6 +408,7 @@ pub fn fill(path: &str, w: &World) -> String {
     p = p.replace("{customer_ref}", "c1");
     p = p.replace("{kind}", "ux_alerts");
     p = p.replace("{delivery_id}", &w.ids["webhook_delivery"]);
+    p = p.replace("{note_id}", &w.ids["track_note"]);
     assert!(!p.contains('{'), "unfilled parameter in {p}");
     p
 }
@@ -493,6 +515,14 @@ pub fn body_for(method: &str, template: &str, w: &World) -> Option<(String, &'st
         ("put", "/api/v1/clients/{id}/scoring") => json(json!({"rules": []})),
         ("post", "/api/v1/clients/{id}/chains") | ("put", "/api/v1/chains/{id}") => {
             json(chain_body(&w.ids["segment"]))
+        }
+        ("post", "/api/v1/clients/{id}/tracks") => {
+            json(json!({"name": "x", "segment_id": w.ids["segment"]}))
+        }
+        ("patch", "/api/v1/tracks/{id}") => json(json!({"name": "Hacked"})),
+        ("put", "/api/v1/tracks/{id}/steps") => json(json!({"steps": []})),
+        ("post", "/api/v1/tracks/{id}/notes") => {
+            json(json!({"text": "Hacked", "source": "other", "date": "2026-11-20"}))
         }
         _ => None,
     }

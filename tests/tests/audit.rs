@@ -269,7 +269,7 @@ async fn every_write_route_is_audited_without_secrets(mode: Mode) {
             }
         }
     }
-    assert_eq!(ops.len(), 85, "write operations of the document");
+    assert_eq!(ops.len(), 91, "write operations of the document");
     ops.sort_by_key(|(m, t)| rank(m, t));
 
     // request id → (operation, expected actor kind and id)

@@ -58,6 +58,25 @@ async fn the_demo_agency_shows_every_result(mode: Mode) {
         assert!(Instant::now() < deadline, "{}", h.text);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Two customer tracks of the developer's segments, with their parts.
+    let tracks = app
+        .get(&format!("/api/v1/clients/{developer}/tracks"), &token)
+        .await;
+    assert_eq!(
+        tracks.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        tracks.text
+    );
+    let track = tracks.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let t = app.get(&format!("/api/v1/tracks/{track}"), &token).await;
+    assert_eq!(t.body["segment_id"], seg.as_str(), "{}", t.text);
+    assert_eq!(
+        t.body["computed"]["segment"]["n"], p.body["panel"]["n"],
+        "{}",
+        t.text
+    );
+    assert_eq!(t.body["notes"].as_array().unwrap().len(), 2);
     let ux = app
         .get(&format!("/api/v1/clients/{club}/ux-map"), &token)
         .await;

@@ -28,6 +28,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/questionnaires/{}/summary", id("questionnaire")),
         format!("/api/v1/clients/{}/segments", id("client")),
         format!("/api/v1/segments/{}", id("segment")),
+        format!("/api/v1/clients/{}/tracks", id("client")),
         format!("/api/v1/clients/{}/cash-models", id("client")),
         format!("/api/v1/cash-models/{}", id("cash_model")),
         format!("/api/v1/cash-models/{}/actuals", id("cash_model")),
@@ -393,6 +394,42 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         (
             "mutation($id: ID!) { deleteCashChannel(modelId: $id, channel: \"tv\") }",
             json!({"id": id("cash_model")}),
+        ),
+        (
+            "query($id: ID!) { tracks(clientId: $id) { items { id } } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { track(id: $id) { id computed { dataVersion } } }",
+            json!({"id": id("track")}),
+        ),
+        (
+            "query($id: ID!) { compareTracks(a: $id, b: $id) { a { id } } }",
+            json!({"id": id("track")}),
+        ),
+        (
+            "mutation($id: ID!, $i: JSON!) { createTrack(clientId: $id, input: $i) { id } }",
+            json!({"id": id("client"), "i": {"name": "x", "segment_id": id("segment")}}),
+        ),
+        (
+            "mutation($id: ID!) { updateTrack(id: $id, input: {name: \"Hacked\"}) { id } }",
+            json!({"id": id("track")}),
+        ),
+        (
+            "mutation($id: ID!) { putTrackSteps(id: $id, input: {steps: []}) { id } }",
+            json!({"id": id("track")}),
+        ),
+        (
+            "mutation($id: ID!) { addTrackNote(trackId: $id, input: {text: \"x\", source: \"other\", date: \"2026-11-20\"}) { id } }",
+            json!({"id": id("track")}),
+        ),
+        (
+            "mutation($id: ID!, $n: ID!) { deleteTrackNote(trackId: $id, noteId: $n) }",
+            json!({"id": id("track"), "n": id("track_note")}),
+        ),
+        (
+            "mutation($id: ID!) { deleteTrack(id: $id) }",
+            json!({"id": id("track")}),
         ),
         (
             "query($id: ID!) { hypotheses(clientId: $id) { id } }",

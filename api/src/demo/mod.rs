@@ -11,6 +11,7 @@ use service::{Principal, RequestCtx, Role, Services};
 use uuid::Uuid;
 
 mod funnel;
+mod tracks;
 
 pub const DEMO_EMAIL: &str = "demo@growthpoint.example";
 pub const DEMO_PASSWORD: &str = "growthpoint-demo";
@@ -184,6 +185,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
     s.import_responses(&ctx, panel.id, ImportFormat::Csv, csv.into())
         .await
         .map_err(e)?;
+    let mut segments = Vec::new();
     for (name, filter) in [
         (
             "Buying for parents, 3–5M, from social networks",
@@ -197,13 +199,15 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
             json!({"conditions": [{"question": "fear", "values": ["unscrupulous_developer"]}]}),
         ),
     ] {
-        s.create_segment(
-            &ctx,
-            dev_id,
-            parse(json!({"name": name, "filter": filter.clone()}))?,
-        )
-        .await
-        .map_err(e)?;
+        let seg = s
+            .create_segment(
+                &ctx,
+                dev_id,
+                parse(json!({"name": name, "filter": filter.clone()}))?,
+            )
+            .await
+            .map_err(e)?;
+        segments.push(seg.id);
         s.create_hypothesis(
             &ctx,
             dev_id,
@@ -213,6 +217,8 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
         .await
         .map_err(e)?;
     }
+
+    tracks::developer_tracks(s, &ctx, dev_id, &segments).await?;
 
     // 2. A fitness club's mystery-shopper audits for five JTBDs.
     let lib = s

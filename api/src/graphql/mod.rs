@@ -16,6 +16,7 @@ use service::{AppError, RequestCtx, Services};
 pub struct Query(
     platform::PlatformQuery,
     research::ResearchQuery,
+    research::TracksQuery,
     commerce::CommerceQuery,
     mail::MailQuery,
     mail::ContactsQuery,
@@ -30,6 +31,7 @@ pub struct Query(
 pub struct Mutation(
     platform::PlatformMutation,
     research::ResearchMutation,
+    research::TracksMutation,
     commerce::CommerceMutation,
     mail::MailMutation,
     mail::ContactsMutation,
@@ -176,6 +178,7 @@ gql_page!(
     QuestionnairePage => service::questionnaires::QuestionnaireView,
     ResponsePage => service::responses::ResponseView,
     SegmentPage => service::segments::SegmentView,
+    TrackPage => service::tracks::TrackView,
     JobRunPage => service::jobs::JobRunView,
     AuditPage => service::platform::audit::AuditEntryView,
     CashModelPage => service::cash::CashModelView,

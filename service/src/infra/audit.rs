@@ -79,6 +79,8 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "subscribers",
     "touchpoint",
     "touchpoint_library",
+    "track",
+    "track_note",
     "cjm_stage",
     "user",
     "webhook",

@@ -19,6 +19,10 @@ pub const KIND_QUESTIONNAIRE: &str = "questionnaire_summary";
 /// Here, below every area, so that any write that changes what a score
 /// looks at (contacts, subscriptions, events, purchases) can mark it.
 pub const KIND_CONTACTS: &str = "client_contacts";
+/// A client's customer tracks: their computed parts, recomputed by the
+/// worker after whatever they read changed (here, below every area, so
+/// that the QFD matrix and the jobs of the other kinds can mark it).
+pub const KIND_TRACKS: &str = "client_tracks";
 /// How long one worker holds a target while computing it.
 pub const LEASE_MS: i64 = 120_000;
 /// Failed runs are retried this many times, with exponential backoff.

@@ -3,6 +3,7 @@
 //! nobody picked up, and lists what each run did. It composes every area's
 //! computation, so it sits above them all.
 mod alerts;
+mod tracks;
 
 use std::time::Duration;
 
@@ -25,11 +26,12 @@ use crate::{Perm, RequestCtx, Services, new_id, now};
 pub use crate::infra::ledger::{KIND_QUESTIONNAIRE, LEASE_MS, MAX_ATTEMPTS};
 
 /// Every kind of target a recompute job computes ([`Services::run_recompute`]).
-pub const RECOMPUTE_KINDS: [&str; 4] = [
+pub const RECOMPUTE_KINDS: [&str; 5] = [
     KIND_QUESTIONNAIRE,
     crate::research::hypotheses::KIND_HYPOTHESES,
     crate::research::ux::KIND_UX,
     crate::infra::ledger::KIND_CONTACTS,
+    crate::infra::ledger::KIND_TRACKS,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +418,13 @@ impl Services {
 
     /// Computes and stores one target; returns the data version it reflects.
     async fn compute_target(&self, job: &RecomputeJob) -> AppResult<i64> {
+        let version = self.compute_target_alone(job).await?;
+        // Customer tracks read what the other kinds produce.
+        self.touch_tracks_after(job).await?;
+        Ok(version)
+    }
+
+    async fn compute_target_alone(&self, job: &RecomputeJob) -> AppResult<i64> {
         match job.kind.as_str() {
             KIND_QUESTIONNAIRE => {
                 self.recompute_questionnaire_summary(job.agency_id, job.target_id)
@@ -430,6 +439,10 @@ impl Services {
             }
             crate::infra::ledger::KIND_CONTACTS => {
                 self.recompute_client_contacts(job.agency_id, job.target_id)
+                    .await
+            }
+            crate::infra::ledger::KIND_TRACKS => {
+                self.recompute_client_tracks(job.agency_id, job.target_id)
                     .await
             }
             other => Err(AppError::Unexpected(anyhow::anyhow!(

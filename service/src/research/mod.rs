@@ -1,7 +1,7 @@
 //! Customer research: choice factors, questionnaires (and their export and
 //! import as documents), responses and their ingest, saved segments, and
 //! what is computed from them — the summary, the customer panel, segment
-//! hypotheses, QFD and the UX dynamic map.
+//! hypotheses, QFD, the UX dynamic map and customer tracks.
 pub mod factors;
 pub mod hypotheses;
 pub mod panel;
@@ -11,4 +11,5 @@ pub mod questionnaires;
 pub mod responses;
 pub mod segments;
 pub mod summary;
+pub mod tracks;
 pub mod ux;

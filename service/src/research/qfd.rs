@@ -19,6 +19,7 @@ use crate::domain::questions::QuestionRole;
 use crate::domain::segment_filter::SegmentFilter;
 use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
+use crate::infra::ledger::KIND_TRACKS;
 use crate::platform::clients::find_client;
 use crate::research::panel::compile_filter;
 use crate::research::questionnaires::{find_questionnaire, load_questions};
@@ -288,9 +289,20 @@ impl Services {
                 .await?;
             }
         }
+        // The client's customer tracks show its local QFDs.
+        let tracks =
+            crate::infra::ledger::bump_target(&txn, ctx.agency_id, KIND_TRACKS, client_id).await?;
         let put = json!({"cells": input.cells.len(), "importances": input.importances.len()});
         let a = Audit::new("qfd_matrix", "put", Some(client_id)).with(put);
         audit::commit(txn, ctx, a).await?;
+        if tracks {
+            self.enqueue_recompute(crate::infra::queue::RecomputeJob {
+                agency_id: ctx.agency_id,
+                kind: KIND_TRACKS.into(),
+                target_id: client_id,
+            })
+            .await;
+        }
         self.qfd_matrix(ctx, client_id).await
     }
 

@@ -18,9 +18,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::bench_util::{Lcg, ms, pct, peak_rss_mib};
+use tests::bench_util::{Lcg, import_responses, ms, pct, peak_rss_mib, rows_arg};
 use tests::{Mode, spawn_with};
 use uuid::Uuid;
 
@@ -61,21 +61,9 @@ fn answers(rng: &mut Lcg) -> Value {
     Value::Object(a)
 }
 
-fn parse_rows() -> usize {
-    let mut it = std::env::args().skip(1);
-    let mut rows = 1_000_000;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
-            other => panic!("unknown argument {other}; usage: bench_panel [--rows N]"),
-        }
-    }
-    rows
-}
-
 #[tokio::main]
 async fn main() {
-    let rows = parse_rows();
+    let rows = rows_arg("bench_panel");
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.db_max_connections = 8;
@@ -123,28 +111,7 @@ async fn main() {
 
     // Load through the API, 100,000 rows a request.
     let mut rng = Lcg(42);
-    let started = Instant::now();
-    let mut left = rows;
-    while left > 0 {
-        let n = left.min(100_000);
-        let mut body = String::with_capacity(n * 330);
-        for _ in 0..n {
-            body.push_str(&json!({"answers": answers(&mut rng)}).to_string());
-            body.push('\n');
-        }
-        let r = app
-            .raw(
-                Method::POST,
-                &format!("/api/v1/questionnaires/{q}/responses/import"),
-                Some(&t.token),
-                "application/x-ndjson",
-                body,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        left -= n;
-    }
-    let load_s = started.elapsed().as_secs_f64();
+    let load_s = import_responses(&app, &t.token, &q, rows, || answers(&mut rng)).await;
 
     // Full recompute: a process that has never seen the questionnaire.
     let mut full = Vec::new();

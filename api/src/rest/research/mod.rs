@@ -1,9 +1,10 @@
 //! Research: choice factors, questionnaires and segments, responses and
-//! the summary, the panel, hypotheses, QFD and the UX map.
+//! the summary, the panel, hypotheses, QFD, the UX map and customer tracks.
 pub mod hypotheses;
 pub mod panel;
 pub mod qfd;
 pub mod questionnaire_transfer;
 pub mod questionnaires;
 pub mod responses;
+pub mod tracks;
 pub mod ux;
