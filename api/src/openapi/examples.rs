@@ -235,7 +235,7 @@ struct Maker<'a> {
 
 /// How deep `$ref`s are followed before an example stops (the document has
 /// no recursive shape this deep; a free-form JSON value is shown as `{}`).
-const MAX_DEPTH: usize = 12;
+const MAX_DEPTH: usize = 32;
 
 impl<'a> Maker<'a> {
     fn new(schemas: &'a Value) -> Self {
