@@ -43,11 +43,6 @@ async fn each_question_type_rejects_bad_answers(mode: Mode) {
         (json!({"nps": 11, "city": "msk"}), "answers.nps"),
         (json!({"budget": -5, "city": "msk"}), "answers.budget"), // below min
         (json!({"budget": "lots", "city": "msk"}), "answers.budget"),
-        // Beyond what a jsonb number reads back (`domain::number`).
-        (
-            json!({"budget": 1.7976931348623157e308, "city": "msk"}),
-            "answers.budget",
-        ),
         (
             json!({"mail": "not-an-email", "city": "msk"}),
             "answers.mail",
@@ -377,12 +372,6 @@ async fn resource_inputs_are_validated(mode: Mode) {
             format!("/api/v1/clients/{}/segments", p.client),
             json!({"name": "s", "filter": {"conditions": [{"question": "city"}]}}),
             vec!["filter.conditions[0].values"],
-        ),
-        (
-            "POST",
-            format!("/api/v1/clients/{}/segments", p.client),
-            json!({"name": "s", "filter": {"conditions": [{"question": "budget", "min": -1.7976931348623157e308}]}}),
-            vec!["filter.conditions[0].min"],
         ),
         (
             "POST",

@@ -188,8 +188,8 @@ fn scale(q: &Question, n: f64) -> Result<i64, String> {
 }
 
 fn number(q: &Question, n: f64) -> Result<(), String> {
-    if !super::number::storable(n) {
-        return Err("expected a number from -1e15 to 1e15".into());
+    if !n.is_finite() {
+        return Err("expected a finite number".into());
     }
     if let Some(lo) = q.min
         && n < lo

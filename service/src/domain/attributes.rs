@@ -36,7 +36,7 @@ impl Attributes {
             }
             let ok = match v {
                 Value::String(s) => s.chars().count() <= MAX_STRING,
-                Value::Number(n) => n.as_f64().is_some_and(super::number::storable),
+                Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
                 Value::Array(items) => {
                     items.len() <= MAX_ITEMS
                         && items
@@ -49,7 +49,7 @@ impl Attributes {
                 errs.push(FieldError::new(
                     &f,
                     format!(
-                        "must be a string (at most {MAX_STRING} characters), a number from -1e15 to 1e15 or an array of at most {MAX_ITEMS} strings"
+                        "must be a string (at most {MAX_STRING} characters), a number or an array of at most {MAX_ITEMS} strings"
                     ),
                 ));
             }

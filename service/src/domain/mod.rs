@@ -6,7 +6,6 @@ pub mod import;
 pub mod locale;
 pub mod nesting;
 pub mod nul;
-pub mod number;
 pub mod questions;
 pub mod segment_filter;
 pub mod strict;

@@ -182,12 +182,8 @@ pub struct QuestionInput {
     #[graphql(default)]
     pub options: Vec<String>,
     #[serde(default)]
-    /// Number questions: the smallest answer taken, −1e15 to 1e15.
-    #[schema(minimum = -1e15, maximum = 1e15)]
     pub min: Option<f64>,
-    /// Number questions: the largest answer taken, −1e15 to 1e15.
     #[serde(default)]
-    #[schema(minimum = -1e15, maximum = 1e15)]
     pub max: Option<f64>,
     #[serde(default)]
     pub choice_factor_id: Option<Uuid>,
@@ -305,8 +301,8 @@ pub fn parse_questions(inputs: Vec<QuestionInput>) -> Result<Vec<Question>, Vec<
         }
         if q.qtype == QuestionType::Number {
             for (name, v) in [("min", q.min), ("max", q.max)] {
-                if v.is_some_and(|v| !super::number::storable(v)) {
-                    errors.push(FieldError::new(f(name), super::number::OUT_OF_RANGE));
+                if v.is_some_and(|v| !v.is_finite()) {
+                    errors.push(FieldError::new(f(name), "must be a finite number"));
                 }
             }
             if let (Some(lo), Some(hi)) = (q.min, q.max)

@@ -25,13 +25,9 @@ pub struct Condition {
     pub question: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
-    /// From −1e15 to 1e15 (`domain::number`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = -1e15, maximum = 1e15)]
     pub min: Option<f64>,
-    /// From −1e15 to 1e15 (`domain::number`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = -1e15, maximum = 1e15)]
     pub max: Option<f64>,
 }
 
@@ -56,10 +52,8 @@ impl SegmentFilter {
                     }
                 }
                 (None, lo, hi) if lo.is_some() || hi.is_some() => {
-                    let bad = |x: Option<f64>| x.is_some_and(|x| !super::number::storable(x));
-                    if bad(lo) || bad(hi) {
-                        let which = if bad(lo) { "min" } else { "max" };
-                        errs.push(FieldError::new(f(which), super::number::OUT_OF_RANGE));
+                    if lo.is_some_and(|x| !x.is_finite()) || hi.is_some_and(|x| !x.is_finite()) {
+                        errs.push(FieldError::new(f("min"), "must be finite"));
                     } else if let (Some(lo), Some(hi)) = (lo, hi)
                         && lo > hi
                     {

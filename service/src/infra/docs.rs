@@ -222,7 +222,7 @@ pub fn attributes_or_null() -> Object {
         "additionalProperties": {
             "oneOf": [
                 text,
-                { "type": "number", "minimum": -1e15, "maximum": 1e15 },
+                { "type": "number" },
                 { "type": "array", "maxItems": 50, "items": text }
             ]
         },
