@@ -40,8 +40,8 @@ pub mod webhook_endpoints {
 }
 pub use research::panel::rows as panel_rows;
 pub use research::{
-    factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses, segments,
-    summary, ux,
+    barriers, factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses,
+    segments, summary, ux,
 };
 
 use std::sync::Arc;
