@@ -69,6 +69,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     research::hypotheses::configure(cfg);
     research::qfd::configure(cfg);
     research::ux::configure(cfg);
+    research::barriers::configure(cfg);
     mail::email::configure(cfg);
     mail::sender::configure(cfg);
     mail::subscribers::configure(cfg);

@@ -1,5 +1,6 @@
 //! Research: choice factors, questionnaires and segments, responses and
-//! the summary, the panel, hypotheses, QFD and the UX map.
+//! the summary, the panel, hypotheses, QFD, the UX map and sales barriers.
+pub mod barriers;
 pub mod hypotheses;
 pub mod panel;
 pub mod qfd;
