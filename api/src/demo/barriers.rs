@@ -49,7 +49,7 @@ pub(super) async fn developer_barriers(
                 {"key": "buy_for", "label": "Who were you buying for?", "type": "single_choice", "options": ["self", "parents", "children", "investment"], "role": "segment_attribute"},
                 question("What stopped you?", stage(1)),
                 {"key": "deal_stopper", "label": "What went wrong at the deal?", "type": "single_choice", "role": "barrier",
-                 "options": ["paperwork", "manager", "nothing"], "stage_id": stage(2)},
+                 "options": ["paperwork", "manager", "deposit_terms"], "stage_id": stage(2)},
                 {"key": "in_words", "label": "In your own words", "type": "text", "role": "barrier", "stage_id": stage(1)}
             ]}))?,
         )
@@ -89,7 +89,19 @@ pub(super) async fn developer_barriers(
             })
             .map(|b| b.0)
             .collect();
-        let stopper = ["paperwork", "manager", "nothing", "nothing"][rng.below(4) as usize];
+        // Most got nowhere near the deal: blank.
+        let stopper = [
+            "paperwork",
+            "manager",
+            "deposit_terms",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ][rng.below(10) as usize];
         let said = words[rng.below(words.len() as u64) as usize];
         nb.push_str(&format!(
             "nb{i},{who},{},{stopper},{said}\n",
