@@ -125,9 +125,10 @@ fn scipy_reference_values() {
         option: &'static str,
         nb_ci: (f64, f64),
         explained: f64,
-        /// buyers' CI, test, difference and its CI, p, q
-        lift: Option<((f64, f64), TestKind, f64, (f64, f64), f64, f64)>,
+        lift: Option<LiftValues>,
     }
+    /// buyers' CI, test, difference and its CI, p, q
+    type LiftValues = ((f64, f64), TestKind, f64, (f64, f64), f64, f64);
     use TestKind::{FisherExact as F, TwoProportionZ as Z};
     let expected = [
         Expected {
