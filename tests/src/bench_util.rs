@@ -1,5 +1,5 @@
 //! Small helpers the benchmark binaries share: a seeded generator,
-//! percentiles and peak memory.
+//! percentiles, peak memory and the `--rows N` argument.
 
 /// A linear congruential generator: the same data on every run.
 pub struct Lcg(pub u64);
@@ -37,4 +37,18 @@ pub fn pct(v: &[f64], p: f64) -> f64 {
 
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The `--rows N` argument (default 1,000,000); any other argument panics
+/// with the usage of `bench`.
+pub fn rows_arg(bench: &str) -> usize {
+    let mut it = std::env::args().skip(1);
+    let mut rows = 1_000_000;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            other => panic!("unknown argument {other}; usage: {bench} [--rows N]"),
+        }
+    }
+    rows
 }

@@ -124,24 +124,23 @@ fn why_not(i: usize, counts: [usize; 4]) -> Value {
     )
 }
 
-async fn fixture(app: &TestApp, t: &Tenant) -> Fixture {
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
-    let stage = |k: usize| lib.body["stages"][k]["id"].as_str().unwrap().to_owned();
-    let (evaluation, deal) = (stage(1), stage(2));
+/// A client using a fresh clone of the template library: (client, library).
+async fn client_with_library(app: &TestApp, t: &Tenant, name: &str) -> (String, Value) {
+    let lib = app.clone_template(&t.token).await;
     let client = app
         .create(
             "/api/v1/clients",
             &t.token,
-            json!({"name": "Developer", "touchpoint_library_id": lib.body["id"]}),
+            json!({"name": name, "touchpoint_library_id": lib["id"]}),
         )
         .await;
+    (client, lib)
+}
+
+async fn fixture(app: &TestApp, t: &Tenant) -> Fixture {
+    let (client, lib) = client_with_library(app, t, "Developer").await;
+    let stage = |k: usize| lib["stages"][k]["id"].as_str().unwrap().to_owned();
+    let (evaluation, deal) = (stage(1), stage(2));
     let non_buyer = app
         .create(
             &format!("/api/v1/clients/{client}/questionnaires"),
@@ -496,20 +495,7 @@ async fn barrier_stages_survive_export_and_import(mode: Mode) {
         doc["questions"][1]["stage"]["key"], "evaluation_choice",
         "{doc}"
     );
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    let target = app
-        .create(
-            "/api/v1/clients",
-            &t.token,
-            json!({"name": "Target", "touchpoint_library_id": lib.body["id"]}),
-        )
-        .await;
+    let (target, lib) = client_with_library(&app, &t, "Target").await;
     let r = app
         .post(
             &format!("/api/v1/clients/{target}/questionnaires/import"),

@@ -78,16 +78,10 @@ async fn stage_keys<C: ConnectionTrait>(
     agency_id: Uuid,
     ids: BTreeSet<Uuid>,
 ) -> AppResult<HashMap<Uuid, String>> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(cjm_stage::Entity::find()
-        .filter(cjm_stage::Column::AgencyId.eq(agency_id))
-        .filter(cjm_stage::Column::Id.is_in(ids))
-        .all(db)
+    Ok(stage_refs_by_id(db, agency_id, ids)
         .await?
         .into_iter()
-        .map(|s| (s.id, s.key))
+        .map(|(id, s)| (id, s.key))
         .collect())
 }
 

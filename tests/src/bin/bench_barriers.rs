@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tests::bench_util::{Lcg, ms, pct};
-use tests::{Mode, TEMPLATE_LIBRARY, spawn_with};
+use tests::bench_util::{Lcg, ms, pct, rows_arg};
+use tests::{Mode, spawn_with};
 
 const BARRIERS: [&str; 8] = [
     "price", "location", "trust", "timing", "mortgage", "layout", "parking", "delays",
@@ -53,40 +53,22 @@ fn answers(rng: &mut Lcg, non_buyer: bool) -> Value {
     Value::Object(a)
 }
 
-fn parse_rows() -> usize {
-    let mut it = std::env::args().skip(1);
-    let mut rows = 1_000_000;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
-            other => panic!("unknown argument {other}; usage: bench_barriers [--rows N]"),
-        }
-    }
-    rows
-}
-
 #[tokio::main]
 async fn main() {
-    let rows = parse_rows();
+    let rows = rows_arg("bench_barriers");
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.db_max_connections = 8;
     })
     .await;
     let t = app.signup("Bench").await;
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    let stage = |k: usize| lib.body["stages"][k]["id"].as_str().unwrap().to_owned();
+    let lib = app.clone_template(&t.token).await;
+    let stage = |k: usize| lib["stages"][k]["id"].as_str().unwrap().to_owned();
     let client = app
         .create(
             "/api/v1/clients",
             &t.token,
-            json!({"name": "Developer", "touchpoint_library_id": lib.body["id"]}),
+            json!({"name": "Developer", "touchpoint_library_id": lib["id"]}),
         )
         .await;
     let cities: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();

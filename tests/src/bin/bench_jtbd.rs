@@ -20,27 +20,15 @@ use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tests::bench_util::{Lcg, ms, pct, peak_rss_mib};
+use tests::bench_util::{Lcg, ms, pct, peak_rss_mib, rows_arg};
 use tests::{Mode, spawn_with};
 use uuid::Uuid;
 
 const RUNS: usize = 5;
 
-fn parse_rows() -> usize {
-    let mut it = std::env::args().skip(1);
-    let mut rows = 1_000_000;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
-            other => panic!("unknown argument {other}; usage: bench_jtbd [--rows N]"),
-        }
-    }
-    rows
-}
-
 #[tokio::main]
 async fn main() {
-    let rows = parse_rows();
+    let rows = rows_arg("bench_jtbd");
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
     })

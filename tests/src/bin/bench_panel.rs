@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tests::bench_util::{Lcg, ms, pct, peak_rss_mib};
+use tests::bench_util::{Lcg, ms, pct, peak_rss_mib, rows_arg};
 use tests::{Mode, spawn_with};
 use uuid::Uuid;
 
@@ -61,21 +61,9 @@ fn answers(rng: &mut Lcg) -> Value {
     Value::Object(a)
 }
 
-fn parse_rows() -> usize {
-    let mut it = std::env::args().skip(1);
-    let mut rows = 1_000_000;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
-            other => panic!("unknown argument {other}; usage: bench_panel [--rows N]"),
-        }
-    }
-    rows
-}
-
 #[tokio::main]
 async fn main() {
-    let rows = parse_rows();
+    let rows = rows_arg("bench_panel");
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.db_max_connections = 8;
