@@ -91,9 +91,12 @@ pub struct GroupFigures {
     /// Respondents who answered the question (blanks excluded, `[]` counted).
     pub n_answered: u64,
     /// count / n_answered; null when nobody answered.
+    #[cfg_attr(feature = "schema", schema(minimum = 0.0, maximum = 1.0))]
     pub share: Option<f64>,
     /// 95% Wilson score interval of the share; null when nobody answered.
+    #[cfg_attr(feature = "schema", schema(minimum = 0.0, maximum = 1.0))]
     pub ci95_low: Option<f64>,
+    #[cfg_attr(feature = "schema", schema(minimum = 0.0, maximum = 1.0))]
     pub ci95_high: Option<f64>,
 }
 
@@ -118,14 +121,17 @@ impl GroupFigures {
 )]
 pub struct Lift {
     /// share among non-buyers − share among buyers.
+    #[cfg_attr(feature = "schema", schema(minimum = -1.0, maximum = 1.0))]
     pub difference: f64,
     /// 95% CI of the difference (normal, unpooled standard error).
     pub ci95_low: f64,
     pub ci95_high: f64,
     /// One-sided p-value of "more frequent among non-buyers"; null when the
     /// test is undefined (the barrier named by all or by none of both groups).
+    #[cfg_attr(feature = "schema", schema(minimum = 0.0, maximum = 1.0))]
     pub p_value: Option<f64>,
     /// Benjamini–Hochberg q-value across the barriers tested in this analysis.
+    #[cfg_attr(feature = "schema", schema(minimum = 0.0, maximum = 1.0))]
     pub q_value: Option<f64>,
     /// `two_proportion_z`, or `fisher_exact` when an expected count is below 5.
     pub test: TestKind,

@@ -451,6 +451,18 @@ async fn barriers_are_isolated_and_validated(mode: Mode) {
         "{}",
         g.text
     );
+    let g = app
+        .graphql(
+            Some(&t.token),
+            "query($c: ID!, $s: ID!) { clientBarriers(clientId: $c, segmentId: $s) { dataVersion } }",
+            json!({"c": f.client, "s": foreign_segment}),
+        )
+        .await;
+    assert_eq!(
+        g.body["errors"][0]["extensions"]["fields"][0]["field"], "segmentId",
+        "{}",
+        g.text
+    );
     // Only barrier questions name a stage, and only a stage of the client's library.
     for (question, field) in [
         (
@@ -504,10 +516,7 @@ async fn barrier_stages_survive_export_and_import(mode: Mode) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(
-        r.body["questions"][1]["stage_id"],
-        lib.body["stages"][1]["id"]
-    );
+    assert_eq!(r.body["questions"][1]["stage_id"], lib["stages"][1]["id"]);
     let again = app
         .get(
             &format!(

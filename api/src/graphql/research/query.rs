@@ -119,6 +119,20 @@ impl ResearchQuery {
         services(ctx)
             .client_barriers(caller(ctx)?, client_id, segment_id, stage_id)
             .await
+            .map_err(|e| match e {
+                // Named as this field's arguments are.
+                service::AppError::Validation(mut errs) => {
+                    for f in &mut errs {
+                        f.field = match f.field.as_str() {
+                            "segment_id" => "segmentId".into(),
+                            "stage_id" => "stageId".into(),
+                            _ => std::mem::take(&mut f.field),
+                        };
+                    }
+                    service::AppError::Validation(errs)
+                }
+                other => other,
+            })
             .gql()
     }
 
