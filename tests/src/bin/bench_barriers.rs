@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::bench_util::{Lcg, ms, pct, rows_arg};
 use tests::{Mode, spawn_with};
@@ -111,16 +111,7 @@ async fn main() {
                 body.push_str(&json!({"answers": answers(&mut rng, nb)}).to_string());
                 body.push('\n');
             }
-            let r = app
-                .raw(
-                    Method::POST,
-                    &format!("/api/v1/questionnaires/{q}/responses/import"),
-                    Some(&t.token),
-                    "application/x-ndjson",
-                    body,
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            app.import_ndjson(&t.token, q, body).await;
             left -= n;
         }
     }
