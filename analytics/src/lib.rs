@@ -2,6 +2,7 @@
 //! structs out; no database, no web, no async. Accumulators here are
 //! mergeable, so a result can be folded in piece by piece or recomputed whole
 //! and come out the same.
+pub mod barriers;
 pub mod cash;
 pub mod funnel;
 pub mod hypotheses;

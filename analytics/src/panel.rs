@@ -224,9 +224,20 @@ impl Dataset {
     /// the one shared part, are integer counts), so the result is the same
     /// to the bit as folding every column on one thread.
     pub fn fold_rows(&self, rows: impl IntoIterator<Item = u32>) -> PanelState {
+        let columns: Vec<usize> = (0..self.questions.len()).collect();
+        self.fold_rows_of(rows, &columns)
+    }
+
+    /// [`Dataset::fold_rows`] for the listed columns only; the other
+    /// questions' aggregates stay empty (`n` still counts every row).
+    pub fn fold_rows_of(
+        &self,
+        rows: impl IntoIterator<Item = u32>,
+        columns: &[usize],
+    ) -> PanelState {
         let rows: Vec<u32> = rows.into_iter().collect();
         let spend = self.spend_column();
-        let nq = self.questions.len();
+        let nq = columns.len();
         let fold = |columns: &[usize]| {
             let mut s = PanelState::new(&self.questions);
             for &qi in columns {
@@ -240,10 +251,10 @@ impl Dataset {
             1
         };
         let mut s = if threads < 2 {
-            fold(&(0..nq).collect::<Vec<_>>())
+            fold(columns)
         } else {
             let groups: Vec<Vec<usize>> = (0..threads)
-                .map(|t| (t..nq).step_by(threads).collect())
+                .map(|t| columns.iter().skip(t).step_by(threads).copied().collect())
                 .collect();
             let parts: Vec<PanelState> = std::thread::scope(|sc| {
                 let handles: Vec<_> = groups

@@ -20,6 +20,8 @@ pub struct Model {
     pub max_value: Option<f64>,
     pub choice_factor_id: Option<Uuid>,
     pub touchpoint_id: Option<Uuid>,
+    /// A barrier question's CJM stage.
+    pub stage_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -30,6 +30,7 @@ mod m20261207_000024_queue_score_set_purges;
 mod m20261207_000025_create_client_senders;
 mod m20261207_000026_create_webhooks;
 mod m20261207_000027_create_audit_log;
+mod m20261207_000028_add_stage_to_questions;
 mod m20261207_000029_create_report_links;
 mod m20261207_000030_create_tracks;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_create_client_senders::Migration),
             Box::new(m20261207_000026_create_webhooks::Migration),
             Box::new(m20261207_000027_create_audit_log::Migration),
+            Box::new(m20261207_000028_add_stage_to_questions::Migration),
             Box::new(m20261207_000029_create_report_links::Migration),
             Box::new(m20261207_000030_create_tracks::Migration),
         ]

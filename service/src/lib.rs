@@ -43,8 +43,8 @@ pub mod webhook_endpoints {
 }
 pub use research::panel::rows as panel_rows;
 pub use research::{
-    factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses, segments,
-    summary, tracks, ux,
+    barriers, factors, hypotheses, panel, qfd, questionnaire_transfer, questionnaires, responses,
+    segments, summary, tracks, ux,
 };
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Small helpers the benchmark binaries share: a seeded generator,
-//! percentiles and peak memory.
+//! percentiles, peak memory and the `--rows N` argument.
 
 /// A linear congruential generator: the same data on every run.
 pub struct Lcg(pub u64);

@@ -420,6 +420,19 @@ impl TestApp {
         r.body
     }
 
+    /// A clone of the template touchpoint library, asserting 201; the library.
+    pub async fn clone_template(&self, token: &str) -> Value {
+        let lib = self
+            .post(
+                &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
+        lib.body
+    }
+
     /// Signs in with a password; the token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = self
@@ -797,16 +810,9 @@ pub async fn panel(app: &TestApp, t: &Tenant) -> Panel {
             json!({"name": "Location"}),
         )
         .await;
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(lib.status, StatusCode::CREATED, "{}", lib.text);
-    let library = lib.body["id"].as_str().unwrap().to_owned();
-    let touchpoint = lib.body["stages"][0]["touchpoints"][0]["id"]
+    let lib = app.clone_template(&t.token).await;
+    let library = lib["id"].as_str().unwrap().to_owned();
+    let touchpoint = lib["stages"][0]["touchpoints"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1054,14 +1060,8 @@ pub fn parse_mail(raw: &str) -> Mail {
 /// A fitness club with one mystery-shopper questionnaire rating the first
 /// touchpoint of the experience stage: (client, questionnaire, touchpoint).
 pub async fn mystery_audit(app: &TestApp, t: &Tenant, locale: &str) -> (String, String, String) {
-    let lib = app
-        .post(
-            &format!("/api/v1/touchpoint-libraries/{TEMPLATE_LIBRARY}/clone"),
-            &t.token,
-            json!({}),
-        )
-        .await;
-    let tp = lib.body["stages"][3]["touchpoints"][0]["id"]
+    let lib = app.clone_template(&t.token).await;
+    let tp = lib["stages"][3]["touchpoints"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();

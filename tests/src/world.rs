@@ -85,6 +85,26 @@ pub async fn build_world(app: &TestApp, b: &Tenant) -> World {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
+    // A non-buyer survey whose barrier question names a stage, answered
+    // once, so B's client has barriers to hide.
+    let non_buyer = app
+        .create(
+            &format!("/api/v1/clients/{}/questionnaires", p.client),
+            &b.token,
+            json!({"title": "Why not", "kind": "non_buyer", "questions": [
+                {"key": "city", "type": "single_choice", "options": ["msk", "spb"]},
+                {"key": "why_not", "type": "multi_choice", "role": "barrier", "options": ["price", "far"], "stage_id": stage}
+            ]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/questionnaires/{non_buyer}/responses"),
+            &b.token,
+            json!({"external_id": "nb1", "answers": {"city": "msk", "why_not": ["price"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     // Purchases and JTBD rules of B's client.
     let r = app
         .post(

@@ -39,6 +39,18 @@ async fn the_demo_agency_shows_every_result(mode: Mode) {
         )
         .await;
     assert!(p.body["panel"]["n"].as_u64().unwrap() > 30, "{}", p.text);
+    // The developer's sales barriers: non-buyers against buyers, ranked.
+    let b = app
+        .get(&format!("/api/v1/clients/{developer}/barriers"), &token)
+        .await;
+    assert_eq!(b.body["n_non_buyers"], 300, "{}", b.text);
+    assert_eq!(
+        b.body["barriers"][0]["option"], "unscrupulous_developer",
+        "{}",
+        b.text
+    );
+    assert!(b.body["barriers"][0]["lift"]["q_value"].as_f64().unwrap() < 0.05);
+    assert!(b.body["barriers"][0]["stage"]["key"].is_string());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let h = app

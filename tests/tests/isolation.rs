@@ -38,6 +38,7 @@ async fn b_state(app: &TestApp, b: &Tenant, w: &BWorld) -> Value {
         format!("/api/v1/clients/{}/purchases", id("client")),
         format!("/api/v1/clients/{}/customers/c1/purchases", id("client")),
         format!("/api/v1/clients/{}/jtbd-rules", id("client")),
+        format!("/api/v1/clients/{}/barriers", id("client")),
         format!("/api/v1/clients/{}/jtbd?as_of=2026-11-30", id("client")),
         format!(
             "/api/v1/clients/{}/channel-figures?from=2026-11-01&to=2026-11-30",
@@ -433,6 +434,10 @@ async fn every_graphql_field_hides_other_agencies(mode: Mode) {
         ),
         (
             "query($id: ID!) { hypotheses(clientId: $id) { id } }",
+            json!({"id": id("client")}),
+        ),
+        (
+            "query($id: ID!) { clientBarriers(clientId: $id) { dataVersion } }",
             json!({"id": id("client")}),
         ),
         (

@@ -237,7 +237,41 @@ async fn bad_panel_filters_get_422(mode: Mode) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// The extreme finite bounds a filter may give are stored and read back
+/// (PostgreSQL's jsonb prints f64::MAX as a 309-digit decimal, which a
+/// best-effort float parser rounds past f64::MAX: it was a 500).
+async fn extreme_segment_bounds_round_trip(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let (client, _) = developer_panel(&app, &t).await;
+    let filter = json!({"conditions": [
+        {"question": "budget", "min": -1.7976931348623157e308, "max": 1.7976931348623157e308},
+        {"question": "budget", "min": -1.6992980628796444e-307, "max": 3.805508069023735e162}
+    ]});
+    let segment = app
+        .create(
+            &format!("/api/v1/clients/{client}/segments"),
+            &t.token,
+            json!({"name": "All budgets", "filter": filter}),
+        )
+        .await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/segments/{segment}"),
+            Some(&t.token),
+            Some(json!({"name": "All budgets", "filter": filter})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .get(&format!("/api/v1/segments/{segment}"), &t.token)
+        .await;
+    assert_eq!(r.body["filter"], filter, "{}", r.text);
+}
+
 both_modes!(
     segment_panel_of_parents_buyers_from_social_networks,
-    bad_panel_filters_get_422
+    bad_panel_filters_get_422,
+    extreme_segment_bounds_round_trip
 );

@@ -155,7 +155,43 @@ pub fn mean_ci95(m: &Moments) -> Option<(f64, f64)> {
     Some((mean - half, mean + half))
 }
 
+/// The [`TOP_TEXTS`] most frequent answers, count descending then text.
+pub fn most_frequent(counts: HashMap<String, u64>) -> Vec<TextCount> {
+    let mut frequent: Vec<TextCount> = counts
+        .into_iter()
+        .map(|(text, count)| TextCount { text, count })
+        .collect();
+    frequent.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
+    frequent.truncate(TOP_TEXTS);
+    frequent
+}
+
 impl PanelState {
+    /// Counts of an open-answer question's answers by normalised text
+    /// (normalised once per distinct text, not once per answer; answers
+    /// that normalise to nothing are left out).
+    pub fn normalised_counts(&self, ds: &Dataset, qi: usize) -> HashMap<String, u64> {
+        let mut by_norm: HashMap<String, u64> = HashMap::new();
+        for (id, count) in &self.text_counts[qi] {
+            let norm = normalise(&ds.texts[*id as usize]);
+            if !norm.is_empty() {
+                *by_norm.entry(norm).or_insert(0) += count;
+            }
+        }
+        by_norm
+    }
+
+    /// An open-answer question's answered count and latest answers with
+    /// their times, newest first.
+    pub fn latest_answers(&self, ds: &Dataset, qi: usize) -> (u64, Vec<(i64, String)>) {
+        let answered = self.text_counts[qi].values().sum();
+        let latest = self.latest_texts[qi]
+            .iter()
+            .map(|&(t, id)| (t, ds.texts[id as usize].clone()))
+            .collect();
+        (answered, latest)
+    }
+
     /// The figures; `total` is the number of all responses of the questionnaire.
     pub fn finish(&self, ds: &Dataset, total: u64) -> Panel {
         let qs = &ds.questions;
@@ -222,28 +258,13 @@ impl PanelState {
                     });
                 }
                 (Kind::Text, QState::None) if q.role == Role::OpenAnswer => {
-                    // Normalised once per distinct text, not once per answer.
-                    let mut by_norm: HashMap<String, u64> = HashMap::new();
-                    for (id, count) in &self.text_counts[qi] {
-                        let norm = normalise(&ds.texts[*id as usize]);
-                        if !norm.is_empty() {
-                            *by_norm.entry(norm).or_insert(0) += count;
-                        }
-                    }
-                    let mut frequent: Vec<TextCount> = by_norm
-                        .into_iter()
-                        .map(|(text, count)| TextCount { text, count })
-                        .collect();
-                    frequent
-                        .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
-                    frequent.truncate(TOP_TEXTS);
                     open_answers.push(OpenAnswers {
                         key: q.key.clone(),
                         latest: self.latest_texts[qi]
                             .iter()
                             .map(|&(_, id)| ds.texts[id as usize].clone())
                             .collect(),
-                        frequent,
+                        frequent: most_frequent(self.normalised_counts(ds, qi)),
                     });
                 }
                 _ => {}

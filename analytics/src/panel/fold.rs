@@ -114,8 +114,12 @@ impl PanelState {
                     }
                     *answered += 1;
                     let x = spend_at(r);
-                    for (k, count) in counts.iter_mut().enumerate().take(64) {
-                        if mask & (1 << k) != 0 {
+                    // Only the chosen options (set bits), not every option.
+                    let mut rest = mask;
+                    while rest != 0 {
+                        let k = rest.trailing_zeros() as usize;
+                        rest &= rest - 1;
+                        if let Some(count) = counts.get_mut(k) {
                             *count += 1;
                             if let (Some(x), Some(m)) = (x, spend.get_mut(k)) {
                                 m.add(x);

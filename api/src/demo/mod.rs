@@ -1,7 +1,8 @@
 //! `growthpoint demo`: a demo agency built from the method's own examples —
-//! a real-estate developer's customer panel, a fitness club's mystery-shopper
-//! audits for five JTBDs, a subscription service's Cash Journey, a
-//! restaurant's JTBD map and a studio's funnels and nurture chain — made
+//! a real-estate developer's customer panel and sales barriers, a fitness
+//! club's mystery-shopper audits for five JTBDs, a subscription service's
+//! Cash Journey, a restaurant's JTBD map and a studio's funnels and nurture
+//! chain — made
 //! through the same service calls as the API, so every result is populated.
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -10,6 +11,7 @@ use service::responses::ImportFormat;
 use service::{Principal, RequestCtx, Role, Services};
 use uuid::Uuid;
 
+mod barriers;
 mod funnel;
 mod tracks;
 
@@ -218,6 +220,7 @@ pub async fn load(s: &Services) -> anyhow::Result<Option<Demo>> {
         .map_err(e)?;
     }
 
+    barriers::developer_barriers(s, &ctx, dev_id).await?;
     tracks::developer_tracks(s, &ctx, dev_id, &segments).await?;
 
     // 2. A fitness club's mystery-shopper audits for five JTBDs.

@@ -70,6 +70,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     research::hypotheses::configure(cfg);
     research::qfd::configure(cfg);
     research::ux::configure(cfg);
+    research::barriers::configure(cfg);
     research::tracks::configure(cfg);
     mail::email::configure(cfg);
     mail::sender::configure(cfg);

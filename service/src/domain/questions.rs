@@ -189,6 +189,10 @@ pub struct QuestionInput {
     pub choice_factor_id: Option<Uuid>,
     #[serde(default)]
     pub touchpoint_id: Option<Uuid>,
+    /// Barrier questions only, optional: the CJM stage (of the client's
+    /// touchpoint library) where the barrier bites.
+    #[serde(default)]
+    pub stage_id: Option<Uuid>,
 }
 
 /// A validated question.
@@ -206,6 +210,8 @@ pub struct Question {
     pub max: Option<f64>,
     pub choice_factor_id: Option<Uuid>,
     pub touchpoint_id: Option<Uuid>,
+    /// A barrier question's CJM stage, if it names one.
+    pub stage_id: Option<Uuid>,
 }
 
 pub const MAX_QUESTIONS: usize = 200;
@@ -361,6 +367,12 @@ pub fn parse_questions(inputs: Vec<QuestionInput>) -> Result<Vec<Question>, Vec<
             )),
             _ => {}
         }
+        if q.stage_id.is_some() && q.role != Some(QuestionRole::Barrier) {
+            errors.push(FieldError::new(
+                f("stage_id"),
+                "only barrier questions name a CJM stage",
+            ));
+        }
         if errors.len() == before {
             out.push(Question {
                 key: q.key,
@@ -373,6 +385,7 @@ pub fn parse_questions(inputs: Vec<QuestionInput>) -> Result<Vec<Question>, Vec<
                 max: q.max,
                 choice_factor_id: q.choice_factor_id,
                 touchpoint_id: q.touchpoint_id,
+                stage_id: q.stage_id,
             });
         }
     }
@@ -396,6 +409,7 @@ pub fn is_breaking_change(old: &[Question], new: &[Question]) -> bool {
             || n.role != o.role
             || n.choice_factor_id != o.choice_factor_id
             || n.touchpoint_id != o.touchpoint_id
+            || n.stage_id != o.stage_id
             || (n.required && !o.required)
             || o.options.iter().any(|opt| !n.options.contains(opt))
             || narrower(o.min, n.min, |a, b| b > a)
@@ -433,6 +447,7 @@ mod tests {
             max: None,
             choice_factor_id: None,
             touchpoint_id: None,
+            stage_id: None,
         }
     }
 
@@ -468,6 +483,17 @@ mod tests {
             fields,
             ["questions[0].role", "questions[0].choice_factor_id"]
         );
+    }
+
+    #[test]
+    fn only_barrier_questions_name_a_stage() {
+        let mut b = q("why_not", QuestionType::Text);
+        b.role = Some(QuestionRole::Barrier);
+        b.stage_id = Some(Uuid::nil());
+        assert!(parse_questions(vec![b.clone()]).is_ok());
+        b.role = Some(QuestionRole::Problem);
+        let err = parse_questions(vec![b]).unwrap_err();
+        assert_eq!(err[0].field, "questions[0].stage_id");
     }
 
     #[test]

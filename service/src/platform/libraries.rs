@@ -257,6 +257,42 @@ pub async fn touchpoint_exists<C: ConnectionTrait>(
         .is_some())
 }
 
+/// The agency's CJM stage `id` if it is in the client's touchpoint library
+/// (a client without a library: in any of the agency's libraries, as
+/// touchpoints are found).
+pub async fn client_stage<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<cjm_stage::Model>> {
+    let Some(stage) = cjm_stage::Entity::find_by_id(id)
+        .filter(cjm_stage::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let library = client::Entity::find_by_id(client_id)
+        .filter(client::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+        .and_then(|c| c.touchpoint_library_id);
+    Ok(library
+        .is_none_or(|lib| lib == stage.library_id)
+        .then_some(stage))
+}
+
+/// Is stage `id` one the client's questions may name ([`client_stage`])?
+pub async fn stage_of_client<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    id: Uuid,
+) -> AppResult<bool> {
+    Ok(client_stage(db, agency_id, client_id, id).await?.is_some())
+}
+
 impl Services {
     pub async fn list_libraries(
         &self,

@@ -1,7 +1,7 @@
-//! Touchpoints named by the key of their CJM stage and their own key: how
-//! a questionnaire document refers to them across clients and agencies,
-//! where ids mean nothing. Keys are unique within a library (names are
-//! for people, and translated).
+//! Touchpoints named by the key of their CJM stage and their own key, and
+//! stages by their key: how a questionnaire document refers to them across
+//! clients and agencies, where ids mean nothing. Keys are unique within a
+//! library (names are for people, and translated).
 use std::collections::{BTreeSet, HashMap};
 
 use entity::{cjm_stage, touchpoint};
@@ -20,12 +20,20 @@ pub struct TouchpointRef {
     pub name_ru: String,
 }
 
-/// The stage keys of stages of the agency, by id.
-async fn stage_keys<C: ConnectionTrait>(
+/// A CJM stage as another library can find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRef {
+    pub key: String,
+    pub name_en: String,
+    pub name_ru: String,
+}
+
+/// The references of the agency's stages among `ids` (others are left out).
+pub async fn stage_refs_by_id<C: ConnectionTrait>(
     db: &C,
     agency_id: Uuid,
     ids: BTreeSet<Uuid>,
-) -> AppResult<HashMap<Uuid, String>> {
+) -> AppResult<HashMap<Uuid, StageRef>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -35,7 +43,45 @@ async fn stage_keys<C: ConnectionTrait>(
         .all(db)
         .await?
         .into_iter()
-        .map(|s| (s.id, s.key))
+        .map(|s| {
+            let r = StageRef {
+                key: s.key,
+                name_en: s.name_en,
+                name_ru: s.name_ru,
+            };
+            (s.id, r)
+        })
+        .collect())
+}
+
+/// The stages of one of the agency's libraries (or, without one, of all
+/// its libraries) by key; within one library a key names one stage.
+pub async fn stage_ids_by_key<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    library_id: Option<Uuid>,
+) -> AppResult<HashMap<String, Vec<Uuid>>> {
+    let mut stages = cjm_stage::Entity::find().filter(cjm_stage::Column::AgencyId.eq(agency_id));
+    if let Some(lib) = library_id {
+        stages = stages.filter(cjm_stage::Column::LibraryId.eq(lib));
+    }
+    let mut out: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for s in stages.all(db).await? {
+        out.entry(s.key).or_default().push(s.id);
+    }
+    Ok(out)
+}
+
+/// The stage keys of stages of the agency, by id.
+async fn stage_keys<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    ids: BTreeSet<Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
+    Ok(stage_refs_by_id(db, agency_id, ids)
+        .await?
+        .into_iter()
+        .map(|(id, s)| (id, s.key))
         .collect())
 }
 

@@ -2,14 +2,16 @@
 //! client of the agency or of another agency: its title, kind and current
 //! questions in order with every field, and their links named instead of
 //! numbered — a choice factor by its name, a touchpoint by the keys of its
-//! CJM stage and of itself. The document holds no id of the source tenant.
+//! CJM stage and of itself, a barrier question's stage by its key. The
+//! document holds no id of the source tenant.
 //!
 //! Importing resolves the links against the target client: factors among
 //! its own (by exact name; with `create_missing_factors` a factor it lacks
 //! is created), touchpoints by stage and key in its touchpoint library —
 //! or, for a client without one, in the agency's libraries when exactly one
 //! touchpoint there has that stage and key (clones of one library share
-//! keys: then the client must name its library). An unresolved link is a
+//! keys: then the client must name its library); stages likewise by key.
+//! An unresolved link is a
 //! 422 naming the question's field (`questions[3].choice_factor`). The
 //! questionnaire is then checked and stored by the very code that creates
 //! one from the API, in one transaction with the factors it creates, so a
@@ -24,7 +26,9 @@ use crate::domain::questions::{Question, QuestionInput, QuestionRole, QuestionTy
 use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::platform::clients::find_client;
-use crate::platform::touchpoint_refs::{ids_by_ref, refs_by_id};
+use crate::platform::touchpoint_refs::{
+    StageRef, ids_by_ref, refs_by_id, stage_ids_by_key, stage_refs_by_id,
+};
 use crate::research::factors::{FactorInput, client_factors, insert_factor};
 use crate::research::questionnaires::{
     CreateQuestionnaire, QuestionnaireView, check_new_questionnaire, find_questionnaire,
@@ -101,6 +105,24 @@ pub struct DocumentQuestion {
     /// the one touchpoint of the agency's libraries with that stage and key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touchpoint: Option<DocumentTouchpoint>,
+    /// The CJM stage a `barrier` question is about, found by key in the
+    /// target client's touchpoint library (without one: the one stage of
+    /// the agency's libraries with that key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<DocumentStage>,
+}
+
+/// A CJM stage by key: `key` finds it; the names are for people reading
+/// the document and are not compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentStage {
+    /// Its key in the library, e.g. `evaluation_choice`.
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_ru: Option<String>,
 }
 
 /// A touchpoint by key: `stage` and `key` find it; the names are for
@@ -133,6 +155,7 @@ fn document_question(
     q: Question,
     factors: &HashMap<Uuid, String>,
     touchpoints: &HashMap<Uuid, crate::platform::touchpoint_refs::TouchpointRef>,
+    stages: &HashMap<Uuid, StageRef>,
 ) -> DocumentQuestion {
     DocumentQuestion {
         key: q.key,
@@ -153,6 +176,14 @@ fn document_question(
                 name_en: Some(t.name_en.clone()),
                 name_ru: Some(t.name_ru.clone()),
             }),
+        stage: q
+            .stage_id
+            .and_then(|id| stages.get(&id))
+            .map(|s| DocumentStage {
+                key: s.key.clone(),
+                name_en: Some(s.name_en.clone()),
+                name_ru: Some(s.name_ru.clone()),
+            }),
     }
 }
 
@@ -162,6 +193,8 @@ fn document_field(field: String) -> String {
         format!("{p}.choice_factor")
     } else if let Some(p) = field.strip_suffix(".touchpoint_id") {
         format!("{p}.touchpoint")
+    } else if let Some(p) = field.strip_suffix(".stage_id") {
+        format!("{p}.stage")
     } else {
         field
     }
@@ -173,6 +206,7 @@ struct Resolved {
     /// Per question: the factor id, or the name of one to create.
     factors: Vec<Option<Result<Uuid, String>>>,
     touchpoints: Vec<Option<Uuid>>,
+    stages: Vec<Option<Uuid>>,
     errors: Vec<FieldError>,
 }
 
@@ -202,6 +236,12 @@ impl Services {
             questions.iter().filter_map(|q| q.touchpoint_id).collect(),
         )
         .await?;
+        let stages = stage_refs_by_id(
+            &self.db,
+            ctx.agency_id,
+            questions.iter().filter_map(|q| q.stage_id).collect(),
+        )
+        .await?;
         Ok(QuestionnaireDocument {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
@@ -209,7 +249,7 @@ impl Services {
             kind: q.kind,
             questions: questions
                 .into_iter()
-                .map(|q| document_question(q, &factors, &touchpoints))
+                .map(|q| document_question(q, &factors, &touchpoints, &stages))
                 .collect(),
         })
     }
@@ -284,6 +324,12 @@ impl Services {
                     .copied()
                     .flatten()
                     .or(q.touchpoint.as_ref().map(|_| Uuid::nil()));
+                let stage = resolved
+                    .stages
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .or(q.stage.as_ref().map(|_| Uuid::nil()));
                 QuestionInput {
                     key: q.key,
                     label: q.label,
@@ -295,6 +341,7 @@ impl Services {
                     max: q.max,
                     choice_factor_id: factor,
                     touchpoint_id: touchpoint,
+                    stage_id: stage,
                 }
             })
             .collect();
@@ -343,6 +390,11 @@ impl Services {
         }
         let library = if doc.questions.iter().any(|q| q.touchpoint.is_some()) {
             ids_by_ref(&self.db, client.agency_id, client.touchpoint_library_id).await?
+        } else {
+            HashMap::new()
+        };
+        let stages = if doc.questions.iter().any(|q| q.stage.is_some()) {
+            stage_ids_by_key(&self.db, client.agency_id, client.touchpoint_library_id).await?
         } else {
             HashMap::new()
         };
@@ -407,6 +459,20 @@ impl Services {
                 None
             });
             out.touchpoints.push(touchpoint);
+            let stage = q.stage.as_ref().and_then(|st| {
+                let why = match stages.get(&st.key).map(Vec::as_slice) {
+                    Some([id]) => return Some(*id),
+                    Some(_) => format!(
+                        "{within} have several stages {:?}; set the client's touchpoint_library_id to choose",
+                        st.key
+                    ),
+                    None => format!("no stage {:?} in {within}", st.key),
+                };
+                out.errors
+                    .push(FieldError::new(format!("questions[{i}].stage"), why));
+                None
+            });
+            out.stages.push(stage);
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@ use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::{KIND_QUESTIONNAIRE, ensure_target};
 use crate::infra::page::{Page, PageParams};
 use crate::platform::clients::find_client;
-use crate::platform::libraries::touchpoint_exists;
+use crate::platform::libraries::{stage_of_client, touchpoint_exists};
 use crate::research::factors::factor_exists;
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
 
@@ -86,6 +86,7 @@ pub fn question_from_model(m: question::Model) -> Question {
         max: m.max_value,
         choice_factor_id: m.choice_factor_id,
         touchpoint_id: m.touchpoint_id,
+        stage_id: m.stage_id,
     }
 }
 
@@ -146,6 +147,7 @@ async fn insert_questions<C: ConnectionTrait>(
             max_value: Set(q.max),
             choice_factor_id: Set(q.choice_factor_id),
             touchpoint_id: Set(q.touchpoint_id),
+            stage_id: Set(q.stage_id),
         })
         .collect();
     if !rows.is_empty() {
@@ -191,6 +193,14 @@ async fn checked_questions<C: ConnectionTrait>(
             errs.push(FieldError::new(
                 format!("questions[{i}].touchpoint_id"),
                 "no such touchpoint in this agency's libraries",
+            ));
+        }
+        if let Some(s) = q.stage_id
+            && !stage_of_client(db, agency_id, client_id, s).await?
+        {
+            errs.push(FieldError::new(
+                format!("questions[{i}].stage_id"),
+                "no such CJM stage in the client's touchpoint library",
             ));
         }
     }

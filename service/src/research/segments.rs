@@ -77,6 +77,26 @@ pub async fn segment_filter_of<C: sea_orm::ConnectionTrait>(
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("segment {id} holds a bad filter: {e}")))
 }
 
+/// The filter of a saved segment of this client, asked for by a
+/// `segment_id` parameter: 422 on it for an unknown segment or another
+/// client's.
+pub async fn client_segment_filter<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    client_id: Uuid,
+    segment_id: Uuid,
+) -> AppResult<SegmentFilter> {
+    let s = segment::Entity::find_by_id(segment_id)
+        .filter(segment::Column::AgencyId.eq(agency_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::field("segment_id", "no such segment"))?;
+    if s.client_id != client_id {
+        return Err(AppError::field("segment_id", "belongs to another client"));
+    }
+    segment_filter_of(db, agency_id, segment_id).await
+}
+
 impl Services {
     pub async fn list_segments(
         &self,

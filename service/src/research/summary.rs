@@ -286,6 +286,7 @@ mod tests {
             choice_factor_id: (role == Some(QuestionRole::ChoiceFactorImportance))
                 .then(Uuid::now_v7),
             touchpoint_id: None,
+            stage_id: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! GraphQL queries of factors, questionnaires, responses, segments, panel,
-//! hypotheses, QFD and the UX map.
+//! hypotheses, QFD, the UX map and sales barriers.
 use async_graphql::{Context, ID, Json, Object, Result};
 
 use service::factors::FactorView;
@@ -96,6 +96,43 @@ impl ResearchQuery {
                 segment,
             )
             .await
+            .gql()
+    }
+
+    /// Sales barriers of a client, as `GET /clients/{id}/barriers`: per
+    /// barrier (an option of a `barrier` question) its share among
+    /// non-buyers and buyers with 95% Wilson intervals, the non-buyers'
+    /// lift (one-sided two-proportion test, BH q-values), ranked by refusals
+    /// explained = max(0, count_nb − n_nb · share among buyers), or the
+    /// non-buyer count without a buyer comparison. `segmentId`: a saved
+    /// segment of the client; `stageId`: a CJM stage of its library.
+    async fn client_barriers(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        segment_id: Option<ID>,
+        stage_id: Option<ID>,
+    ) -> Result<service::barriers::BarrierAnalysis> {
+        let client_id = parse_id(&client_id, "clientId")?;
+        let segment_id = segment_id.map(|s| parse_id(&s, "segmentId")).transpose()?;
+        let stage_id = stage_id.map(|s| parse_id(&s, "stageId")).transpose()?;
+        services(ctx)
+            .client_barriers(caller(ctx)?, client_id, segment_id, stage_id)
+            .await
+            .map_err(|e| match e {
+                // Named as this field's arguments are.
+                service::AppError::Validation(mut errs) => {
+                    for f in &mut errs {
+                        f.field = match f.field.as_str() {
+                            "segment_id" => "segmentId".into(),
+                            "stage_id" => "stageId".into(),
+                            _ => std::mem::take(&mut f.field),
+                        };
+                    }
+                    service::AppError::Validation(errs)
+                }
+                other => other,
+            })
             .gql()
     }
 

@@ -1,5 +1,7 @@
 //! Research: choice factors, questionnaires and segments, responses and
-//! the summary, the panel, hypotheses, QFD, the UX map and customer tracks.
+//! the summary, the panel, hypotheses, QFD, the UX map, customer tracks and
+//! sales barriers.
+pub mod barriers;
 pub mod hypotheses;
 pub mod panel;
 pub mod qfd;

@@ -310,15 +310,8 @@ impl Services {
         client_id: Uuid,
         segment_id: Uuid,
     ) -> AppResult<crate::domain::segment_filter::SegmentFilter> {
-        let s = entity::segment::Entity::find_by_id(segment_id)
-            .filter(entity::segment::Column::AgencyId.eq(agency_id))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| AppError::field("segment_id", "no such segment"))?;
-        if s.client_id != client_id {
-            return Err(AppError::field("segment_id", "belongs to another client"));
-        }
-        crate::research::segments::segment_filter_of(&self.db, agency_id, segment_id).await
+        crate::research::segments::client_segment_filter(&self.db, agency_id, client_id, segment_id)
+            .await
     }
 
     /// How many of the client's contacts a saved segment matches, now.
