@@ -548,7 +548,84 @@ async fn barrier_stages_survive_export_and_import(mode: Mode) {
     );
 }
 
+/// A customer track of a segment shows the segment's barrier analysis,
+/// each barrier with the steps it bites at: those at its question's stage
+/// and those whose own barriers name it.
+async fn a_tracks_barriers_are_its_segments_at_their_steps(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let f = fixture(&app, &t).await;
+    let segment = app
+        .create(
+            &format!("/api/v1/clients/{}/segments", f.client),
+            &t.token,
+            json!({"name": "Moscow", "filter": {"conditions": [{"question": "city", "values": ["msk"]}]}}),
+        )
+        .await;
+    let track = app
+        .create(
+            &format!("/api/v1/clients/{}/tracks", f.client),
+            &t.token,
+            json!({"name": "Moscow buyers", "segment_id": segment, "steps": [
+                {"stage_id": f.evaluation, "task": "Compare developers"},
+                {"stage_id": f.deal, "task": "Sign the deal", "barriers": [
+                    {"label": "Too far", "barrier_ref": {"question_key": "why_not", "value": "location"}}
+                ]}
+            ]}),
+        )
+        .await;
+    let body = tests::tracks::stored_at(&app, &t.token, &track, 1).await;
+    let r = app
+        .get(
+            &format!("/api/v1/clients/{}/barriers?segment_id={segment}", f.client),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let expected = r.body["barriers"].as_array().unwrap();
+    let got = body["computed"]["barriers"].as_array().unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    assert_eq!(
+        body["computed"]["barriers_version"], r.body["data_version"],
+        "the analysis' version"
+    );
+    for (g, e) in got.iter().zip(expected) {
+        assert_eq!(
+            &g["barrier"], e,
+            "the segment's figures, in the analysis' order"
+        );
+        let stage = e["stage"]["id"].as_str();
+        let mut steps = vec![];
+        if stage == Some(f.evaluation.as_str()) {
+            steps.push(0);
+        }
+        if stage == Some(f.deal.as_str())
+            || (e["question"] == "why_not" && e["option"] == "location")
+        {
+            steps.push(1);
+        }
+        assert_eq!(
+            g["steps"],
+            json!(steps),
+            "{} {}",
+            e["question"],
+            e["option"]
+        );
+    }
+    // GraphQL shows the same.
+    let q = "query($id: UUID!) { track(id: $id) { computed { barriers { steps barrier { question option rank } } } } }";
+    let g = app.graphql(Some(&t.token), q, json!({"id": track})).await;
+    let items = g.body["data"]["track"]["computed"]["barriers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", g.text));
+    assert_eq!(items.len(), got.len());
+    assert_eq!(items[0]["steps"], got[0]["steps"]);
+    assert_eq!(items[0]["barrier"]["option"], got[0]["barrier"]["option"]);
+}
+
 both_modes!(
+    a_tracks_barriers_are_its_segments_at_their_steps,
     barriers_equal_hand_computed_and_scipy_values,
     barriers_by_stage_and_by_segment,
     barriers_are_isolated_and_validated,

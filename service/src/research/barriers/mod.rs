@@ -34,7 +34,7 @@ use analytics::panel::PanelState;
 use chrono::{DateTime, Utc};
 use entity::questionnaire;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::questions::QuestionRole;
@@ -52,7 +52,7 @@ mod tally;
 use tally::{BarrierQuestion, Gathered, Group};
 
 /// A CJM stage a barrier is linked to.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct BarrierStage {
     pub id: Uuid,
     pub key: String,
@@ -61,7 +61,7 @@ pub struct BarrierStage {
 }
 
 /// One barrier: an option of a choice barrier question.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct BarrierView {
     /// 1 = explains the most refusals.
     #[schema(minimum = 1)]

@@ -27,6 +27,7 @@ use crate::infra::queue::RecomputeJob;
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
+pub mod barriers;
 mod notes;
 pub mod parts;
 mod steps;

@@ -104,6 +104,13 @@ pub struct TrackParts {
     pub jtbd_mix: Vec<ChoiceQuestion>,
     /// Null when the client has no purchases.
     pub purchases: Option<TrackPurchases>,
+    /// The segment's sales barriers (non-buyers against buyers), ranked by
+    /// refusals explained, each with the steps it bites at.
+    #[serde(default)]
+    pub barriers: Vec<super::barriers::TrackStepBarrier>,
+    /// The data version of the barrier analysis (the sum of its sources').
+    #[serde(default)]
+    pub barriers_version: i64,
     /// What could not be computed, and why.
     pub problems: Vec<String>,
 }
@@ -214,6 +221,8 @@ impl Services {
             ux_version: 0,
             jtbd_mix: vec![],
             purchases: None,
+            barriers: vec![],
+            barriers_version: 0,
             problems: vec![],
         };
         let segment = match segment_filter_of(&self.db, agency_id, t.segment_id).await {
@@ -286,6 +295,19 @@ impl Services {
                 )));
             }
             parts.problems.push(problem_of("panel", e));
+        }
+        if let Some(seg) = &segment {
+            match self
+                .track_barriers(agency_id, t.client_id, seg, &steps)
+                .await
+            {
+                Ok((barriers, version)) => {
+                    parts.barriers = barriers;
+                    parts.barriers_version = version;
+                }
+                Err(e) if is_data_problem(&e) => parts.problems.push(problem_of("barriers", &e)),
+                Err(e) => return Err(e),
+            }
         }
         let ux = self.ux_map(&ctx, t.client_id, None).await?;
         parts.ux_version = ux.data_version;
