@@ -514,12 +514,47 @@ async fn a_failed_write_leaves_no_row_and_graphql_shares_the_request_id(mode: Mo
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // An update refused by the unique index: on PostgreSQL the update and
+    // its audit row are one statement, so both are refused together.
+    let first = &lib.body["stages"][0];
+    let (tp, other) = (&first["touchpoints"][0], &first["touchpoints"][1]);
+    let put_touchpoint = |key: Value, name_en: &'static str, request_id: &'static str| {
+        let body = json!({"stage_id": first["id"], "key": key, "name_en": name_en,
+                          "name_ru": tp["name_ru"], "channel": tp["channel"]});
+        let path = format!(
+            "/api/v1/touchpoint-libraries/{lib_id}/touchpoints/{}",
+            tp["id"].as_str().unwrap()
+        );
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let body = Some((body.to_string(), "application/json"));
+            send(app, Method::PUT, &path, Some(&token), request_id, body).await
+        }
+    };
+    let r = put_touchpoint(other["key"].clone(), "Dup", "failed-3").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     let rows = whole_log(&app, &t.token).await;
-    assert!(
-        !rows
-            .iter()
-            .any(|r| r["request_id"] == "failed-1" || r["request_id"] == "failed-2"),
-        "a failed write left an audit row"
+    for id in ["failed-1", "failed-2", "failed-3"] {
+        assert!(
+            !rows.iter().any(|r| r["request_id"] == id),
+            "a failed write ({id}) left an audit row"
+        );
+    }
+    // The same update without the conflict: one row, with what changed.
+    let r = put_touchpoint(tp["key"].clone(), "Renamed", "updated-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let rows = whole_log(&app, &t.token).await;
+    let mine: Vec<_> = rows
+        .iter()
+        .filter(|r| r["request_id"] == "updated-1")
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["action"], "touchpoint.update");
+    assert_eq!(mine[0]["resource_id"], tp["id"]);
+    assert_eq!(
+        mine[0]["changes"],
+        json!({"name_en": {"from": tp["name_en"], "to": "Renamed"}})
     );
 
     // A GraphQL mutation carries the HTTP request's id.
@@ -695,6 +730,72 @@ async fn a_bulk_import_is_one_row_with_its_counts(mode: Mode) {
     assert_eq!(rows[0]["resource_id"], q.as_str());
     assert_eq!(rows[0]["changes"]["inserted"], 1_500);
     assert!(!rows[0]["changes"].to_string().contains("answer 1"));
+
+    // Small writes (one posted response; an import under the COPY
+    // threshold, one row a duplicate): on PostgreSQL their audit row shares
+    // the rows' INSERT, with the counts computed there.
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/questionnaires/{q}/responses"),
+        Some(&t.token),
+        "one-1",
+        Some((
+            json!({"external_id": "solo", "answers": {"a": "fine"}}).to_string(),
+            "application/json",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/questionnaires/{q}/responses/import"),
+        Some(&t.token),
+        "small-1",
+        Some((
+            "external_id,a\nr7,again\nnew1,x\nnew2,y\n".into(),
+            "text/csv",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // Nothing new: the write rolls back, and so does its audit row.
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/questionnaires/{q}/responses"),
+        Some(&t.token),
+        "dup-1",
+        Some((
+            json!({"external_id": "solo", "answers": {"a": "again"}}).to_string(),
+            "application/json",
+        )),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let log = whole_log(&app, &t.token).await;
+    let by = |id: &str| -> Vec<Value> {
+        log.iter()
+            .filter(|r| r["request_id"] == id)
+            .cloned()
+            .collect()
+    };
+    let one = by("one-1");
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0]["action"], "response.create");
+    assert_eq!(
+        one[0]["changes"],
+        json!({"received": 1, "inserted": 1, "duplicates": 0, "data_version": 2})
+    );
+    let small = by("small-1");
+    assert_eq!(small.len(), 1, "{small:?}");
+    assert_eq!(small[0]["action"], "responses.import");
+    assert_eq!(
+        small[0]["changes"],
+        json!({"received": 3, "inserted": 2, "duplicates": 1, "data_version": 3})
+    );
+    assert!(by("dup-1").is_empty(), "{log:?}");
 }
 
 both_modes!(

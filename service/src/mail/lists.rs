@@ -176,10 +176,10 @@ impl Services {
         a.consent_version = Set(version);
         a.allowed_origins = Set(serde_json::json!(input.allowed_origins));
         a.updated_at = Set(now());
-        let txn = begin_write(&self.db).await?;
-        let after = ListView::from(a.update(&txn).await?);
-        audit::commit(txn, ctx, Audit::update("list", id, &before, &after)).await?;
-        Ok(after)
+        let view = ListView::from;
+        Ok(view(
+            audit::update_one(&self.db, ctx, "list", id, &before, a, view).await?,
+        ))
     }
 
     /// Lists of the caller's agency by id (the GraphQL loader's batch).

@@ -3,14 +3,13 @@
 //! language of its staff's emails.
 use chrono::{DateTime, Utc};
 use entity::agency;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::brand::{BrandColour, LogoUrl};
 use crate::domain::locale::Locale;
-use crate::infra::audit::{self, Audit};
-use crate::infra::db::begin_write;
+use crate::infra::audit;
 use crate::infra::email::Brand;
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::{Perm, RequestCtx, Services};
@@ -148,10 +147,8 @@ impl Services {
         if let Some(l) = p.locale {
             m.locale = Set(l.as_str().to_owned());
         }
-        let txn = begin_write(&self.db).await?;
-        let after = AgencySettingsView::from(m.update(&txn).await?);
-        let change = Audit::update("agency", ctx.agency_id, &before, &after);
-        audit::commit(txn, ctx, change).await?;
-        Ok(after)
+        let view = AgencySettingsView::from;
+        let saved = audit::update_one(&self.db, ctx, "agency", ctx.agency_id, &before, m, view);
+        Ok(view(saved.await?))
     }
 }

@@ -418,9 +418,8 @@ impl Services {
             m.track_engagement = Set(v);
         }
         m.updated_at = Set(now());
-        let txn = begin_write(&self.db).await?;
-        let after = ClientView::from(m.update(&txn).await?);
-        audit::commit(txn, ctx, Audit::update("client", id, &before, &after)).await?;
+        let view = ClientView::from;
+        let after = view(audit::update_one(&self.db, ctx, "client", id, &before, m, view).await?);
         self.invalidate(Invalidation::Clients(ctx.agency_id)).await;
         Ok(after)
     }

@@ -608,13 +608,9 @@ impl Services {
         a.name_ru = Set(input.name_ru.trim().to_owned());
         a.channel = Set(input.channel);
         a.position = Set(position);
-        let txn = db::begin_write(&self.db).await?;
-        let m = a
-            .update(&txn)
+        let m = audit::update_one(&self.db, ctx, "touchpoint", before.id, &before, a, |m| m)
             .await
             .map_err(|e| unique_conflict(e, "touchpoint"))?;
-        let change = Audit::update("touchpoint", m.id, &before, &m);
-        audit::commit(txn, ctx, change).await?;
         Ok(m.into())
     }
 

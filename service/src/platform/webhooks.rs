@@ -372,11 +372,8 @@ impl Services {
             _ => {}
         }
         row.updated_at = Set(now());
-        let txn = crate::infra::db::begin_write(&self.db).await?;
-        let after = view(row.update(&txn).await?);
-        let change = Audit::update("webhook", id, &before, &after);
-        audit::commit(txn, ctx, change).await?;
-        Ok(after)
+        let saved = audit::update_one(&self.db, ctx, "webhook", id, &before, row, view);
+        Ok(view(saved.await?))
     }
 
     pub async fn delete_webhook_endpoint(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {

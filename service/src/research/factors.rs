@@ -171,15 +171,9 @@ impl Services {
         a.name = Set(input.name.trim().to_owned());
         a.description = Set(input.description);
         a.position = Set(position);
-        let txn = begin_write(&self.db).await?;
-        let after = FactorView::from(a.update(&txn).await?);
-        audit::commit(
-            txn,
-            ctx,
-            Audit::update("choice_factor", id, &before, &after),
-        )
-        .await?;
-        Ok(after)
+        let view = FactorView::from;
+        let saved = audit::update_one(&self.db, ctx, "choice_factor", id, &before, a, view);
+        Ok(view(saved.await?))
     }
 
     pub async fn delete_factor(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {

@@ -382,9 +382,7 @@ impl Services {
         a.min_effect = Set(input.min_effect);
         a.active = Set(input.active.unwrap_or(true));
         a.updated_at = Set(now());
-        let txn = begin_write(&self.db).await?;
-        let m = a.update(&txn).await?;
-        audit::commit(txn, ctx, Audit::update("hypothesis", id, &before, &m)).await?;
+        let m = audit::update_one(&self.db, ctx, "hypothesis", id, &before, a, |m| m).await?;
         self.after_change(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }

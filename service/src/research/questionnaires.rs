@@ -387,13 +387,9 @@ impl Services {
         }
         a.version = Set(version);
         a.updated_at = Set(now());
-        let after = a.update(&txn).await?;
-        audit::commit(
-            txn,
-            ctx,
-            Audit::update("questionnaire", id, &before, &after),
-        )
-        .await?;
+        audit::record_update(&txn, ctx, "questionnaire", id, &before, &a, |m| m).await?;
+        a.update(&txn).await?;
+        txn.commit().await?;
         self.get_questionnaire(ctx, id).await
     }
 

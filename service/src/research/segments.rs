@@ -190,10 +190,10 @@ impl Services {
         a.name = Set(input.name.trim().to_owned());
         a.filter = Set(serde_json::to_value(&input.filter).map_err(anyhow::Error::from)?);
         a.updated_at = Set(now());
-        let txn = begin_write(&self.db).await?;
-        let after = SegmentView::from(a.update(&txn).await?);
-        audit::commit(txn, ctx, Audit::update("segment", id, &before, &after)).await?;
-        Ok(after)
+        let view = SegmentView::from;
+        Ok(view(
+            audit::update_one(&self.db, ctx, "segment", id, &before, a, view).await?,
+        ))
     }
 
     pub async fn delete_segment(&self, ctx: &RequestCtx, id: Uuid) -> AppResult<()> {

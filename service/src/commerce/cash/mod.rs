@@ -433,23 +433,23 @@ impl Services {
         let m = find_cash_model(&txn, ctx.agency_id, id, true).await?;
         ctx.require(Perm::WriteResearch)?;
         check_model(&input)?;
-        cash_scenario::Entity::delete_many()
-            .filter(cash_scenario::Column::AgencyId.eq(ctx.agency_id))
-            .filter(cash_scenario::Column::ModelId.eq(m.id))
-            .exec(&txn)
-            .await?;
-        cash_scenario::Entity::insert_many(scenario_rows(ctx.agency_id, m.id, &input.scenarios))
-            .exec_without_returning(&txn)
-            .await?;
         let before = m.clone();
         let mut a: cash_model::ActiveModel = m.into();
         a.name = Set(input.name.trim().to_owned());
         a.updated_at = Set(now());
+        // First, while only the model's lock is held (see `record_update`).
+        audit::record_update(&txn, ctx, "cash_model", id, &before, &a, |m| m).await?;
+        cash_scenario::Entity::delete_many()
+            .filter(cash_scenario::Column::AgencyId.eq(ctx.agency_id))
+            .filter(cash_scenario::Column::ModelId.eq(id))
+            .exec(&txn)
+            .await?;
+        cash_scenario::Entity::insert_many(scenario_rows(ctx.agency_id, id, &input.scenarios))
+            .exec_without_returning(&txn)
+            .await?;
         let m = a.update(&txn).await?;
         crate::infra::ledger::bump_version(&txn, ctx.agency_id, KIND_CASH, id).await?;
-        // The scenarios are replaced as a whole: the log names the new ones.
-        let change = Audit::update("cash_model", id, &before, &m);
-        audit::commit(txn, ctx, change).await?;
+        txn.commit().await?;
         Ok(view(m, input.scenarios))
     }
 

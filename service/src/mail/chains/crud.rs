@@ -221,9 +221,7 @@ impl Services {
         a.window_end = Set(end);
         a.steps = Set(serde_json::to_value(&input.steps).unwrap_or_default());
         a.updated_at = Set(now());
-        let txn = begin_write(&self.db).await?;
-        let m = a.update(&txn).await?;
-        audit::commit(txn, ctx, Audit::update("chain", id, &before, &m)).await?;
+        let m = audit::update_one(&self.db, ctx, "chain", id, &before, a, |m| m).await?;
         self.contacts_changed(ctx.agency_id, client_id).await?;
         Ok(m.into())
     }

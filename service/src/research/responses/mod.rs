@@ -7,7 +7,7 @@ use entity::{questionnaire, response};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, QueryTrait, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -163,7 +163,9 @@ impl Services {
             return Ok(Keyed::Replayed(stored));
         }
         let version = next_version(&txn, ctx.agency_id, q.id).await?;
-        let inserted = insert_rows(&txn, ctx.agency_id, &q, version, t, vec![parsed]).await?;
+        let a = Audit::new("response", "create", Some(q.id));
+        let (inserted, audited) =
+            insert_audited(&txn, ctx, &a, &q, version, t, vec![parsed], 1).await?;
         let result = if inserted == 0 {
             IngestResult::duplicates_only(1, version)
         } else {
@@ -186,8 +188,11 @@ impl Services {
         let wake =
             mark_written(&txn, ctx.agency_id, &q, version, feeds_contacts(&questions)).await?;
         idempotency::finish(&txn, ctx.agency_id, &key, 201, body).await?;
-        let a = Audit::new("response", "create", Some(q.id));
-        audit::commit(txn, ctx, a.with(ingest_counts(1, inserted, version))).await?;
+        if audited {
+            txn.commit().await?;
+        } else {
+            audit::commit(txn, ctx, a.with(ingest_counts(1, inserted, version))).await?;
+        }
         self.wake_after_ingest(ctx.agency_id, &q, wake).await;
         Ok(Keyed::New(result))
     }
@@ -272,20 +277,25 @@ impl Services {
         let t = now();
         let txn = db::begin_write(&self.db).await?;
         let version = next_version(&txn, agency_id, q.id).await?;
-        let inserted = insert_rows(&txn, agency_id, q, version, t, rows).await?;
-        if inserted == 0 {
-            // Nothing new: leave the data version as it was.
-            txn.rollback().await?;
-            return Ok(IngestResult::duplicates_only(received, version));
-        }
-        let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
         let verb = if resource == "response" {
             "create"
         } else {
             "import"
         };
         let a = Audit::new(resource, verb, Some(q.id));
-        audit::commit(txn, ctx, a.with(ingest_counts(received, inserted, version))).await?;
+        let (inserted, audited) =
+            insert_audited(&txn, ctx, &a, q, version, t, rows, received).await?;
+        if inserted == 0 {
+            // Nothing new: leave the data version as it was.
+            txn.rollback().await?;
+            return Ok(IngestResult::duplicates_only(received, version));
+        }
+        let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
+        if audited {
+            txn.commit().await?;
+        } else {
+            audit::commit(txn, ctx, a.with(ingest_counts(received, inserted, version))).await?;
+        }
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
             received,
@@ -454,6 +464,74 @@ async fn mark_written<C: ConnectionTrait>(
     })
 }
 
+/// Inserts `rows` of a request that received `received`, and where the
+/// audit row can share their statement — PostgreSQL, one chunk — writes
+/// the ingest's audit row `a` (with its counts) in it too; the second
+/// value says whether it did (if not, the caller records `a` at its
+/// commit). The row is then not an extra round trip while the
+/// questionnaire's version lock is held (see `audit::insert_counted`).
+#[allow(clippy::too_many_arguments)]
+async fn insert_audited<C: ConnectionTrait>(
+    txn: &C,
+    ctx: &RequestCtx,
+    a: &Audit,
+    q: &questionnaire::Model,
+    version: i64,
+    t: DateTime<Utc>,
+    rows: Vec<ParsedResponse>,
+    received: u64,
+) -> AppResult<(u64, bool)> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres && !rows.is_empty() && rows.len() <= chunk_rows(backend) {
+        let models = rows
+            .into_iter()
+            .map(|r| response_row(ctx.agency_id, q, version, t, r));
+        let insert = rows_insert(models).into_query();
+        let n = audit::insert_counted(txn, ctx, a.clone(), insert, received, version).await?;
+        return Ok((n, true));
+    }
+    Ok((
+        insert_rows(txn, ctx.agency_id, q, version, t, rows).await?,
+        false,
+    ))
+}
+
+fn response_row(
+    agency_id: Uuid,
+    q: &questionnaire::Model,
+    version: i64,
+    t: DateTime<Utc>,
+    r: ParsedResponse,
+) -> response::ActiveModel {
+    response::ActiveModel {
+        id: Set(new_id()),
+        agency_id: Set(agency_id),
+        questionnaire_id: Set(q.id),
+        questionnaire_version: Set(q.version),
+        external_id: Set(r.external_id),
+        respondent_ref: Set(r.respondent_ref),
+        submitted_at: Set(r.submitted_at.unwrap_or(t)),
+        answers: Set(r.answers),
+        data_version: Set(version),
+        created_at: Set(t),
+    }
+}
+
+/// The multi-row INSERT of `models`, skipping external ids already stored.
+fn rows_insert(
+    models: impl IntoIterator<Item = response::ActiveModel>,
+) -> sea_orm::InsertMany<response::ActiveModel> {
+    response::Entity::insert_many(models).on_conflict(
+        OnConflict::columns([
+            response::Column::AgencyId,
+            response::Column::QuestionnaireId,
+            response::Column::ExternalId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+}
+
 /// Multi-row INSERTs through sea-orm (SQLite, and small PostgreSQL batches).
 async fn insert_rows<C: ConnectionTrait>(
     txn: &C,
@@ -470,31 +548,9 @@ async fn insert_rows<C: ConnectionTrait>(
         let models: Vec<response::ActiveModel> = rows
             .by_ref()
             .take(chunk)
-            .map(|r| response::ActiveModel {
-                id: Set(new_id()),
-                agency_id: Set(agency_id),
-                questionnaire_id: Set(q.id),
-                questionnaire_version: Set(q.version),
-                external_id: Set(r.external_id),
-                respondent_ref: Set(r.respondent_ref),
-                submitted_at: Set(r.submitted_at.unwrap_or(t)),
-                answers: Set(r.answers),
-                data_version: Set(version),
-                created_at: Set(t),
-            })
+            .map(|r| response_row(agency_id, q, version, t, r))
             .collect();
-        let res = response::Entity::insert_many(models)
-            .on_conflict(
-                OnConflict::columns([
-                    response::Column::AgencyId,
-                    response::Column::QuestionnaireId,
-                    response::Column::ExternalId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await;
+        let res = rows_insert(models).exec_without_returning(txn).await;
         inserted += match res {
             Ok(n) => n,
             Err(DbErr::RecordNotInserted) => 0,

@@ -391,9 +391,10 @@ impl Services {
         before: TrackView,
     ) -> AppResult<TrackView> {
         let txn = begin_write(&self.db).await?;
+        audit::record_update(&txn, ctx, "track", before.id, &before, &a, TrackView::from).await?;
         let after = TrackView::from(a.update(&txn).await?);
         let wake = Self::mark_tracks(&txn, ctx.agency_id, client_id).await?;
-        audit::commit(txn, ctx, Audit::update("track", after.id, &before, &after)).await?;
+        txn.commit().await?;
         if wake {
             self.wake_tracks(ctx.agency_id, client_id).await;
         }
