@@ -1,4 +1,6 @@
-//! An audited one-row update in one round trip.
+//! Audited writes whose audit row rides on the write's own statement: a
+//! one-row update ([`update_one`]) and an ingest's rows
+//! ([`insert_counted`]).
 //!
 //! A plain update through the pool is one statement; recording it in the
 //! audit log the obvious way — `BEGIN`, `UPDATE`, `INSERT`, `COMMIT` —
@@ -77,7 +79,9 @@ where
         audit_log::Entity::insert(audit)
             .exec_without_returning(&txn)
             .await?;
-        let m = a.update(&txn).await?;
+        // `before_save` ran above; `update` would run it again.
+        let m = Update::one(a).exec(&txn).await?;
+        let m = A::after_save(m, &txn, false).await?;
         txn.commit().await?;
         return Ok(m);
     }
