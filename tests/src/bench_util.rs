@@ -35,6 +35,33 @@ pub fn pct(v: &[f64], p: f64) -> f64 {
     s[((s.len() - 1) as f64 * p).round() as usize]
 }
 
+/// CPU time used so far, in clock ticks (1/100 s on Linux), by this
+/// process and by every `postgres` process of the machine: where a write's
+/// cost lands. Zeros where `/proc` cannot be read.
+pub fn cpu_ticks() -> (u64, u64) {
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        // `pid (comm) state … utime stime …`: fields 14 and 15.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some((
+            comm,
+            f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        ))
+    }
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok().and_then(|s| ticks(&s));
+    let own = read(std::path::Path::new("/proc/self/stat")).map_or(0, |(_, t)| t);
+    let mut pg = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Some((comm, t)) = read(&e.path().join("stat"))
+            && comm == "postgres"
+        {
+            pg += t;
+        }
+    }
+    (own, pg)
+}
+
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -798,9 +798,92 @@ async fn a_bulk_import_is_one_row_with_its_counts(mode: Mode) {
     assert!(by("dup-1").is_empty(), "{log:?}");
 }
 
+/// `audit::update_one` of a row deleted since it was read (a concurrent
+/// DELETE between the service's read and its update): on PostgreSQL the
+/// audit row is inserted before the update and the statement then fails,
+/// so it must roll back with it; on SQLite the transaction does. Either
+/// way the caller gets `RecordNotUpdated` and the log has no row. The same
+/// call on a live row saves it and records exactly its change.
+async fn an_update_of_a_row_gone_since_it_was_read_records_nothing(mode: Mode) {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+    #[derive(serde::Serialize)]
+    struct View {
+        name: String,
+    }
+    let app = spawn_app(mode).await;
+    let db = &app.services.db;
+    let t = app.signup("Acme").await;
+    let mut ctx = service::RequestCtx::worker(t.agency_id.parse().unwrap());
+    let logged = |request_id: &'static str| {
+        entity::audit_log::Entity::find()
+            .filter(entity::audit_log::Column::RequestId.eq(request_id))
+            .count(db)
+    };
+    let mut models = Vec::new();
+    for name in ["Gone", "Kept"] {
+        let id: uuid::Uuid = app
+            .create("/api/v1/clients", &t.token, json!({"name": name}))
+            .await
+            .parse()
+            .unwrap();
+        models.push(
+            entity::client::Entity::find_by_id(id)
+                .one(db)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let update = |m: &entity::client::Model| {
+        let mut a: entity::client::ActiveModel = m.clone().into();
+        a.name = Set(format!("{} renamed", m.name));
+        a
+    };
+    let view = |m: entity::client::Model| View { name: m.name };
+
+    let gone = &models[0];
+    entity::client::Entity::delete_by_id(gone.id)
+        .exec(db)
+        .await
+        .unwrap();
+    ctx.request_id = Some("gone-1".into());
+    let before = View {
+        name: gone.name.clone(),
+    };
+    let r =
+        service::infra::audit::update_one(db, &ctx, "client", gone.id, &before, update(gone), view)
+            .await;
+    assert!(matches!(r, Err(sea_orm::DbErr::RecordNotUpdated)), "{r:?}");
+    assert_eq!(logged("gone-1").await.unwrap(), 0);
+
+    let kept = &models[1];
+    ctx.request_id = Some("kept-1".into());
+    let before = View {
+        name: kept.name.clone(),
+    };
+    let saved =
+        service::infra::audit::update_one(db, &ctx, "client", kept.id, &before, update(kept), view)
+            .await
+            .unwrap();
+    assert_eq!(saved.name, "Kept renamed");
+    let rows = entity::audit_log::Entity::find()
+        .filter(entity::audit_log::Column::RequestId.eq("kept-1"))
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].action, "client.update");
+    assert_eq!(rows[0].resource_id, Some(kept.id));
+    assert_eq!(
+        rows[0].changes,
+        json!({"name": {"from": "Kept", "to": "Kept renamed"}})
+    );
+}
+
 both_modes!(
     every_write_route_is_audited_without_secrets,
     a_failed_write_leaves_no_row_and_graphql_shares_the_request_id,
     owners_and_admins_page_and_filter_the_log,
-    a_bulk_import_is_one_row_with_its_counts
+    a_bulk_import_is_one_row_with_its_counts,
+    an_update_of_a_row_gone_since_it_was_read_records_nothing
 );

@@ -73,7 +73,10 @@ async fn rows_past_retention_go_and_the_rest_stays(mode: Mode) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    // The sweeper: an audit row of three days ago goes, today's stay.
+    // The sweeper: an audit row of three days ago goes, today's stay. A
+    // second agency's rows are purged too (the sweep walks agencies: the
+    // log is keyed by agency).
+    app.signup("Other").await;
     let db = &app.services.db;
     let today = entity::audit_log::Entity::find().count(db).await.unwrap();
     assert!(today > 0);

@@ -5,12 +5,13 @@
 //!
 //! Their ids are UUID v7, so "older than the cutoff" is "id below the
 //! smallest v7 id of the cutoff's millisecond": the primary key serves the
-//! search, no time index is needed. A delivery still waiting (pending or
+//! search (the audit log's, `(agency_id, id)`, one agency at a time), no
+//! time index is needed. A delivery still waiting (pending or
 //! retrying) is never deleted, nor an event one of them still needs.
 use chrono::{DateTime, Duration, Utc};
-use entity::{audit_log, webhook_delivery as wd, webhook_event};
+use entity::{agency, audit_log, webhook_delivery as wd, webhook_event};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::Services;
@@ -47,20 +48,32 @@ impl Services {
         let days = self.config.audit_retention_days;
         if days > 0 {
             let floor = v7_floor(now - Duration::days(days));
-            out.audit_rows = batched(|| async {
-                let ids = Query::select()
-                    .column(audit_log::Column::Id)
-                    .from(audit_log::Entity)
-                    .and_where(audit_log::Column::Id.lt(floor))
-                    .limit(BATCH)
-                    .to_owned();
-                let r = audit_log::Entity::delete_many()
-                    .filter(audit_log::Column::Id.in_subquery(ids))
-                    .exec(&self.db)
-                    .await?;
-                Ok(r.rows_affected)
-            })
-            .await?;
+            // Per agency: the log's key is (agency_id, id) on PostgreSQL,
+            // so each agency's old rows are one range of it.
+            let agencies: Vec<Uuid> = agency::Entity::find()
+                .select_only()
+                .column(agency::Column::Id)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for agency_id in agencies {
+                out.audit_rows += batched(|| async {
+                    let ids = Query::select()
+                        .column(audit_log::Column::Id)
+                        .from(audit_log::Entity)
+                        .and_where(audit_log::Column::AgencyId.eq(agency_id))
+                        .and_where(audit_log::Column::Id.lt(floor))
+                        .limit(BATCH)
+                        .to_owned();
+                    let r = audit_log::Entity::delete_many()
+                        .filter(audit_log::Column::AgencyId.eq(agency_id))
+                        .filter(audit_log::Column::Id.in_subquery(ids))
+                        .exec(&self.db)
+                        .await?;
+                    Ok(r.rows_affected)
+                })
+                .await?;
+            }
         }
         let days = self.config.webhook_retention_days;
         if days > 0 {

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_audit [-- --requests N --rounds R]
+//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_audit [-- --requests N --rounds R [--audit on|off]]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -18,23 +18,27 @@ use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tests::bench_util::pct;
+use tests::bench_util::{cpu_ticks, pct};
 use tests::{Mode, TestApp, spawn_with};
 
 const CONCURRENCY: usize = 32;
 
-fn args() -> (usize, usize) {
+/// `--requests N --rounds R [--audit on|off]`: with `--audit`, every
+/// round runs in that mode only (for a profiler; the comparison needs
+/// both).
+fn args() -> (usize, usize, Option<bool>) {
     let mut it = std::env::args().skip(1);
-    let (mut requests, mut rounds) = (2_000, 6);
+    let (mut requests, mut rounds, mut only) = (2_000, 6, None);
     while let Some(a) = it.next() {
-        let mut num = || it.next().and_then(|v| v.parse().ok()).expect("a number");
+        let mut next = || it.next().expect("a value");
         match a.as_str() {
-            "--requests" => requests = num(),
-            "--rounds" => rounds = num(),
+            "--requests" => requests = next().parse().expect("a number"),
+            "--rounds" => rounds = next().parse().expect("a number"),
+            "--audit" => only = Some(next() == "on"),
             other => panic!("unknown argument {other}"),
         }
     }
-    (requests, rounds)
+    (requests, rounds, only)
 }
 
 /// `n` writes over [`CONCURRENCY`] connections; writes per second.
@@ -79,7 +83,7 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
-    let (requests, rounds) = args();
+    let (requests, rounds, only) = args();
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.api_key_rate_per_second = 1_000_000;
@@ -139,19 +143,52 @@ async fn main() {
         ("client PATCH, a row per connection", &spread),
     ] {
         let (mut on, mut off) = (Vec::new(), Vec::new());
+        // CPU per write (µs) in this process (client and server) and in
+        // PostgreSQL, audit on and off.
+        let (mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             // Alternate which goes first, so neither always meets a warmer
             // or a more bloated table.
-            for audit in if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
+            for audit in match only {
+                Some(a) => [a, a],
+                None if round % 2 == 0 => [true, false],
+                None => [false, true],
             } {
                 service::audit::set_enabled(audit);
+                let (app0, pg0) = cpu_ticks();
                 let rate = run(&app, &t.token, ops, requests).await;
-                println!("{what}: round {round}, audit {audit}: {rate:.0}/s");
-                if audit { on.push(rate) } else { off.push(rate) }
+                let (app1, pg1) = cpu_ticks();
+                let per = |ticks: u64| ticks as f64 * 10_000.0 / requests as f64;
+                let cpu = (per(app1 - app0), per(pg1 - pg0));
+                println!(
+                    "{what}: round {round}, audit {audit}: {rate:.0}/s, CPU per write {:.0} µs here + {:.0} µs PostgreSQL",
+                    cpu.0, cpu.1
+                );
+                if audit {
+                    on.push(rate);
+                    cpu_on.push(cpu);
+                } else {
+                    off.push(rate);
+                    cpu_off.push(cpu);
+                }
             }
+        }
+        let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+            pct(&v.iter().map(pick).collect::<Vec<_>>(), 0.5)
+        };
+        if let Some(audit) = only {
+            let (rates, cpu) = if audit {
+                (&on, &cpu_on)
+            } else {
+                (&off, &cpu_off)
+            };
+            println!(
+                "{what}: audit {audit} only: median {:.0}/s, CPU per write {:.0} µs here + {:.0} µs PostgreSQL",
+                pct(rates, 0.5),
+                median(cpu, |c| c.0),
+                median(cpu, |c| c.1),
+            );
+            continue;
         }
         let (m_on, m_off) = (pct(&on, 0.5), pct(&off, 0.5));
         // Each round's pair ran back to back: the median of their ratios
@@ -161,6 +198,13 @@ async fn main() {
             "{what}: median {m_off:.0}/s without the audit log, {m_on:.0}/s with it: {:+.1}%; median of the rounds' changes {:+.1}% ({CONCURRENCY} concurrent, {requests} per round, {rounds} rounds)",
             (m_on / m_off - 1.0) * 100.0,
             pct(&paired, 0.5) * 100.0
+        );
+        println!(
+            "{what}: median CPU per write without / with the audit log: {:.0} / {:.0} µs here, {:.0} / {:.0} µs PostgreSQL",
+            median(&cpu_off, |c| c.0),
+            median(&cpu_on, |c| c.0),
+            median(&cpu_off, |c| c.1),
+            median(&cpu_on, |c| c.1),
         );
     }
     service::audit::set_enabled(true);

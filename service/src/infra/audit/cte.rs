@@ -8,25 +8,32 @@
 //! row's lock is held, which every concurrent writer of that row waits
 //! out (a one-row `PATCH` lost 30 % of its throughput that way, see
 //! `docs/performance.md`). On PostgreSQL [`update_one`] sends both writes
-//! as one statement instead, a data-modifying CTE:
+//! as one statement instead, a data-modifying CTE that inserts the audit
+//! row *before* the update takes the row's lock:
 //!
 //! ```sql
-//! WITH "updated" AS (UPDATE "clients" SET … WHERE "id" = $1 RETURNING …),
-//!      "audited" AS (INSERT INTO "audit_log" (…) SELECT $9, … FROM "updated")
+//! WITH "audited" AS (INSERT INTO "audit_log" (…) SELECT $9, … RETURNING 1),
+//!      "updated" AS (UPDATE "clients" SET … WHERE "id" = $1
+//!                    AND EXISTS (SELECT 1 FROM "audited") RETURNING …)
 //! SELECT * FROM "updated"
+//! WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE audited_update_missed() END FROM "updated")
 //! ```
 //!
-//! It is atomic on its own (one statement), and the audit row exists only
-//! if the row was updated (`FROM "updated"`). SQLite has no data-modifying
-//! CTE (and one writer at a time anyway): there it is one transaction, the
-//! audit row first.
+//! The update's `EXISTS` is a one-time filter that runs the insert first;
+//! the outer one-time filter counts what was updated and, when nothing was
+//! (the row went away since it was read), raises (`audited_update_missed`,
+//! SQLSTATE P0002, created by a migration), which rolls the audit row back
+//! with the rest of the statement: one statement, atomic, an audit row only
+//! for a row updated, and a lock held no longer than without the audit log.
+//! SQLite has no data-modifying CTE (and one writer at a time anyway):
+//! there it is one transaction, the audit row first.
 use std::fmt::Write;
 
 use sea_orm::sea_query::{Expr, InsertStatement, Query, Values};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, IntoActiveModel,
-    Iterable, QueryTrait, Statement, TryIntoModel, Update,
+    Iterable, QueryTrait, RuntimeErr, Statement, TryIntoModel, Update,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -38,6 +45,9 @@ use entity::audit_log;
 type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
 
 const UPDATED: &str = "updated";
+/// Raises SQLSTATE [`MISSED_CODE`]; see the module's doc.
+const MISSED: &str = "audited_update_missed";
+const MISSED_CODE: &str = "P0002";
 const AUDITED: &str = "audited";
 const INSERTED: &str = "inserted";
 
@@ -89,17 +99,37 @@ where
     let saved = <A::Entity as EntityTrait>::find()
         .from_raw_sql(stmt)
         .one(db)
-        .await?
+        .await
+        .map_err(|e| {
+            if missed(&e) {
+                DbErr::RecordNotUpdated
+            } else {
+                e
+            }
+        })?
         .ok_or(DbErr::RecordNotUpdated)?;
     A::after_save(saved, db, false).await
 }
 
-/// The CTE of the module's doc: the update, the audit row inserted from
-/// its result, the updated row selected. The update is sea-orm's own
-/// statement; the rest is fixed text with placeholders after the update's
-/// (building it with sea-query cost 10 µs a write, this costs 1).
+/// The error [`statement`] raises when it updated nothing.
+fn missed(e: &DbErr) -> bool {
+    match e {
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == MISSED_CODE),
+        _ => false,
+    }
+}
+
+/// The CTE of the module's doc: the audit row inserted, the update gated
+/// on it, the updated row selected (or the statement failed). The update
+/// is sea-orm's own statement; the rest is fixed text with placeholders
+/// after the update's (building it with sea-query cost 10 µs a write,
+/// this costs 1).
 fn statement<A: ActiveModelTrait>(a: A, audit: audit_log::ActiveModel) -> Result<Statement, DbErr> {
     let mut update = Update::one(a).validate()?.into_query();
+    update.and_where(Expr::cust(format!(r#"EXISTS (SELECT 1 FROM "{AUDITED}")"#)));
     update.returning(
         Query::returning().exprs(
             <A::Entity as EntityTrait>::Column::iter()
@@ -110,7 +140,7 @@ fn statement<A: ActiveModelTrait>(a: A, audit: audit_log::ActiveModel) -> Result
     let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
     let insert = audit_insert(audit, &mut values, None);
     stmt.sql = format!(
-        r#"WITH "{UPDATED}" AS ({}), "{AUDITED}" AS ({insert} FROM "{UPDATED}") SELECT * FROM "{UPDATED}""#,
+        r#"WITH "{AUDITED}" AS ({insert} RETURNING 1), "{UPDATED}" AS ({}) SELECT * FROM "{UPDATED}" WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE {MISSED}() END FROM "{UPDATED}")"#,
         stmt.sql
     );
     stmt.values = Some(Values(values));
@@ -224,15 +254,19 @@ mod tests {
         );
         let sql = statement(a, audit).unwrap().to_string();
         assert!(
-            sql.starts_with(r#"WITH "updated" AS (UPDATE "segments" SET "name" = 'Buyers'"#),
+            sql.starts_with(r#"WITH "audited" AS (INSERT INTO "audit_log" ("id", "agency_id""#),
             "{sql}"
         );
         assert!(
-            sql.contains(r#""audited" AS (INSERT INTO "audit_log" ("id", "agency_id""#),
+            sql.contains(r#"RETURNING 1), "updated" AS (UPDATE "segments" SET "name" = 'Buyers'"#),
             "{sql}"
         );
         assert!(
-            sql.contains(r#"FROM "updated") SELECT * FROM "updated""#),
+            sql.contains(r#"AND EXISTS (SELECT 1 FROM "audited") RETURNING"#),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(r#"SELECT * FROM "updated" WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE audited_update_missed() END FROM "updated")"#),
             "{sql}"
         );
     }

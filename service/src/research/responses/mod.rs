@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use entity::{questionnaire, response};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -391,22 +391,22 @@ fn parse_cursor(s: &str) -> AppResult<(i64, Uuid)> {
 /// versions are gapless and in commit order, and no other writer can store
 /// rows of it until this transaction ends.
 async fn next_version<C: ConnectionTrait>(db: &C, agency_id: Uuid, id: Uuid) -> AppResult<i64> {
-    questionnaire::Entity::update_many()
+    // One statement (`UPDATE … RETURNING`): every round trip here is time
+    // the other writers of this questionnaire wait.
+    let mut bump = questionnaire::Entity::update_many()
         .col_expr(
             questionnaire::Column::DataVersion,
             Expr::col(questionnaire::Column::DataVersion).add(1),
         )
         .filter(questionnaire::Column::AgencyId.eq(agency_id))
         .filter(questionnaire::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    questionnaire::Entity::find_by_id(id)
-        .filter(questionnaire::Column::AgencyId.eq(agency_id))
-        .select_only()
-        .column(questionnaire::Column::DataVersion)
-        .into_tuple()
-        .one(db)
+        .into_query();
+    bump.returning_col(questionnaire::Column::DataVersion);
+    let stmt = db.get_database_backend().build(&bump);
+    db.query_one_raw(stmt)
         .await?
+        .map(|r| r.try_get::<i64>("", questionnaire::Column::DataVersion.as_str()))
+        .transpose()?
         .ok_or(AppError::NotFound)
 }
 
