@@ -262,7 +262,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"AND EXISTS (SELECT 1 FROM "audited") RETURNING"#),
+            sql.contains(r#"AND (EXISTS (SELECT 1 FROM "audited")) RETURNING"#),
             "{sql}"
         );
         assert!(
