@@ -19,7 +19,8 @@ use crate::infra::error::AppResult;
 
 /// Rows deleted per statement: short transactions, whatever the backlog.
 const BATCH: u64 = 5_000;
-/// Statements per table per sweep; the rest waits for the next hour.
+/// Statements per table (the audit log: per agency) per sweep; the rest
+/// waits for the next hour.
 const MAX_BATCHES: usize = 20;
 
 /// What one purge deleted.
