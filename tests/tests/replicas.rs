@@ -82,6 +82,16 @@ async fn writes_on_one_replica_are_seen_by_the_other_at_once() {
     })
     .await;
 
+    // B may have read the list before the create's message reached it; once
+    // the message is in, the next read fills B's cache for good.
+    let agency = t.agency_id.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.services.client_cache.was_invalidated(agency) {
+        assert!(Instant::now() < deadline, "the create's message reaches B");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = b.get("/api/v1/clients", &t.token).await;
+    assert_eq!(names(&r.body), ["First"]);
     // B serves the list from memory: a change that bypasses the service
     // layer (and so publishes nothing) is not seen there…
     a.services

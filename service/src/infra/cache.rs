@@ -173,6 +173,16 @@ impl<T> AgencyListCache<T> {
         inner.lists.clear();
     }
 
+    /// Whether an invalidation of `agency` was taken since everything was
+    /// last dropped (lets a caller know a message from another process
+    /// has crossed).
+    pub fn was_invalidated(&self, agency: Uuid) -> bool {
+        self.inner
+            .lock()
+            .map(|inner| inner.stamps.contains_key(&agency))
+            .unwrap_or(false)
+    }
+
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
     }
@@ -252,7 +262,9 @@ mod tests {
         let c = ClientCache::new(Duration::from_secs(60), true);
         let a = Uuid::now_v7();
         let t = ticket(&c, a);
+        assert!(!c.was_invalidated(a));
         c.invalidate(a); // a write committed while the read was running
+        assert!(c.was_invalidated(a));
         c.fill(t, vec![view("old")]);
         assert!(c.get(a).is_err(), "the stale read must not be served");
         let t = ticket(&c, a);

@@ -10,7 +10,7 @@
 //! while it is not, requests are answered 503 at once, and those already
 //! waiting are cut short (see the API's middleware).
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::{self, Connection, PgConnection};
 use tokio::sync::watch;
@@ -18,9 +18,16 @@ use tokio::sync::watch;
 /// How often the probe pings while the database answers, and while it
 /// does not.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
-/// A ping slower than this counts as a miss; two misses in a row, or one
-/// refused connection, mean down.
+/// A ping slower than this counts as a miss (and its connection is
+/// dropped: a connection that stalled once is not trusted again).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+/// A refused connection means down at once; slow pings only once nothing
+/// has answered for this long. A database that is merely busy — a
+/// CPU-starved host, a checkpoint, a burst of new connections — answers
+/// within it (two 700 ms misses in a row once declared a busy test
+/// machine's database down and refused a sign-up), while one that
+/// silently dropped off the network is still found out in seconds.
+pub const SILENT_FOR: Duration = Duration::from_secs(4);
 
 /// Shared, cheap to read on every request.
 #[derive(Debug)]
@@ -68,36 +75,46 @@ pub fn spawn_probe(url: String, health: Arc<DbHealth>) {
         return;
     }
     tokio::spawn(async move {
-        let mut misses = 0u32;
+        let mut verdict = Verdict::new(Instant::now());
         let mut probe: Option<PgConnection> = None;
         loop {
-            match ping(&url, &mut probe).await {
-                Ok(()) => {
-                    misses = 0;
-                    health.set_down(false);
-                }
-                Err(Miss::Slow) => {
-                    // A connection that stalled once is not trusted again.
-                    probe = None;
-                    misses += 1;
-                    if misses >= 2 {
-                        health.set_down(true);
-                    }
-                }
-                Err(Miss::Refused) => {
-                    misses = 0;
-                    probe = None;
-                    health.set_down(true);
-                }
+            let outcome = ping(&url, &mut probe).await;
+            if outcome.is_err() {
+                probe = None;
             }
+            health.set_down(verdict.down(outcome, Instant::now()));
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
     });
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Miss {
     Slow,
     Refused,
+}
+
+/// What the pings so far say: down after a refusal, or after
+/// [`SILENT_FOR`] without an answer.
+struct Verdict {
+    last_answer: Instant,
+}
+
+impl Verdict {
+    fn new(now: Instant) -> Self {
+        Self { last_answer: now }
+    }
+
+    fn down(&mut self, outcome: Result<(), Miss>, now: Instant) -> bool {
+        match outcome {
+            Ok(()) => {
+                self.last_answer = now;
+                false
+            }
+            Err(Miss::Refused) => true,
+            Err(Miss::Slow) => now.duration_since(self.last_answer) >= SILENT_FOR,
+        }
+    }
 }
 
 /// One ping on the probe's own connection (opened first if there is none).
@@ -105,7 +122,13 @@ enum Miss {
 /// its acquire timeout, which would hide the refusal.
 async fn ping(url: &str, probe: &mut Option<PgConnection>) -> Result<(), Miss> {
     let refused = |e: sqlx::Error| {
-        if crate::infra::error::sqlx_unavailable(&e) {
+        // "Too many connections" refuses the probe's new connection, not
+        // the pool's open ones: a busy server, not a missing one.
+        let busy = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "53300");
+        if !busy && crate::infra::error::sqlx_unavailable(&e) {
             Miss::Refused
         } else {
             Miss::Slow
@@ -152,6 +175,24 @@ mod tests {
             .expect("at once");
         h.set_down(false);
         assert!(!h.is_down());
+    }
+
+    #[test]
+    fn slow_pings_mean_down_only_after_a_silence() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut v = Verdict::new(t0);
+        // A busy database: misses between answers never add up.
+        assert!(!v.down(Err(Miss::Slow), at(900)));
+        assert!(!v.down(Err(Miss::Slow), at(1_800)));
+        assert!(!v.down(Ok(()), at(2_000)));
+        assert!(!v.down(Err(Miss::Slow), at(5_900)));
+        // A silent one: down once nothing answered for SILENT_FOR.
+        assert!(v.down(Err(Miss::Slow), at(6_000)));
+        assert!(!v.down(Ok(()), at(6_200)));
+        // A refusal is down at once, and the next answer is up again.
+        assert!(v.down(Err(Miss::Refused), at(6_400)));
+        assert!(!v.down(Ok(()), at(6_600)));
     }
 
     #[tokio::test]
