@@ -7,13 +7,17 @@
 //! route) plus the few routes outside the document, listed where they are
 //! registered (`startup.rs`).
 //!
+//! `HEAD` is taken wherever `GET` is (RFC 9110 §9.3.2): the guard hands
+//! it on as a `GET`, and the connection, which saw the request's own
+//! method, sends the headers without the body. `Allow` names it.
+//!
 //! It is consulted before routing ([`guard`]): where a literal path sits
 //! beside a template (`/cash-models/{id}/actuals/from-channels`, POST, and
 //! `/cash-models/{id}/actuals/{period}`, GET PUT DELETE), actix would hand
 //! `PUT …/from-channels` to the template's handler; OpenAPI matches the
 //! literal path first, and so does this: it is a 405.
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse};
 use futures::future::{Either, Ready, ready};
 use serde_json::Value;
@@ -120,12 +124,29 @@ impl AllowedMethods {
     /// path is known and its method is not among the path's, else 404.
     pub fn refuse(&self, req: &HttpRequest) -> HttpResponse {
         match self.allowed(req.path()) {
-            Some(methods) if !methods.contains(&req.method().as_str()) => {
+            Some(methods) if !takes(methods, req.method().as_str()) => {
                 method_not_allowed(req.method().as_str(), methods)
             }
             _ => problem_response(&AppError::NotFound),
         }
     }
+}
+
+/// Whether a path with `methods` takes `method` (`HEAD` wherever `GET`).
+fn takes(methods: &[&str], method: &str) -> bool {
+    methods.contains(&method) || (method == "HEAD" && methods.contains(&"GET"))
+}
+
+/// `methods` as `Allow` names them: with `HEAD` after `GET`.
+fn allow(methods: &[&str]) -> String {
+    let mut all: Vec<&str> = Vec::with_capacity(methods.len() + 1);
+    for m in methods {
+        all.push(m);
+        if *m == "GET" && !methods.contains(&"HEAD") {
+            all.push("HEAD");
+        }
+    }
+    all.join(", ")
 }
 
 /// The middleware: a request whose path is known and whose method is not
@@ -138,10 +159,15 @@ pub fn guard<S>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
+    let mut req = req;
     match table.allowed(req.path()) {
-        Some(methods) if !methods.contains(&req.method().as_str()) => {
+        Some(methods) if !takes(methods, req.method().as_str()) => {
             let res = method_not_allowed(req.method().as_str(), methods);
             Either::Left(ready(Ok(req.into_response(res))))
+        }
+        Some(methods) if req.method() == Method::HEAD && !methods.contains(&"HEAD") => {
+            req.head_mut().method = Method::GET;
+            Either::Right(srv.call(req))
         }
         _ => Either::Right(srv.call(req)),
     }
@@ -149,7 +175,7 @@ where
 
 /// 405 as a problem document, `Allow` naming the path's methods.
 fn method_not_allowed(method: &str, allowed: &[&str]) -> HttpResponse {
-    let allow = allowed.join(", ");
+    let allow = allow(allowed);
     let body = Problem {
         type_: "/problems/method_not_allowed".into(),
         title: "Method Not Allowed".into(),
@@ -191,6 +217,21 @@ mod tests {
         assert_eq!(t.allowed("/api/v1/clients/archived"), Some(&["GET"][..]));
         assert_eq!(t.allowed("/api/v1/clients"), Some(&["GET", "POST"][..]));
         assert_eq!(t.allowed("/graphql"), Some(&["GET", "POST"][..]));
+    }
+
+    #[test]
+    fn head_goes_wherever_get_does() {
+        let t = table();
+        let get = t.allowed("/api/v1/clients/archived").unwrap();
+        assert!(super::takes(get, "HEAD") && !super::takes(get, "POST"));
+        assert_eq!(super::allow(get), "GET, HEAD");
+        let no_get = &["POST", "DELETE"][..];
+        assert!(!super::takes(no_get, "HEAD"));
+        assert_eq!(super::allow(no_get), "POST, DELETE");
+        assert_eq!(
+            super::allow(t.allowed("/api/v1/clients/0190").unwrap()),
+            "GET, HEAD, PATCH, DELETE"
+        );
     }
 
     #[test]

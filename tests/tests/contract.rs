@@ -207,7 +207,11 @@ async fn undeclared_methods_are_405_with_allow(mode: Mode) {
                 "{method} {path}: {}",
                 r.text
             );
-            assert_eq!(allow_header(&r), allowed, "{method} {path}");
+            let mut expected = allowed.clone();
+            if allowed.contains("GET") {
+                expected.insert("HEAD".to_owned());
+            }
+            assert_eq!(allow_header(&r), expected, "{method} {path}");
             assert_eq!(r.headers["content-type"], "application/problem+json");
             assert_eq!(r.body["code"], "method_not_allowed");
             assert_eq!(r.body["status"], 405);
@@ -218,14 +222,42 @@ async fn undeclared_methods_are_405_with_allow(mode: Mode) {
 
     // Routes outside the document.
     for (method, path, allow) in [
-        (Method::PUT, "/graphql", "GET, POST"),
-        (Method::DELETE, "/api/v1/openapi.json", "GET"),
-        (Method::POST, "/api/v1/docs", "GET"),
+        (Method::PUT, "/graphql", "GET, HEAD, POST"),
+        (Method::DELETE, "/api/v1/openapi.json", "GET, HEAD"),
+        (Method::POST, "/api/v1/docs", "GET, HEAD"),
+        (Method::HEAD, "/api/v1/auth/signup", "POST"),
     ] {
         let r = app.call(method.clone(), path, None, None).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(r.headers["allow"], allow, "{method} {path}");
     }
+
+    // HEAD goes wherever GET does: GET's answer without its body.
+    let get = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let head = app
+        .call(Method::HEAD, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.text.is_empty(), "{}", head.text);
+    assert_eq!(head.headers["content-type"], get.headers["content-type"]);
+    assert_eq!(
+        head.headers["content-length"].to_str().unwrap(),
+        get.text.len().to_string()
+    );
+    let path = format!("/api/v1/clients/{}", p.client);
+    let head = app.call(Method::HEAD, &path, Some(&t.token), None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.text.is_empty(), "{}", head.text);
+    // Authorization and tenancy apply as to GET.
+    let other = app.signup("Other Method Agency").await;
+    let head = app
+        .call(Method::HEAD, &path, Some(&other.token), None)
+        .await;
+    assert_eq!(head.status, StatusCode::NOT_FOUND);
+    let head = app.call(Method::HEAD, &path, None, None).await;
+    assert_eq!(head.status, StatusCode::UNAUTHORIZED);
 }
 
 async fn unknown_paths_are_404(mode: Mode) {
