@@ -5,7 +5,7 @@
 //! and validation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tests::{Mode, TEMPLATE_LIBRARY, Tenant, TestApp, both_modes, spawn_app};
 
@@ -624,7 +624,110 @@ async fn a_tracks_barriers_are_its_segments_at_their_steps(mode: Mode) {
     assert_eq!(items[0]["barrier"]["option"], got[0]["barrier"]["option"]);
 }
 
+/// A stage or touchpoint that current questions point at is not deleted
+/// (409 naming the questionnaire); once the questions point elsewhere, or
+/// only an older version of them did, it is.
+async fn a_stage_or_touchpoint_in_use_is_not_deleted(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let t = app.signup("Acme").await;
+    let (client, lib) = client_with_library(&app, &t, "Developer").await;
+    let lib_id = lib["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/touchpoint-libraries/{lib_id}/stages"),
+            &t.token,
+            json!({"key": "aftercare", "name_en": "Aftercare", "name_ru": "Сопровождение"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let stage = r.body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "aftercare")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tp = lib["stages"][0]["touchpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let q = app
+        .create(
+            &format!("/api/v1/clients/{client}/questionnaires"),
+            &t.token,
+            json!({"title": "Why not", "kind": "non_buyer", "questions": [
+                {"key": "why_not", "type": "multi_choice", "role": "barrier", "options": ["price"], "stage_id": stage},
+                {"key": "reception", "type": "rating_1_5", "role": "touchpoint_rating", "touchpoint_id": tp}
+            ]}),
+        )
+        .await;
+    let delete = |path: String| {
+        let app = &app;
+        let token = t.token.clone();
+        async move { app.call(Method::DELETE, &path, Some(&token), None).await }
+    };
+    let stage_path = format!("/api/v1/touchpoint-libraries/{lib_id}/stages/{stage}");
+    let tp_path = format!("/api/v1/touchpoint-libraries/{lib_id}/touchpoints/{tp}");
+    for path in [&stage_path, &tp_path] {
+        let r = delete(path.clone()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.text);
+        assert_eq!(r.body["code"], "conflict");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("\"Why not\""),
+            "{}",
+            r.text
+        );
+    }
+    let lib_now = app
+        .get(&format!("/api/v1/touchpoint-libraries/{lib_id}"), &t.token)
+        .await
+        .body;
+    let stages = lib_now["stages"].as_array().unwrap();
+    assert!(stages.iter().any(|s| s["id"] == stage.as_str()));
+    assert!(
+        stages
+            .iter()
+            .flat_map(|s| s["touchpoints"].as_array().unwrap())
+            .any(|x| x["id"] == tp.as_str())
+    );
+
+    // Responses, then a breaking change: version 2 asks about another
+    // stage and no touchpoint; version 1 keeps its references.
+    app.import_ndjson(
+        &t.token,
+        &q,
+        "{\"external_id\": \"r1\", \"answers\": {\"why_not\": [\"price\"]}}\n".to_owned(),
+    )
+    .await;
+    let other = lib["stages"][1]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/questionnaires/{q}"),
+            Some(&t.token),
+            Some(json!({"questions": [
+                {"key": "why_not", "type": "single_choice", "role": "barrier", "options": ["price"], "stage_id": other}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["version"], 2, "{}", r.text);
+    for path in [&stage_path, &tp_path] {
+        let r = delete(path.clone()).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{path}: {}", r.text);
+    }
+    // Another agency's questions do not hold this agency's stages.
+    let other_agency = app.signup("Other").await;
+    let r = app
+        .call(Method::DELETE, &stage_path, Some(&other_agency.token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
 both_modes!(
+    a_stage_or_touchpoint_in_use_is_not_deleted,
     a_tracks_barriers_are_its_segments_at_their_steps,
     barriers_equal_hand_computed_and_scipy_values,
     barriers_by_stage_and_by_segment,

@@ -14,6 +14,7 @@ use crate::domain::questions::valid_key;
 use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::page::{Page, PageParams};
+use crate::platform::touchpoint_refs::{Referenced, questionnaires_using};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
 use serde_json::json;
 
@@ -513,10 +514,11 @@ impl Services {
         stage_id: Uuid,
     ) -> AppResult<()> {
         let lib = self.editable_library(ctx, library_id).await?;
+        let txn = db::begin_write(&self.db).await?;
         let has_tps = touchpoint::Entity::find()
             .filter(touchpoint::Column::AgencyId.eq(ctx.agency_id))
             .filter(touchpoint::Column::StageId.eq(stage_id))
-            .one(&self.db)
+            .one(&txn)
             .await?
             .is_some();
         if has_tps {
@@ -524,7 +526,7 @@ impl Services {
                 "the stage has touchpoints; delete or move them first".into(),
             ));
         }
-        let txn = db::begin_write(&self.db).await?;
+        in_use(&txn, ctx, Referenced::Stage(stage_id), "stage").await?;
         let res = cjm_stage::Entity::delete_many()
             .filter(cjm_stage::Column::AgencyId.eq(ctx.agency_id))
             .filter(cjm_stage::Column::LibraryId.eq(lib.id))
@@ -622,6 +624,13 @@ impl Services {
     ) -> AppResult<()> {
         let lib = self.editable_library(ctx, library_id).await?;
         let txn = db::begin_write(&self.db).await?;
+        in_use(
+            &txn,
+            ctx,
+            Referenced::Touchpoint(touchpoint_id),
+            "touchpoint",
+        )
+        .await?;
         let res = touchpoint::Entity::delete_many()
             .filter(touchpoint::Column::AgencyId.eq(ctx.agency_id))
             .filter(touchpoint::Column::LibraryId.eq(lib.id))
@@ -664,5 +673,27 @@ impl Services {
             .exec(&txn)
             .await?;
         audit::commit(txn, ctx, Audit::delete("touchpoint_library", lib.id, &lib)).await
+    }
+}
+
+/// 409 while current questions point at `r` (a barrier question at a
+/// stage, a rating at a touchpoint): deleting it would leave them
+/// pointing at nothing, and their results without a stage or touchpoint.
+async fn in_use<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestCtx,
+    r: Referenced,
+    what: &str,
+) -> AppResult<()> {
+    let titles = questionnaires_using(db, ctx.agency_id, r).await?;
+    match titles.as_slice() {
+        [] => Ok(()),
+        [one] => Err(AppError::Conflict(format!(
+            "questions of the questionnaire \"{one}\" point at this {what}; change them first"
+        ))),
+        [first, rest @ ..] => Err(AppError::Conflict(format!(
+            "questions of the questionnaire \"{first}\" and {} more point at this {what}; change them first",
+            rest.len()
+        ))),
     }
 }

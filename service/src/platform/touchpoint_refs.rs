@@ -4,8 +4,8 @@
 //! library (names are for people, and translated).
 use std::collections::{BTreeSet, HashMap};
 
-use entity::{cjm_stage, touchpoint};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use entity::{cjm_stage, question, questionnaire, touchpoint};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::infra::error::AppResult;
@@ -145,4 +145,46 @@ pub async fn ids_by_ref<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// What a question can point at in a touchpoint library.
+#[derive(Debug, Clone, Copy)]
+pub enum Referenced {
+    Stage(Uuid),
+    Touchpoint(Uuid),
+}
+
+/// The titles of the agency's questionnaires whose current questions
+/// point at `r` (older versions keep their references: their responses
+/// were asked that way), in title order.
+pub async fn questionnaires_using<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    r: Referenced,
+) -> AppResult<Vec<String>> {
+    let q = question::Entity::find().filter(question::Column::AgencyId.eq(agency_id));
+    let q = match r {
+        Referenced::Stage(id) => q.filter(question::Column::StageId.eq(id)),
+        Referenced::Touchpoint(id) => q.filter(question::Column::TouchpointId.eq(id)),
+    };
+    let asked: BTreeSet<(Uuid, i32)> = q
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|q| (q.questionnaire_id, q.version))
+        .collect();
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: BTreeSet<Uuid> = asked.iter().map(|(id, _)| *id).collect();
+    Ok(questionnaire::Entity::find()
+        .filter(questionnaire::Column::AgencyId.eq(agency_id))
+        .filter(questionnaire::Column::Id.is_in(ids))
+        .order_by_asc(questionnaire::Column::Title)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|qn| asked.contains(&(qn.id, qn.version)))
+        .map(|qn| qn.title)
+        .collect())
 }
