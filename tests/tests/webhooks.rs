@@ -564,7 +564,139 @@ async fn facts_of_every_area_become_events(mode: Mode) {
     assert_eq!(ids.len(), ids.iter().collect::<BTreeSet<_>>().len());
 }
 
+/// Every kind of import tells `import.finished` once, written with its
+/// rows (an import that stored nothing new too); a refused import tells
+/// nothing.
+async fn every_import_tells_import_finished_once(mode: Mode) {
+    let sink = WebhookSink::start().await;
+    let app = app_for_hooks(mode, |_| {}).await;
+    let t = app.signup("Importer").await;
+    let p = panel(&app, &t).await;
+    let (ep, _) = endpoint(&app, &t, &sink, json!(["import.finished"])).await;
+    let c = p.client.clone();
+    let rows = tests::ndjson_rows("r", 3);
+    app.import_ndjson(&t.token, &p.questionnaire, rows.clone())
+        .await;
+    // The same rows again: nothing new, still told.
+    app.import_ndjson(&t.token, &p.questionnaire, rows).await;
+    let list = app
+        .create(
+            &format!("/api/v1/clients/{c}/lists"),
+            &t.token,
+            json!({"name": "News", "consent_text": "I agree"}),
+        )
+        .await;
+    let imports = [
+        (
+            format!("/api/v1/clients/{c}/purchases/import"),
+            "text/csv",
+            "external_id,customer_ref,purchased_at,amount,items,party_size,channel\nx1,ann,2026-11-01T12:00:00Z,10,1,1,hall\n",
+        ),
+        (
+            format!("/api/v1/clients/{c}/contacts/import"),
+            "application/x-ndjson",
+            "{\"email\":\"ann@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
+        ),
+        (
+            format!("/api/v1/clients/{c}/channel-figures/import"),
+            "text/csv",
+            "day,channel,funnel,spend,impressions,clicks,contacts,leads,mentions,brand_searches\n2026-11-01,rtb,reach,100,40000,200,10,,,\n",
+        ),
+        (
+            format!("/api/v1/lists/{list}/subscribers/import"),
+            "text/csv",
+            "email,consent_source\nann@example.com,shop\n",
+        ),
+    ];
+    for (path, ct, body) in &imports {
+        let r = app
+            .raw(Method::POST, path, Some(&t.token), ct, body.to_string())
+            .await;
+        assert!(r.status.is_success(), "{path}: {} {}", r.status, r.text);
+    }
+    // Refused as a whole: no rows, no event.
+    let r = app
+        .raw(
+            Method::POST,
+            &imports[0].0,
+            Some(&t.token),
+            "text/csv",
+            "external_id,customer_ref,purchased_at,amount,items,party_size,channel\nx2,ann,2026-11-01T12:00:00Z,lots,1,1,hall\n",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+
+    let got = sink.wait_accepted(6, 60).await;
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    assert_eq!(deliveries(&app, &t, &ep).await.len(), 6);
+    let mut told: Vec<(String, String, u64)> = sink
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| {
+            let d = &r.body["data"];
+            let subject = ["questionnaire_id", "client_id", "list_id"]
+                .iter()
+                .find_map(|k| d[*k].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (
+                d["kind"].as_str().unwrap().to_owned(),
+                subject,
+                d["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    told.sort();
+    let q = p.questionnaire.clone();
+    let mut expected = vec![
+        ("channel_figures".to_owned(), c.clone(), 1),
+        ("contacts".to_owned(), c.clone(), 2),
+        ("purchases".to_owned(), c.clone(), 1),
+        ("responses".to_owned(), q.clone(), 3),
+        ("responses".to_owned(), q, 3),
+        ("subscribers".to_owned(), list, 1),
+    ];
+    expected.sort();
+    assert_eq!(told, expected);
+}
+
+/// A refused address (550) tells `email.bounced` once, with the delivery
+/// it was recorded on; the addresses delivered tell nothing.
+async fn a_bounce_tells_email_bounced_once(mode: Mode) {
+    let smtp = tests::SmtpSink::start(&["--reject", "^r0001@"]);
+    let sink = WebhookSink::start().await;
+    let url = smtp.url();
+    let app = app_for_hooks(mode, |s| s.smtp_url = Some(url)).await;
+    let news = newsletter(&app, 3, "<p>Hello {{ subscriber.name }}!</p>").await;
+    let t = &news.owner;
+    let (ep, _) = endpoint(&app, t, &sink, json!(["email.bounced"])).await;
+    news.send(&app).await;
+    smtp.wait_for(2).await;
+    sink.wait_accepted(1, 60).await;
+    let bounce = sink
+        .received()
+        .into_iter()
+        .find(|r| r.answered == 200)
+        .unwrap();
+    assert_eq!(bounce.body["type"], "email.bounced");
+    assert_eq!(bounce.body["data"]["recipient"], "r0001@example.com");
+    assert_eq!(bounce.body["data"]["client_id"], news.client.as_str());
+    assert!(bounce.body["data"]["delivery_id"].is_string());
+    // Only the one, and only once.
+    wait_until("the campaign is done", 30, || async {
+        news.stats(&app).await["failed"] == 1
+    })
+    .await;
+    let got = sink.accepted_by_id();
+    assert_eq!(got.values().collect::<Vec<_>>(), [&1], "{got:?}");
+    assert_eq!(deliveries(&app, t, &ep).await.len(), 1);
+}
+
 both_modes!(
+    a_bounce_tells_email_bounced_once,
+    every_import_tells_import_finished_once,
     deliveries_are_signed_and_logged,
     a_recovering_receiver_gets_each_event_once,
     a_killed_worker_loses_no_webhook,

@@ -9,6 +9,8 @@ use crate::domain::answers::valid_email;
 use crate::domain::attributes::Attributes;
 use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
+use crate::infra::metrics::ImportKind;
+use crate::infra::webhooks::ImportEvent;
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
@@ -185,16 +187,16 @@ impl Services {
         }
         let counts = serde_json::json!({"received": received, "inserted": inserted});
         let a = Audit::new("subscribers", "import", Some(list_id)).with(counts);
+        let event = ImportEvent {
+            kind: ImportKind::Subscribers,
+            subject: ("list_id", list.id),
+        };
+        let deliveries = event.emit(&txn, ctx.agency_id, received).await?;
         audit::commit(txn, ctx, a).await?;
+        self.import_committed(ctx.agency_id, event, received, deliveries)
+            .await;
         self.sync_contacts(ctx.agency_id, list.client_id, None, false)
             .await?;
-        self.import_finished(
-            ctx.agency_id,
-            crate::infra::metrics::ImportKind::Subscribers,
-            ("list_id", list.id),
-            received,
-        )
-        .await;
         Ok(crate::research::responses::IngestResult {
             received,
             inserted,

@@ -22,6 +22,7 @@ use crate::commerce::purchases::client_tz;
 use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
+use crate::infra::webhooks::ImportEvent;
 use crate::platform::clients::find_client;
 use crate::research::responses::ImportFormat;
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -286,7 +287,8 @@ impl Services {
             return Err(AppError::Validation(errs));
         }
         let a = Audit::new("channel_figures", "put", Some(client_id));
-        self.store_channel_days(ctx, a, client_id, parsed).await
+        self.store_channel_days(ctx, a, None, client_id, parsed)
+            .await
     }
 
     pub async fn import_channel_figures(
@@ -309,24 +311,23 @@ impl Services {
             return Err(AppError::field("body", "no rows to import"));
         }
         let a = Audit::new("channel_figures", "import", Some(client_id));
-        let res = self.store_channel_days(ctx, a, client_id, rows).await?;
-        self.import_finished(
-            ctx.agency_id,
-            crate::infra::metrics::ImportKind::ChannelFigures,
-            ("client_id", client_id),
-            res.received,
-        )
-        .await;
-        Ok(res)
+        let event = ImportEvent {
+            kind: crate::infra::metrics::ImportKind::ChannelFigures,
+            subject: ("client_id", client_id),
+        };
+        self.store_channel_days(ctx, a, Some(event), client_id, rows)
+            .await
     }
 
     /// Upserts in one transaction, in key order (so racing imports take the
     /// unique index's locks in one order); within a batch the last row of a
     /// key wins.
+    /// `import`: an import's `import.finished`, written with the rows.
     async fn store_channel_days(
         &self,
         ctx: &RequestCtx,
         audit: Audit,
+        import: Option<ImportEvent>,
         client_id: Uuid,
         rows: Vec<ParsedDay>,
     ) -> AppResult<ChannelIngestResult> {
@@ -396,7 +397,15 @@ impl Services {
             }
         }
         let counts = serde_json::json!({"received": received, "stored": stored});
+        let deliveries = match import {
+            Some(e) => e.emit(&txn, agency_id, received).await?,
+            None => 0,
+        };
         audit::commit(txn, ctx, audit.with(counts)).await?;
+        if let Some(e) = import {
+            self.import_committed(agency_id, e, received, deliveries)
+                .await;
+        }
         tracing::info!(%agency_id, %client_id, received, stored, "channel figures stored");
         Ok(ChannelIngestResult { received, stored })
     }

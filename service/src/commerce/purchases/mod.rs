@@ -34,6 +34,7 @@ use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult};
 use crate::infra::page::{Page, PageParams};
+use crate::infra::webhooks::ImportEvent;
 use crate::platform::clients::find_client;
 use crate::research::responses::ImportFormat;
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -162,7 +163,8 @@ impl Services {
         ctx.require(Perm::Ingest)?;
         let parsed = check_purchase(input).map_err(AppError::Validation)?;
         let a = Audit::new("purchase", "create", Some(client_id));
-        self.store_purchases(ctx, a, client_id, vec![parsed]).await
+        self.store_purchases(ctx, a, None, client_id, vec![parsed])
+            .await
     }
 
     pub async fn import_purchases(
@@ -186,26 +188,25 @@ impl Services {
             return Err(AppError::field("body", "no rows to import"));
         }
         let a = Audit::new("purchases", "import", Some(client_id));
-        let res = self.store_purchases(ctx, a, client_id, rows).await?;
-        self.import_finished(
-            ctx.agency_id,
-            crate::infra::metrics::ImportKind::Purchases,
-            ("client_id", client_id),
-            res.received,
-        )
-        .await;
-        Ok(res)
+        let event = ImportEvent {
+            kind: crate::infra::metrics::ImportKind::Purchases,
+            subject: ("client_id", client_id),
+        };
+        self.store_purchases(ctx, a, Some(event), client_id, rows)
+            .await
     }
 
     /// Stores validated rows in one transaction. Rows with an external id
     /// are inserted in external-id order, so two racing imports of
     /// overlapping batches take the unique index's locks in the same order
     /// and the later one waits and skips instead of deadlocking.
-    /// `audit`: one row for the request (its counts added here).
+    /// `audit`: one row for the request (its counts added here);
+    /// `import`: an import's `import.finished`, written with the rows.
     async fn store_purchases(
         &self,
         ctx: &RequestCtx,
         audit: Audit,
+        import: Option<ImportEvent>,
         client_id: Uuid,
         rows: Vec<ParsedPurchase>,
     ) -> AppResult<PurchaseIngestResult> {
@@ -273,7 +274,15 @@ impl Services {
             .await?;
         }
         let counts = serde_json::json!({"received": received, "inserted": inserted});
+        let deliveries = match import {
+            Some(e) => e.emit(&txn, agency_id, received).await?,
+            None => 0,
+        };
         audit::commit(txn, ctx, audit.with(counts)).await?;
+        if let Some(e) = import {
+            self.import_committed(agency_id, e, received, deliveries)
+                .await;
+        }
         if wake_contacts {
             self.enqueue_recompute(crate::infra::queue::RecomputeJob {
                 agency_id,

@@ -348,7 +348,7 @@ impl Services {
         {
             tracing::error!(delivery = %d.id, error = %e, "could not mark a contact bounced");
         }
-        let recorded = email_delivery::Entity::update_many()
+        let record = email_delivery::Entity::update_many()
             .col_expr(email_delivery::Column::Status, Expr::value(status))
             .col_expr(email_delivery::Column::Attempts, Expr::value(attempts))
             .col_expr(email_delivery::Column::LastError, Expr::value(error))
@@ -364,21 +364,49 @@ impl Services {
             )
             .col_expr(email_delivery::Column::UpdatedAt, Expr::value(now()))
             .filter(email_delivery::Column::Id.eq(d.id))
-            .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()))
-            .exec(&self.db)
-            .await;
-        if recorded.is_ok()
-            && let Err(SendError::Permanent(e)) = &outcome
-        {
-            let data = serde_json::json!({
-                "delivery_id": d.id, "client_id": d.client_id, "kind": d.kind,
-                "recipient": d.recipient, "message_id": d.message_id, "error": e,
-            });
-            self.emit_webhook(d.agency_id, crate::infra::webhooks::EMAIL_BOUNCED, data)
-                .await;
-        }
+            .filter(email_delivery::Column::LeaseOwner.eq(d.lease_owner.clone()));
+        let recorded = match &outcome {
+            // A bounce is told to webhooks in the transaction that records
+            // it: both or neither, and only by the lease's holder.
+            Err(SendError::Permanent(e)) => {
+                let data = serde_json::json!({
+                    "delivery_id": d.id, "client_id": d.client_id, "kind": d.kind,
+                    "recipient": d.recipient, "message_id": d.message_id, "error": e,
+                });
+                let bounced = async {
+                    let txn = crate::infra::db::begin_write(&self.db).await?;
+                    let hooks = if record.exec(&txn).await?.rows_affected > 0 {
+                        crate::infra::webhooks::emit(
+                            &txn,
+                            d.agency_id,
+                            crate::infra::webhooks::EMAIL_BOUNCED,
+                            data,
+                        )
+                        .await?
+                    } else {
+                        0
+                    };
+                    txn.commit().await?;
+                    Ok::<_, AppError>(hooks)
+                };
+                match bounced.await {
+                    Ok(hooks) => {
+                        if hooks > 0 {
+                            self.wake_webhooks(d.agency_id).await;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            _ => record
+                .exec(&self.db)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
         match recorded {
-            Ok(_) => self.metrics.email_recorded(status),
+            Ok(()) => self.metrics.email_recorded(status),
             Err(e) => {
                 tracing::error!(delivery = %d.id, error = %e, "could not record an email outcome")
             }

@@ -172,9 +172,9 @@ impl Services {
         .await;
     }
 
-    /// [`emit`] in a transaction of its own, then a wake-up: for facts
-    /// whose own write is already committed. A failure is logged, never
-    /// returned — the fact stands either way.
+    /// [`emit`] in a transaction of its own, then a wake-up: for an event
+    /// with no write of its own to ride on (an import that stored nothing
+    /// new). A failure is logged, never returned.
     pub async fn emit_webhook(&self, agency_id: Uuid, event_type: &str, data: Value) {
         // Most agencies have no endpoint: no write transaction for them.
         let any = webhook_endpoint::Entity::find()
@@ -200,22 +200,59 @@ impl Services {
         }
     }
 
-    /// An import was stored: counted, and told to webhooks as
-    /// `import.finished` with what it went to (`subject`: e.g.
-    /// `("client_id", id)`) and the rows accepted.
-    pub async fn import_finished(
+    /// After an import's transaction committed (its event with it, see
+    /// [`ImportEvent::emit`]): counted, and a worker woken when the event
+    /// went to any endpoint.
+    pub async fn import_committed(
         &self,
         agency_id: Uuid,
-        kind: crate::infra::metrics::ImportKind,
-        subject: (&str, Uuid),
+        e: ImportEvent,
         rows: u64,
+        deliveries: u64,
     ) {
-        self.metrics.rows_imported(kind, rows);
-        let mut data = serde_json::Map::new();
-        data.insert("kind".into(), json!(kind.label()));
-        data.insert(subject.0.into(), json!(subject.1));
-        data.insert("rows".into(), json!(rows));
-        self.emit_webhook(agency_id, IMPORT_FINISHED, Value::Object(data))
+        self.metrics.rows_imported(e.kind, rows);
+        if deliveries > 0 {
+            self.wake_webhooks(agency_id).await;
+        }
+    }
+
+    /// An import that stored nothing new (every row was already there):
+    /// no transaction of its own to ride on, so it is counted and told in
+    /// one of the event's own.
+    pub async fn import_unchanged(&self, agency_id: Uuid, e: ImportEvent, rows: u64) {
+        self.metrics.rows_imported(e.kind, rows);
+        self.emit_webhook(agency_id, IMPORT_FINISHED, e.data(rows))
             .await;
+    }
+}
+
+/// An import's `import.finished`: its kind and what it went to
+/// (`subject`, e.g. `("client_id", id)`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImportEvent {
+    pub kind: crate::infra::metrics::ImportKind,
+    pub subject: (&'static str, Uuid),
+}
+
+impl ImportEvent {
+    fn data(&self, rows: u64) -> Value {
+        let mut data = serde_json::Map::new();
+        data.insert("kind".into(), json!(self.kind.label()));
+        data.insert(self.subject.0.into(), json!(self.subject.1));
+        data.insert("rows".into(), json!(rows));
+        Value::Object(data)
+    }
+
+    /// Writes the event in the import's own transaction, so that it commits
+    /// with the rows or not at all: a process that dies after the commit
+    /// cannot lose it. Returns the deliveries written (for
+    /// [`Services::import_committed`]).
+    pub async fn emit<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        agency_id: Uuid,
+        rows: u64,
+    ) -> AppResult<u64> {
+        emit(db, agency_id, IMPORT_FINISHED, self.data(rows)).await
     }
 }

@@ -200,14 +200,13 @@ impl Services {
             return Err(AppError::field("body", "no rows to import"));
         }
         let a = crate::infra::audit::Audit::new("contacts", "import", Some(client_id));
-        let (res, _) = self.store_contacts(ctx, a, client_id, rows).await?;
-        self.import_finished(
-            ctx.agency_id,
-            crate::infra::metrics::ImportKind::Contacts,
-            ("client_id", client_id),
-            res.received,
-        )
-        .await;
+        let event = crate::infra::webhooks::ImportEvent {
+            kind: crate::infra::metrics::ImportKind::Contacts,
+            subject: ("client_id", client_id),
+        };
+        let (res, _) = self
+            .store_contacts(ctx, a, Some(event), client_id, rows)
+            .await?;
         tracing::info!(agency_id = %ctx.agency_id, %client_id, received = res.received,
             created = res.created, updated = res.updated, "contacts imported");
         Ok(res)

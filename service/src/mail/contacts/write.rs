@@ -20,6 +20,7 @@ use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::KIND_CONTACTS;
 use crate::infra::queue::RecomputeJob;
+use crate::infra::webhooks::ImportEvent;
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
@@ -421,7 +422,9 @@ impl Services {
         ctx.require(Perm::Ingest)?;
         let parsed = check_contact(input).map_err(AppError::Validation)?;
         let a = Audit::new("contact", "put", None);
-        let (_, out) = self.store_contacts(ctx, a, client_id, vec![parsed]).await?;
+        let (_, out) = self
+            .store_contacts(ctx, a, None, client_id, vec![parsed])
+            .await?;
         self.stored_view(ctx.agency_id, out).await
     }
 
@@ -456,7 +459,7 @@ impl Services {
             return Err(AppError::Validation(errs));
         }
         let a = Audit::new("contacts", "put", Some(client_id));
-        Ok(self.store_contacts(ctx, a, client_id, rows).await?.0)
+        Ok(self.store_contacts(ctx, a, None, client_id, rows).await?.0)
     }
 
     /// The one contact an upsert stored, with its current score.
@@ -472,23 +475,34 @@ impl Services {
     }
 
     /// `audit`: the request's one row; the counts are added here (and the
-    /// contact's id when one was sent).
+    /// contact's id when one was sent). `import`: the `import.finished`
+    /// event of an import, written in the same transaction.
     pub(crate) async fn store_contacts(
         &self,
         ctx: &RequestCtx,
         audit: Audit,
+        import: Option<ImportEvent>,
         client_id: Uuid,
         rows: Vec<ParsedContact>,
     ) -> AppResult<(ContactIngestResult, Vec<contact::Model>)> {
         let agency_id = ctx.agency_id;
         let single = rows.len() == 1;
+        let received = rows.len() as u64;
         let txn = crate::infra::db::begin_write(&self.db).await?;
         let (res, wake, out) = upsert_contacts(&txn, agency_id, client_id, rows).await?;
         let audit = match out.first() {
             Some(c) if single => audit.on(c.id),
             _ => audit,
         };
+        let deliveries = match import {
+            Some(e) => e.emit(&txn, agency_id, received).await?,
+            None => 0,
+        };
         audit::commit(txn, ctx, audit.set(&res)).await?;
+        if let Some(e) = import {
+            self.import_committed(agency_id, e, received, deliveries)
+                .await;
+        }
         if wake {
             self.wake_contacts(agency_id, client_id).await;
         }
@@ -524,7 +538,9 @@ impl Services {
             outcome: Some((input.converted, input.at, input.value)),
         };
         let a = Audit::new("contact", "outcome", Some(id));
-        let (_, out) = self.store_contacts(ctx, a, c.client_id, vec![p]).await?;
+        let (_, out) = self
+            .store_contacts(ctx, a, None, c.client_id, vec![p])
+            .await?;
         self.stored_view(ctx.agency_id, out).await
     }
 

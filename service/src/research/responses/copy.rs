@@ -359,15 +359,20 @@ impl Services {
             }
             Err(CopyInError::Other(e)) => return Err(e.into()),
         };
+        let event = super::import_event(q);
         if inserted == 0 {
             txn.rollback().await?;
+            self.import_unchanged(agency_id, event, rows.received).await;
             return Ok(IngestResult::duplicates_only(rows.received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
         let counts = super::ingest_counts(rows.received, inserted, version);
         let a = Audit::new("responses", "import", Some(q.id)).with(counts);
         audit::record(&txn, ctx, a).await?;
+        let deliveries = event.emit(&txn, agency_id, rows.received).await?;
         txn.commit().await?;
+        self.import_committed(agency_id, event, rows.received, deliveries)
+            .await;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
             received: rows.received,

@@ -22,6 +22,7 @@ use crate::infra::ledger::{KIND_CONTACTS, KIND_QUESTIONNAIRE, mark_dirty};
 use crate::infra::metrics::ImportKind;
 use crate::infra::page::{Page, PageParams};
 use crate::infra::queue::RecomputeJob;
+use crate::infra::webhooks::ImportEvent;
 use crate::research::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
 
@@ -197,27 +198,9 @@ impl Services {
         Ok(Keyed::New(result))
     }
 
+    /// Imports responses, telling `import.finished` with the rows (in
+    /// their transaction).
     pub async fn import_responses(
-        &self,
-        ctx: &RequestCtx,
-        questionnaire_id: Uuid,
-        format: ImportFormat,
-        body: bytes::Bytes,
-    ) -> AppResult<IngestResult> {
-        let res = self
-            .import_responses_of(ctx, questionnaire_id, format, body)
-            .await?;
-        self.import_finished(
-            ctx.agency_id,
-            ImportKind::Responses,
-            ("questionnaire_id", questionnaire_id),
-            res.received,
-        )
-        .await;
-        Ok(res)
-    }
-
-    async fn import_responses_of(
         &self,
         ctx: &RequestCtx,
         questionnaire_id: Uuid,
@@ -285,16 +268,28 @@ impl Services {
         let a = Audit::new(resource, verb, Some(q.id));
         let (inserted, audited) =
             insert_audited(&txn, ctx, &a, q, version, t, rows, received).await?;
+        let event = (resource == "responses").then(|| import_event(q));
         if inserted == 0 {
             // Nothing new: leave the data version as it was.
             txn.rollback().await?;
+            if let Some(e) = event {
+                self.import_unchanged(agency_id, e, received).await;
+            }
             return Ok(IngestResult::duplicates_only(received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
+        let deliveries = match event {
+            Some(e) => e.emit(&txn, agency_id, received).await?,
+            None => 0,
+        };
         if audited {
             txn.commit().await?;
         } else {
             audit::commit(txn, ctx, a.with(ingest_counts(received, inserted, version))).await?;
+        }
+        if let Some(e) = event {
+            self.import_committed(agency_id, e, received, deliveries)
+                .await;
         }
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
@@ -572,4 +567,12 @@ pub async fn count_responses<C: ConnectionTrait>(
         .filter(response::Column::QuestionnaireId.eq(questionnaire_id))
         .count(db)
         .await?)
+}
+
+/// The `import.finished` of an import of `q`'s responses.
+fn import_event(q: &questionnaire::Model) -> ImportEvent {
+    ImportEvent {
+        kind: ImportKind::Responses,
+        subject: ("questionnaire_id", q.id),
+    }
 }
