@@ -1,0 +1,4 @@
+\set n 1 + (:client_id % 64)
+SELECT id AS cid FROM ids WHERE n = :n \gset
+SELECT * FROM clients WHERE id = :cid AND agency_id = '01a2516d-ae57-74d0-8924-1dc6a48b9b9e';
+WITH audited AS (INSERT INTO audit_lean (id, agency_id, at, actor_kind, user_id, api_key_id, request_id, action, resource_type, resource_id, changes) SELECT (lpad(to_hex((extract(epoch from clock_timestamp())*1000)::bigint),12,'0') || substr(md5(random()::text),1,20))::uuid, '01a2516d-ae57-74d0-8924-1dc6a48b9b9e', now(), 'user', '01a2516d-ae57-74d0-8924-1dc6a48b9b9f', NULL, '446c1afa-f3f7-400d-9963-95cca735038f', 'client.update', 'client', :cid, '{"name": {"from": "Client 1", "to": "Client 2"}}' RETURNING 1), updated AS (UPDATE clients SET name = 'Client ' || :n, updated_at = now() WHERE id = :cid AND EXISTS (SELECT 1 FROM audited) RETURNING *) SELECT * FROM updated;
