@@ -153,13 +153,12 @@ fn allow(methods: &[&str]) -> String {
 /// among the path's is answered 405 here, before routing; the rest go on.
 pub fn guard<S>(
     table: &AllowedMethods,
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     srv: &S,
 ) -> Either<Ready<Result<ServiceResponse, actix_web::Error>>, S::Future>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    let mut req = req;
     match table.allowed(req.path()) {
         Some(methods) if !takes(methods, req.method().as_str()) => {
             let res = method_not_allowed(req.method().as_str(), methods);

@@ -10,7 +10,7 @@ use crate::domain::attributes::Attributes;
 use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::metrics::ImportKind;
-use crate::infra::webhooks::ImportEvent;
+use crate::infra::webhooks::{ImportEvent, emit_import};
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
@@ -187,11 +187,11 @@ impl Services {
         }
         let counts = serde_json::json!({"received": received, "inserted": inserted});
         let a = Audit::new("subscribers", "import", Some(list_id)).with(counts);
-        let event = ImportEvent {
+        let event = Some(ImportEvent {
             kind: ImportKind::Subscribers,
             subject: ("list_id", list.id),
-        };
-        let deliveries = event.emit(&txn, ctx.agency_id, received).await?;
+        });
+        let deliveries = emit_import(&txn, ctx.agency_id, event, received).await?;
         audit::commit(txn, ctx, a).await?;
         self.import_committed(ctx.agency_id, event, received, deliveries)
             .await;

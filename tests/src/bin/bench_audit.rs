@@ -159,7 +159,7 @@ async fn main() {
                 let rate = run(&app, &t.token, ops, requests).await;
                 let (app1, pg1) = cpu_ticks();
                 let per = |ticks: u64| ticks as f64 * 10_000.0 / requests as f64;
-                let cpu = (per(app1 - app0), per(pg1 - pg0));
+                let cpu = (per(app1.saturating_sub(app0)), per(pg1.saturating_sub(pg0)));
                 println!(
                     "{what}: round {round}, audit {audit}: {rate:.0}/s, CPU per write {:.0} µs here + {:.0} µs PostgreSQL",
                     cpu.0, cpu.1

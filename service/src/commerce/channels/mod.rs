@@ -22,7 +22,7 @@ use crate::commerce::purchases::client_tz;
 use crate::infra::audit::{self, Audit};
 use crate::infra::db::begin_write;
 use crate::infra::error::{AppError, AppResult, FieldError};
-use crate::infra::webhooks::ImportEvent;
+use crate::infra::webhooks::{ImportEvent, emit_import};
 use crate::platform::clients::find_client;
 use crate::research::responses::ImportFormat;
 use crate::{Perm, RequestCtx, Services, new_id, now};
@@ -397,15 +397,10 @@ impl Services {
             }
         }
         let counts = serde_json::json!({"received": received, "stored": stored});
-        let deliveries = match import {
-            Some(e) => e.emit(&txn, agency_id, received).await?,
-            None => 0,
-        };
+        let deliveries = emit_import(&txn, agency_id, import, received).await?;
         audit::commit(txn, ctx, audit.with(counts)).await?;
-        if let Some(e) = import {
-            self.import_committed(agency_id, e, received, deliveries)
-                .await;
-        }
+        self.import_committed(agency_id, import, received, deliveries)
+            .await;
         tracing::info!(%agency_id, %client_id, received, stored, "channel figures stored");
         Ok(ChannelIngestResult { received, stored })
     }

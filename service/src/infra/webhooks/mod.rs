@@ -200,16 +200,18 @@ impl Services {
         }
     }
 
-    /// After an import's transaction committed (its event with it, see
-    /// [`ImportEvent::emit`]): counted, and a worker woken when the event
-    /// went to any endpoint.
+    /// After a write's transaction committed (an import's event with it,
+    /// see [`emit_import`]): an import's rows counted, and a worker woken
+    /// when the event went to any endpoint. `None`: not an import, nothing
+    /// to do.
     pub async fn import_committed(
         &self,
         agency_id: Uuid,
-        e: ImportEvent,
+        e: Option<ImportEvent>,
         rows: u64,
         deliveries: u64,
     ) {
+        let Some(e) = e else { return };
         self.metrics.rows_imported(e.kind, rows);
         if deliveries > 0 {
             self.wake_webhooks(agency_id).await;
@@ -242,17 +244,21 @@ impl ImportEvent {
         data.insert("rows".into(), json!(rows));
         Value::Object(data)
     }
+}
 
-    /// Writes the event in the import's own transaction, so that it commits
-    /// with the rows or not at all: a process that dies after the commit
-    /// cannot lose it. Returns the deliveries written (for
-    /// [`Services::import_committed`]).
-    pub async fn emit<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        agency_id: Uuid,
-        rows: u64,
-    ) -> AppResult<u64> {
-        emit(db, agency_id, IMPORT_FINISHED, self.data(rows)).await
+/// Writes an import's event in the import's own transaction, so that it
+/// commits with the rows or not at all: a process that dies after the
+/// commit cannot lose it. Returns the deliveries written (for
+/// [`Services::import_committed`]); `None` (a write that is not an
+/// import) writes nothing.
+pub async fn emit_import<C: ConnectionTrait>(
+    db: &C,
+    agency_id: Uuid,
+    e: Option<ImportEvent>,
+    rows: u64,
+) -> AppResult<u64> {
+    match e {
+        Some(e) => emit(db, agency_id, IMPORT_FINISHED, e.data(rows)).await,
+        None => Ok(0),
     }
 }

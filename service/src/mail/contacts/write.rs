@@ -20,7 +20,7 @@ use crate::infra::audit::{self, Audit};
 use crate::infra::error::{AppError, AppResult, FieldError};
 use crate::infra::ledger::KIND_CONTACTS;
 use crate::infra::queue::RecomputeJob;
-use crate::infra::webhooks::ImportEvent;
+use crate::infra::webhooks::{ImportEvent, emit_import};
 use crate::platform::clients::find_client;
 use crate::{Perm, RequestCtx, Services, new_id, now};
 
@@ -494,15 +494,10 @@ impl Services {
             Some(c) if single => audit.on(c.id),
             _ => audit,
         };
-        let deliveries = match import {
-            Some(e) => e.emit(&txn, agency_id, received).await?,
-            None => 0,
-        };
+        let deliveries = emit_import(&txn, agency_id, import, received).await?;
         audit::commit(txn, ctx, audit.set(&res)).await?;
-        if let Some(e) = import {
-            self.import_committed(agency_id, e, received, deliveries)
-                .await;
-        }
+        self.import_committed(agency_id, import, received, deliveries)
+            .await;
         if wake {
             self.wake_contacts(agency_id, client_id).await;
         }

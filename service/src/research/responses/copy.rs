@@ -369,7 +369,9 @@ impl Services {
         let counts = super::ingest_counts(rows.received, inserted, version);
         let a = Audit::new("responses", "import", Some(q.id)).with(counts);
         audit::record(&txn, ctx, a).await?;
-        let deliveries = event.emit(&txn, agency_id, rows.received).await?;
+        let event = Some(event);
+        let deliveries =
+            crate::infra::webhooks::emit_import(&txn, agency_id, event, rows.received).await?;
         txn.commit().await?;
         self.import_committed(agency_id, event, rows.received, deliveries)
             .await;

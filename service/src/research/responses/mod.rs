@@ -22,7 +22,7 @@ use crate::infra::ledger::{KIND_CONTACTS, KIND_QUESTIONNAIRE, mark_dirty};
 use crate::infra::metrics::ImportKind;
 use crate::infra::page::{Page, PageParams};
 use crate::infra::queue::RecomputeJob;
-use crate::infra::webhooks::ImportEvent;
+use crate::infra::webhooks::{ImportEvent, emit_import};
 use crate::research::questionnaires::{find_questionnaire, load_questions};
 use crate::{Perm, RequestCtx, Services, infra::db, new_id, now};
 
@@ -278,19 +278,14 @@ impl Services {
             return Ok(IngestResult::duplicates_only(received, version));
         }
         let wake = mark_written(&txn, agency_id, q, version, feeds_contacts).await?;
-        let deliveries = match event {
-            Some(e) => e.emit(&txn, agency_id, received).await?,
-            None => 0,
-        };
+        let deliveries = emit_import(&txn, agency_id, event, received).await?;
         if audited {
             txn.commit().await?;
         } else {
             audit::commit(txn, ctx, a.with(ingest_counts(received, inserted, version))).await?;
         }
-        if let Some(e) = event {
-            self.import_committed(agency_id, e, received, deliveries)
-                .await;
-        }
+        self.import_committed(agency_id, event, received, deliveries)
+            .await;
         self.wake_after_ingest(agency_id, q, wake).await;
         Ok(IngestResult {
             received,
