@@ -34,6 +34,7 @@ mod m20261207_000028_add_stage_to_questions;
 mod m20261207_000029_create_report_links;
 mod m20261207_000030_create_tracks;
 mod m20261207_000031_tune_audit_log;
+mod m20261207_000032_drop_audited_update_missed;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000029_create_report_links::Migration),
             Box::new(m20261207_000030_create_tracks::Migration),
             Box::new(m20261207_000031_tune_audit_log::Migration),
+            Box::new(m20261207_000032_drop_audited_update_missed::Migration),
         ]
     }
 }

@@ -16,25 +16,15 @@
 //! SQLite, the single-node embedded mode, keeps its schema: changing a key
 //! there means rebuilding the table.
 //!
-//! Also creates `audited_update_missed()`, which that statement calls to
+//! Also creates `audited_update_missed()`, which that statement called to
 //! fail — and so roll its audit row back — when its update found no row
-//! (`service::infra::audit::cte`): plain SQL has no way to raise.
+//! (`service::infra::audit::cte`): plain SQL has no way to raise. Migration
+//! 32 drops it again: the statement no longer needs it.
+use crate::tables::postgres_only as run;
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-async fn run(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    manager
-        .get_connection()
-        .execute_unprepared(sql)
-        .await
-        .map(drop)
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -138,3 +138,17 @@ pub async fn drop_columns(
     }
     Ok(())
 }
+
+/// Runs `sql` (one or more statements) on PostgreSQL; nothing on SQLite,
+/// for schema tuning the embedded mode does without.
+pub async fn postgres_only(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(drop)
+}

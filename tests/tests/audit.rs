@@ -800,8 +800,8 @@ async fn a_bulk_import_is_one_row_with_its_counts(mode: Mode) {
 
 /// `audit::update_one` of a row deleted since it was read (a concurrent
 /// DELETE between the service's read and its update): on PostgreSQL the
-/// audit row is inserted before the update and the statement then fails,
-/// so it must roll back with it; on SQLite the transaction does. Either
+/// audit row is inserted from what the update returned, which is nothing;
+/// on SQLite it is inserted first and the transaction rolls it back. Either
 /// way the caller gets `RecordNotUpdated` and the log has no row. The same
 /// call on a live row saves it and records exactly its change.
 async fn an_update_of_a_row_gone_since_it_was_read_records_nothing(mode: Mode) {

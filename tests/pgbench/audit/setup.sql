@@ -57,3 +57,8 @@ SELECT gen_random_uuid(), '01a2516d-ae57-74d0-8924-1dc6a48b9b9e', 'Client ' || i
        'Europe/Moscow', 'ru', '[]', 'weekly', NULL, 30, NULL, now(), now(), NULL, true
 FROM generate_series(1, 64) i;
 CREATE TABLE ids AS SELECT row_number() OVER () AS n, id FROM clients;
+
+-- What the audited update statement raised with until migration 32
+-- (app_raise.sql).
+CREATE FUNCTION audited_update_missed() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = 'audited update found no row'; END $$;

@@ -4,27 +4,26 @@
 //!
 //! A plain update through the pool is one statement; recording it in the
 //! audit log the obvious way — `BEGIN`, `UPDATE`, `INSERT`, `COMMIT` —
-//! makes it four round trips, and the `INSERT` lengthens the time the
-//! row's lock is held, which every concurrent writer of that row waits
-//! out (a one-row `PATCH` lost 30 % of its throughput that way, see
+//! makes it four round trips, and the row's lock is held across all of
+//! them, which every concurrent writer of that row waits out (a one-row
+//! `PATCH` lost 30 % of its throughput that way, see
 //! `docs/performance.md`). On PostgreSQL [`update_one`] sends both writes
-//! as one statement instead, a data-modifying CTE that inserts the audit
-//! row *before* the update takes the row's lock:
+//! as one statement instead, a data-modifying CTE whose audit row is
+//! inserted from the updated row:
 //!
 //! ```sql
-//! WITH "audited" AS (INSERT INTO "audit_log" (…) SELECT $9, … RETURNING 1),
-//!      "updated" AS (UPDATE "clients" SET … WHERE "id" = $1
-//!                    AND EXISTS (SELECT 1 FROM "audited") RETURNING …)
+//! WITH "updated" AS (UPDATE "clients" SET … WHERE "id" = $1 RETURNING …),
+//!      "audited" AS (INSERT INTO "audit_log" (…) SELECT $9, … FROM "updated")
 //! SELECT * FROM "updated"
-//! WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE audited_update_missed() END FROM "updated")
 //! ```
 //!
-//! The update's `EXISTS` is a one-time filter that runs the insert first;
-//! the outer one-time filter counts what was updated and, when nothing was
-//! (the row went away since it was read), raises (`audited_update_missed`,
-//! SQLSTATE P0002, created by a migration), which rolls the audit row back
-//! with the rest of the statement: one statement, atomic, an audit row only
-//! for a row updated, and a lock held no longer than without the audit log.
+//! One statement, so atomic, and an audit row exactly when a row was
+//! updated (none when it went away since it was read: the statement then
+//! returns nothing, as a plain update would). The row's lock is held for
+//! the insert too, but inside one statement that is microseconds; an
+//! earlier form inserted the audit row first and raised when the update
+//! then matched nothing, which cost PostgreSQL 6 % more per write and was
+//! no faster under contention for one row (`tests/pgbench/audit`).
 //! SQLite has no data-modifying CTE (and one writer at a time anyway):
 //! there it is one transaction, the audit row first.
 use std::fmt::Write;
@@ -33,7 +32,7 @@ use sea_orm::sea_query::{Expr, InsertStatement, Query, Values};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, IntoActiveModel,
-    Iterable, QueryTrait, RuntimeErr, Statement, TryIntoModel, Update,
+    Iterable, QueryTrait, Statement, TryIntoModel, Update,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -45,9 +44,6 @@ use entity::audit_log;
 type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
 
 const UPDATED: &str = "updated";
-/// Raises SQLSTATE [`MISSED_CODE`]; see the module's doc.
-const MISSED: &str = "audited_update_missed";
-const MISSED_CODE: &str = "P0002";
 const AUDITED: &str = "audited";
 const INSERTED: &str = "inserted";
 
@@ -95,41 +91,20 @@ where
         txn.commit().await?;
         return Ok(m);
     }
-    let stmt = statement(a, audit)?;
     let saved = <A::Entity as EntityTrait>::find()
-        .from_raw_sql(stmt)
+        .from_raw_sql(statement(a, audit)?)
         .one(db)
-        .await
-        .map_err(|e| {
-            if missed(&e) {
-                DbErr::RecordNotUpdated
-            } else {
-                e
-            }
-        })?
+        .await?
         .ok_or(DbErr::RecordNotUpdated)?;
     A::after_save(saved, db, false).await
 }
 
-/// The error [`statement`] raises when it updated nothing.
-fn missed(e: &DbErr) -> bool {
-    match e {
-        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == MISSED_CODE),
-        _ => false,
-    }
-}
-
-/// The CTE of the module's doc: the audit row inserted, the update gated
-/// on it, the updated row selected (or the statement failed). The update
-/// is sea-orm's own statement; the rest is fixed text with placeholders
-/// after the update's (building it with sea-query cost 10 µs a write,
-/// this costs 1).
+/// The CTE of the module's doc: the update, the audit row inserted from
+/// what it updated, the updated row selected. The update is sea-orm's own
+/// statement; the rest is fixed text with placeholders after the
+/// update's (building it with sea-query cost 10 µs a write, this costs 1).
 fn statement<A: ActiveModelTrait>(a: A, audit: audit_log::ActiveModel) -> Result<Statement, DbErr> {
     let mut update = Update::one(a).validate()?.into_query();
-    update.and_where(Expr::cust(format!(r#"EXISTS (SELECT 1 FROM "{AUDITED}")"#)));
     update.returning(
         Query::returning().exprs(
             <A::Entity as EntityTrait>::Column::iter()
@@ -140,7 +115,7 @@ fn statement<A: ActiveModelTrait>(a: A, audit: audit_log::ActiveModel) -> Result
     let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
     let insert = audit_insert(audit, &mut values, None);
     stmt.sql = format!(
-        r#"WITH "{AUDITED}" AS ({insert} RETURNING 1), "{UPDATED}" AS ({}) SELECT * FROM "{UPDATED}" WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE {MISSED}() END FROM "{UPDATED}")"#,
+        r#"WITH "{UPDATED}" AS ({}), "{AUDITED}" AS ({insert} FROM "{UPDATED}") SELECT * FROM "{UPDATED}""#,
         stmt.sql
     );
     stmt.values = Some(Values(values));
@@ -254,19 +229,15 @@ mod tests {
         );
         let sql = statement(a, audit).unwrap().to_string();
         assert!(
-            sql.starts_with(r#"WITH "audited" AS (INSERT INTO "audit_log" ("id", "agency_id""#),
+            sql.starts_with(r#"WITH "updated" AS (UPDATE "segments" SET "name" = 'Buyers'"#),
             "{sql}"
         );
         assert!(
-            sql.contains(r#"RETURNING 1), "updated" AS (UPDATE "segments" SET "name" = 'Buyers'"#),
+            sql.contains(r#"), "audited" AS (INSERT INTO "audit_log" ("id", "agency_id""#),
             "{sql}"
         );
         assert!(
-            sql.contains(r#"AND (EXISTS (SELECT 1 FROM "audited")) RETURNING"#),
-            "{sql}"
-        );
-        assert!(
-            sql.ends_with(r#"SELECT * FROM "updated" WHERE (SELECT CASE WHEN count(*) = 1 THEN TRUE ELSE audited_update_missed() END FROM "updated")"#),
+            sql.ends_with(r#"FROM "updated") SELECT * FROM "updated""#),
             "{sql}"
         );
     }
