@@ -70,6 +70,25 @@ pub fn backoff_ms(base: i64, attempts: i32) -> i64 {
     ((plain as f64) * jitter) as i64
 }
 
+/// `items` in turns, one of each key per turn, each key's own in their
+/// order: the batch is sent in this order, so a receiver with hundreds of
+/// deliveries due does not make the other endpoints in the batch wait
+/// behind all of its requests (a slow one takes up to [`TIMEOUT`] each).
+fn in_turns<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut turns = std::collections::HashMap::new();
+    let mut keyed: Vec<(usize, T)> = items
+        .into_iter()
+        .map(|item| {
+            let turn = turns.entry(key(&item)).or_insert(0usize);
+            *turn += 1;
+            (*turn, item)
+        })
+        .collect();
+    // Stable: within a turn, the order the items came in.
+    keyed.sort_by_key(|(turn, _)| *turn);
+    keyed.into_iter().map(|(_, item)| item).collect()
+}
+
 /// What one attempt came to.
 struct Attempt {
     ok: bool,
@@ -158,12 +177,13 @@ impl Services {
             .filter(wd::Column::LeaseUntilMs.lt(now_ms))
             .exec(&self.db)
             .await?;
-        let claimed = wd::Entity::find()
+        let mut claimed = wd::Entity::find()
             .filter(wd::Column::Id.is_in(lease.ids.clone()))
             .filter(wd::Column::LeaseOwner.eq(lease.token.clone()))
             .all(&self.db)
             .await?;
-        Ok(Some((lease, claimed)))
+        claimed.sort_by_key(|d| (d.next_attempt_ms, d.id));
+        Ok(Some((lease, in_turns(claimed, |d| d.endpoint_id))))
     }
 
     async fn keep_webhook_lease(&self, lease: &Lease) -> std::convert::Infallible {
@@ -474,5 +494,39 @@ impl Services {
         txn.commit().await?;
         tracing::warn!(endpoint = %ep.id, agency_id = %ep.agency_id, "webhook endpoint disabled");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_turns;
+
+    #[test]
+    fn a_batch_is_sent_in_turns_of_one_delivery_per_endpoint() {
+        // Endpoint a has five due, b two, c one, in claim order.
+        let claimed = vec![
+            ("a", 1),
+            ("a", 2),
+            ("b", 1),
+            ("a", 3),
+            ("a", 4),
+            ("c", 1),
+            ("b", 2),
+            ("a", 5),
+        ];
+        assert_eq!(
+            in_turns(claimed, |d| d.0),
+            [
+                ("a", 1),
+                ("b", 1),
+                ("c", 1),
+                ("a", 2),
+                ("b", 2),
+                ("a", 3),
+                ("a", 4),
+                ("a", 5),
+            ]
+        );
+        assert!(in_turns(Vec::<(u8, u8)>::new(), |d| d.0).is_empty());
     }
 }
