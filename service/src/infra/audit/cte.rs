@@ -22,8 +22,8 @@
 //! returns nothing, as a plain update would). The row's lock is held for
 //! the insert too, but inside one statement that is microseconds; an
 //! earlier form inserted the audit row first and raised when the update
-//! then matched nothing, which cost PostgreSQL 6 % more per write and was
-//! no faster under contention for one row (`tests/pgbench/audit`).
+//! then matched nothing, which pgbench ran 7–13 % slower and no faster
+//! under contention for one row (`tests/pgbench/audit`).
 //! SQLite has no data-modifying CTE (and one writer at a time anyway):
 //! there it is one transaction, the audit row first.
 use std::fmt::Write;
