@@ -10,9 +10,15 @@
 //!
 //! ```text
 //! TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_audit [-- --requests N --rounds R [--audit on|off]]
+//! CARGO_TARGET_DIR=/work/target-bench cargo run --release -p tests --bin bench_audit [-- --requests N --rounds R [--audit on|off] [--scenario WORDS]]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+/// The production binary's allocator (api/src/main.rs): the audit row's
+/// cost on the process side is mostly allocation, so measuring it under
+/// another allocator measures something that does not ship.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
@@ -23,22 +29,24 @@ use tests::{Mode, TestApp, spawn_with};
 
 const CONCURRENCY: usize = 32;
 
-/// `--requests N --rounds R [--audit on|off]`: with `--audit`, every
-/// round runs in that mode only (for a profiler; the comparison needs
-/// both).
-fn args() -> (usize, usize, Option<bool>) {
+/// `--requests N --rounds R [--audit on|off] [--scenario WORDS]`: with
+/// `--audit`, every round runs in that mode only (for a profiler; the
+/// comparison needs both); with `--scenario`, only the scenarios whose
+/// name contains WORDS run (e.g. `PATCH`).
+fn args() -> (usize, usize, Option<bool>, Option<String>) {
     let mut it = std::env::args().skip(1);
-    let (mut requests, mut rounds, mut only) = (2_000, 6, None);
+    let (mut requests, mut rounds, mut only, mut scenario) = (2_000, 6, None, None);
     while let Some(a) = it.next() {
         let mut next = || it.next().expect("a value");
         match a.as_str() {
             "--requests" => requests = next().parse().expect("a number"),
             "--rounds" => rounds = next().parse().expect("a number"),
             "--audit" => only = Some(next() == "on"),
+            "--scenario" => scenario = Some(next()),
             other => panic!("unknown argument {other}"),
         }
     }
-    (requests, rounds, only)
+    (requests, rounds, only, scenario)
 }
 
 /// `n` writes over [`CONCURRENCY`] connections; writes per second.
@@ -83,7 +91,7 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
-    let (requests, rounds, only) = args();
+    let (requests, rounds, only, scenario) = args();
     let app = spawn_with(Mode::Postgres, |s| {
         s.run_worker = false;
         s.api_key_rate_per_second = 1_000_000;
@@ -142,6 +150,12 @@ async fn main() {
         ("client PATCH, one row", &update),
         ("client PATCH, a row per connection", &spread),
     ] {
+        if scenario
+            .as_ref()
+            .is_some_and(|s| !what.contains(s.as_str()))
+        {
+            continue;
+        }
         let (mut on, mut off) = (Vec::new(), Vec::new());
         // CPU per write (µs) in this process (client and server) and in
         // PostgreSQL, audit on and off.
@@ -195,9 +209,11 @@ async fn main() {
         // is the least disturbed by the machine drifting between rounds.
         let paired: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b - 1.0).collect();
         println!(
-            "{what}: median {m_off:.0}/s without the audit log, {m_on:.0}/s with it: {:+.1}%; median of the rounds' changes {:+.1}% ({CONCURRENCY} concurrent, {requests} per round, {rounds} rounds)",
+            "{what}: median {m_off:.0}/s without the audit log, {m_on:.0}/s with it: {:+.1}%; median of the rounds' changes {:+.1}% (quartiles {:+.1}% / {:+.1}%; {CONCURRENCY} concurrent, {requests} per round, {rounds} rounds)",
             (m_on / m_off - 1.0) * 100.0,
-            pct(&paired, 0.5) * 100.0
+            pct(&paired, 0.5) * 100.0,
+            pct(&paired, 0.25) * 100.0,
+            pct(&paired, 0.75) * 100.0,
         );
         println!(
             "{what}: median CPU per write without / with the audit log: {:.0} / {:.0} µs here, {:.0} / {:.0} µs PostgreSQL",
