@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # What one audit row costs PostgreSQL (docs/performance.md, sessions 16
-# and 17): each script runs a PATCH's own statements (the client's SELECT,
+# to 18): each script runs a PATCH's own statements (the client's SELECT,
 # then the update) as the application sends them, without a transaction
 # around them; the variants differ only in the update.
 #   bash tests/pgbench/audit/run.sh [clients=16] [seconds=12] [rounds=2] [variant ...]
-# Variants (default: all of session 16's and 17's):
+# Variants (default: all of them):
 #   plain, cte_only, audit_*       session 16: the audit values as literals
 #   plain_ret                      the update as sea-orm sends it (RETURNING every column)
 #   app_raise                      the audited update until session 17: audit row first,
@@ -13,6 +13,8 @@
 #                                  from what the update returned (into the primary
 #                                  key only, into a heap with no index)
 #   one_row_*                      the same with every client updating one row
+# Settings for the pgbench sessions come from the environment, e.g.
+#   PGOPTIONS="-c synchronous_commit=off" bash tests/pgbench/audit/run.sh 16 8 3 one_row_plain_ret one_row_app_after
 # The audit values of plain_ret/app_* are bound parameters (-D), as the
 # application binds them. Creates (and drops again) the scratch database
 # `gp_pgbench_audit`.
@@ -23,7 +25,7 @@ shift $(($# < 3 ? $# : 3))
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(plain cte_only audit_heap audit_unlogged audit_lean audit_json audit_log
   plain_ret app_raise app_after app_after_lean app_after_heap
-  one_row_plain_ret one_row_app_raise one_row_app_after)
+  one_row_plain_ret one_row_app_raise one_row_app_after one_row_app_after_lean one_row_app_after_heap)
 db=gp_pgbench_audit
 psql() { PGOPTIONS="-c client_min_messages=warning" command psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -q "$@"; }
 psql -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"

@@ -1,0 +1,4 @@
+\set n 1
+SELECT id AS cid FROM ids WHERE n = :n \gset
+SELECT * FROM clients WHERE id = :cid AND agency_id = :ag;
+WITH "updated" AS (UPDATE "clients" SET "name" = 'Client ' || :n, "updated_at" = now() WHERE "clients"."id" = :cid RETURNING "id", "agency_id", "name", "industry", "currency", "timezone", "locale", "report_recipients", "digest_schedule", "touchpoint_library_id", "min_segment_n", "archived_at", "created_at", "updated_at", "next_digest_at", "track_engagement"), "audited" AS (INSERT INTO "audit_lean" ("id", "agency_id", "at", "actor_kind", "user_id", "api_key_id", "request_id", "action", "resource_type", "resource_id", "changes") SELECT (lpad(to_hex((extract(epoch from clock_timestamp())*1000)::bigint),12,'0') || substr(md5(random()::text),1,20))::uuid, :ag, now(), 'user', :uid, NULL, :rid, 'client.update', 'client', :cid, :ch FROM "updated") SELECT * FROM "updated";
